@@ -1,0 +1,53 @@
+"""Declarative task files: YAML (or JSON) documents that ``tasks apply`` upserts.
+
+A file holds one task (a mapping with the task's fields) or several (``tasks: [...]``).
+``code_file: hello.py`` reads inline code from a file next to the task file, so code stays
+editable as Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from taskscheduler import errors
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def load(path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every task definition under ``path`` (a file, or a folder searched recursively)."""
+    if not path.exists():
+        raise errors.InvalidTask("path", f"{path} does not exist")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES)
+    for file in files:
+        for data in _documents(file):
+            yield file, _resolve_code_file(file, data)
+
+
+def _documents(file: Path) -> Iterator[dict[str, Any]]:
+    try:
+        documents = list(yaml.safe_load_all(file.read_text()))
+    except yaml.YAMLError as exc:
+        raise errors.InvalidTask("file", f"{file}: not valid YAML: {exc}") from None
+    for document in documents:
+        if document is None:
+            continue
+        items = document.get("tasks", [document]) if isinstance(document, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise errors.InvalidTask("file", f"{file}: expected a task mapping or tasks: [...]")
+        yield from items
+
+
+def _resolve_code_file(file: Path, data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    code_file = data.pop("code_file", None)
+    if code_file is not None:
+        source = file.parent / str(code_file)
+        if not source.is_file():
+            raise errors.InvalidTask("code_file", f"{file}: {source} not found")
+        data["code"] = source.read_text()
+    return data

@@ -1,0 +1,78 @@
+"""The errors users can meet, as one small hierarchy.
+
+    TaskSchedulerError
+    ├── InvalidTask (ValueError)        a field fails validation; names the field
+    │   └── InvalidSchedule             a schedule that cannot be used
+    ├── TaskNotFound (LookupError)
+    ├── TaskAlreadyExists
+    ├── JobNotFound (LookupError)
+    ├── JobAlreadyStarted               reschedule of a job that is no longer waiting
+    ├── JobAlreadyFinished              cancel of a job in a final state
+    └── PlatformUnavailable (ConnectionError)   the Prefect server or database cannot be reached
+
+The CLI prints ``str(error)`` on one line and exits 1; the API maps each leaf to a status code.
+"""
+
+from __future__ import annotations
+
+
+class TaskSchedulerError(Exception):
+    """Something went wrong in the task scheduler."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class InvalidTask(TaskSchedulerError, ValueError):
+    """The task definition is invalid."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"{field}: {message}")
+
+
+class InvalidSchedule(InvalidTask):
+    """The schedule is invalid."""
+
+
+class TaskNotFound(TaskSchedulerError, LookupError):
+    """No task has that name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"task {name!r} not found")
+
+
+class TaskAlreadyExists(TaskSchedulerError):
+    """A task with that name already exists."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"task {name!r} already exists")
+
+
+class JobNotFound(TaskSchedulerError, LookupError):
+    """No job has that id."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} not found")
+
+
+class JobAlreadyStarted(TaskSchedulerError):
+    """The job has already started, so it can no longer be moved."""
+
+    def __init__(self, job_id: str, state: str) -> None:
+        super().__init__(f"job {job_id} has already started (state: {state})")
+
+
+class JobAlreadyFinished(TaskSchedulerError):
+    """The job has already finished, so it can no longer be cancelled."""
+
+    def __init__(self, job_id: str, state: str) -> None:
+        super().__init__(f"job {job_id} has already finished (state: {state})")
+
+
+class PlatformUnavailable(TaskSchedulerError, ConnectionError):
+    """The Prefect server or the database cannot be reached."""

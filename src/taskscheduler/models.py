@@ -1,0 +1,384 @@
+"""The domain model: what a task is, what a job is, and the rules they obey.
+
+No Prefect import here: the glue in ``_prefect.py`` maps these objects onto deployments and
+flow runs. Every rule that can be checked without a server is checked when a ``TaskSpec`` is
+built, so a bad definition is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import enum
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainSerializer,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from taskscheduler import durations, errors, schedules
+
+NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+MAX_CODE_BYTES = 256 * 1024
+MAX_PARAMETERS_BYTES = 64 * 1024
+MAX_PARAMETERS_DEPTH = 16
+MAX_RETRIES = 20
+ENTRYPOINT_PATTERN = re.compile(r"^(?P<path>[\w./-]+\.py):(?P<func>[A-Za-z_]\w*)$")
+
+Duration = Annotated[
+    dt.timedelta,
+    BeforeValidator(durations.parse_duration),
+    PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json"),
+]
+
+
+def _utc_text(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+# Times leave the platform in ISO 8601 UTC, whatever zone they were given in.
+UtcDateTime = Annotated[dt.datetime, PlainSerializer(_utc_text, return_type=str, when_used="json")]
+
+
+class ConcurrencyPolicy(str, enum.Enum):
+    """What happens to a job that would exceed the task's concurrency limit."""
+
+    ENQUEUE = "enqueue"  # wait for a slot
+    CANCEL_NEW = "cancel-new"  # give up on the new job
+
+
+class TaskSpec(BaseModel):
+    """A task as its author defines it: code, parameters, when it runs and how it behaves.
+
+    Field names match the CLI options and the REST API's JSON fields.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique slug naming the task.")
+    description: str = Field(default="", max_length=2000)
+    code: str | None = Field(default=None, description="Inline Python source.")
+    entrypoint: str | None = Field(
+        default=None, description="A function in the project: path/to/file.py:function."
+    )
+    entry: str = Field(
+        default="main",
+        pattern=r"^[A-Za-z_]\w*$",
+        description="Entry function of inline code.",
+    )
+    parameters: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Keyword arguments passed to the entry function."
+    )
+    cron: str | None = None
+    every: Duration | None = None
+    at: UtcDateTime | None = None
+    rrule: str | None = None
+    timezone: str = "UTC"
+    start: UtcDateTime | None = None
+    end: UtcDateTime | None = None
+    retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
+    retry_delay: Duration = Field(
+        default=dt.timedelta(seconds=10),
+        description="Delay before the first retry; doubles on each further attempt.",
+    )
+    retry_jitter: float = Field(
+        default=0.2, ge=0, le=1, description="Random extra delay, as a fraction of the delay."
+    )
+    timeout: Duration | None = Field(default=None, description="Limit of one attempt.")
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    pool: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w-]{0,62}$")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("code")
+    @classmethod
+    def _code_size(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) > MAX_CODE_BYTES:
+            raise ValueError(f"code is larger than {MAX_CODE_BYTES // 1024} KiB")
+        return value
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            match = ENTRYPOINT_PATTERN.match(value)
+            if not match or match["path"].startswith("/") or ".." in match["path"].split("/"):
+                raise ValueError("must look like path/to/file.py:function, inside the project")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters_size(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        encoded = json.dumps(value)
+        if len(encoded.encode()) > MAX_PARAMETERS_BYTES:
+            raise ValueError(f"parameters are larger than {MAX_PARAMETERS_BYTES // 1024} KiB")
+        if _depth(value) > MAX_PARAMETERS_DEPTH:
+            raise ValueError(f"parameters are nested deeper than {MAX_PARAMETERS_DEPTH}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_form(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not tag or len(tag) > 100 or tag.strip() != tag:
+                raise ValueError(f"invalid tag {tag!r}")
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every_at_least_a_second(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        if value is not None and value < dt.timedelta(seconds=1):
+            raise ValueError("interval must be at least 1 second")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskSpec:
+        zone = ZoneInfo(self.timezone)  # naive times are wall-clock times in the task's zone
+        for field in ("at", "start", "end"):
+            value = getattr(self, field)
+            if value is not None and value.tzinfo is None:
+                setattr(self, field, value.replace(tzinfo=zone))
+        if (self.code is None) == (self.entrypoint is None):
+            raise errors.InvalidTask("code", "give exactly one of code or entrypoint")
+        if self.code is not None:
+            check_source(self.code, self.entry, self.parameters)
+        chosen = [k for k in ("cron", "every", "at", "rrule") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise errors.InvalidSchedule(chosen[1], f"give at most one schedule, not {chosen}")
+        if self.start and self.end and self.end <= self.start:
+            raise errors.InvalidTask("end", "must be after start")
+        if self.at is not None:
+            if self.start and self.at < self.start:
+                raise errors.InvalidSchedule("at", "is before start")
+            if self.end and self.at > self.end:
+                raise errors.InvalidSchedule("at", "is after end")
+        schedules.validate(self.schedule_kind, self.schedule_expression, self.timezone)
+        return self
+
+    @property
+    def schedule_kind(self) -> schedules.Kind | None:
+        """Which of cron / every / at / rrule the task uses, if any."""
+        for kind in ("cron", "every", "at", "rrule"):
+            if getattr(self, kind) is not None:
+                return kind  # type: ignore[return-value]
+        return None
+
+    @property
+    def schedule_expression(self) -> str | None:
+        """The schedule as text: the cron or RRULE string, seconds, or an ISO time."""
+        if self.cron is not None:
+            return self.cron
+        if self.rrule is not None:
+            return self.rrule
+        if self.every is not None:
+            return durations.format_duration(self.every)
+        if self.at is not None:
+            return self.at.isoformat()
+        return None
+
+    @property
+    def code_sha256(self) -> str:
+        """Content hash of the code: the inline source, or the entrypoint reference."""
+        payload = self.code if self.code is not None else f"entrypoint:{self.entrypoint}"
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def schedule_plan(self, now: dt.datetime) -> schedules.Plan | None:
+        """What Prefect should be told, with the window folded in (see ``schedules``)."""
+        kind = self.schedule_kind
+        if kind is None:
+            return None
+        return schedules.plan(
+            kind,
+            self.schedule_expression or "",
+            timezone=self.timezone,
+            start=self.start,
+            end=self.end,
+            now=now,
+        )
+
+    def check_entrypoint(self, project_dir: Path) -> None:
+        """Refuse an entrypoint whose file or function cannot be found in the project."""
+        if self.entrypoint is None:
+            return
+        path, _, func = self.entrypoint.rpartition(":")
+        file = project_dir / path
+        if not file.is_file():
+            raise errors.InvalidTask("entrypoint", f"file {path!r} not found in {project_dir}")
+        check_source(file.read_text(), func, self.parameters, field="entrypoint")
+
+    def merged(self, changes: dict[str, Any]) -> TaskSpec:
+        """A new spec with ``changes`` applied; choosing one schedule kind clears the others."""
+        data = self.model_dump(exclude_none=False)
+        if any(k in changes for k in ("cron", "every", "at", "rrule")):
+            for kind in ("cron", "every", "at", "rrule"):
+                data[kind] = None
+        if "code" in changes and changes["code"] is not None:
+            data["entrypoint"] = None
+        if "entrypoint" in changes and changes["entrypoint"] is not None:
+            data["code"] = None
+        data.update(changes)
+        return build_spec(data)
+
+
+def build_spec(data: dict[str, Any]) -> TaskSpec:
+    """Build a ``TaskSpec``, turning pydantic's errors into one ``InvalidTask`` naming the field."""
+    try:
+        return TaskSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "task"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "string_pattern_mismatch" and field == "name":
+            message = "use 1-63 lowercase letters, digits and dashes, not starting with a dash"
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, errors.InvalidTask):
+            raise cause from exc
+        raise errors.InvalidTask(field, message) from exc
+
+
+def check_source(
+    source: str, entry: str, parameters: dict[str, JsonValue], *, field: str = "code"
+) -> None:
+    """Refuse code that does not parse, lacks the entry function, or cannot take the parameters."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise errors.InvalidTask(field, f"syntax error on line {exc.lineno}: {exc.msg}") from None
+    functions = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    function = functions.get(entry)
+    if function is None:
+        raise errors.InvalidTask(field, f"no top-level function {entry!r}")
+    args = function.args
+    if args.kwarg is not None:
+        return
+    accepted = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+    unknown = sorted(set(parameters) - accepted)
+    if unknown:
+        raise errors.InvalidTask(
+            f"parameters.{unknown[0]}", f"{entry}() takes no parameter {unknown[0]!r}"
+        )
+    with_defaults = len(args.defaults)
+    positional = args.posonlyargs + args.args
+    required = {a.arg for a in positional[: len(positional) - with_defaults]}
+    required |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None}
+    missing = sorted(required - set(parameters))
+    if missing:
+        raise errors.InvalidTask(
+            f"parameters.{missing[0]}", f"{entry}() needs parameter {missing[0]!r}"
+        )
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+class JobState(str, enum.Enum):
+    """A job's state, summarised from Prefect's state types."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the job has ended and will not change again."""
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+class StateChange(BaseModel):
+    """One entry of a job's timeline."""
+
+    state: JobState
+    name: str = Field(description="Prefect's state name, e.g. Late, AwaitingRetry, Crashed.")
+    timestamp: UtcDateTime
+    message: str | None = None
+
+
+class Job(BaseModel):
+    """One execution of a task: a Prefect flow run (the job id is the flow run id)."""
+
+    id: str
+    name: str
+    task: str | None = Field(description="Task name; None once the task was deleted.")
+    state: JobState
+    state_name: str = Field(description="Prefect's state name: Scheduled, Late, Crashed, ...")
+    detail: str | None = Field(default=None, description="Prefect's state message.")
+    scheduled_time: UtcDateTime | None = None
+    start_time: UtcDateTime | None = None
+    end_time: UtcDateTime | None = None
+    start_delay: float | None = Field(default=None, description="Seconds late at start.")
+    attempts: int = 0
+    code_version: int | None = None
+    parameters: dict[str, JsonValue] = Field(default_factory=dict)
+    auto_scheduled: bool = False
+    timeline: list[StateChange] = Field(default_factory=list)
+    error: str | None = None
+
+
+class CodeVersion(BaseModel):
+    """One stored version of a task's code (a block document)."""
+
+    version: int
+    sha256: str
+    created: UtcDateTime | None = None
+
+
+class Task(BaseModel):
+    """A task as the platform holds it: the spec plus what Prefect knows about it."""
+
+    id: str = Field(description="The deployment id.")
+    deployment_id: str
+    name: str
+    flow: str
+    managed: bool = Field(description="Whether this platform created it (versus prefect deploy).")
+    spec: TaskSpec | None = Field(description="The definition; None for foreign deployments.")
+    schedule: str | None = Field(description="Human-readable schedule.")
+    paused: bool
+    pool: str | None
+    tags: list[str]
+    version: int | None = None
+    code_sha256: str | None = None
+    created: UtcDateTime | None = None
+    updated: UtcDateTime | None = None
+    next_runs: list[UtcDateTime] = Field(default_factory=list)
+    last_job: Job | None = None
+    versions: list[CodeVersion] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def state(self) -> Literal["active", "paused"]:
+        """Whether the schedule is running."""
+        return "paused" if self.paused else "active"

@@ -1,0 +1,208 @@
+"""Schedules: validation, and the plan that tells Prefect when to create runs.
+
+A task has at most one schedule kind — ``cron``, ``every`` (interval), ``at`` (one-off) or
+``rrule`` — in an IANA time zone, between optional ``start`` and ``end``. Prefect's own schedule
+types do the work at run time, but its cron and interval schedules know no window. So:
+
+- cron without a window → Prefect ``CronSchedule`` (DST-correct through croniter);
+- interval without a window → Prefect ``IntervalSchedule`` (fixed length, Prefect's anchor);
+- everything else → Prefect ``RRuleSchedule`` whose DTSTART and UNTIL *are* the window, so
+  Prefect's scheduler never creates a run outside it. A cron becomes an equivalent RRULE
+  (``_cron_rrule``), an interval a SECONDLY..DAILY rule in UTC (a fixed length), a one-off a
+  ``COUNT=1`` rule.
+
+RRULE times are written as naive wall-clock times; Prefect localises them in the schedule's
+time zone, which keeps "09:00 every day" at nine o'clock across DST changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import dateutil.rrule
+from croniter import croniter
+from pydantic import BaseModel
+
+from taskscheduler import _cron_rrule, durations, errors
+
+Kind = Literal["cron", "every", "at", "rrule"]
+
+_RRULE_TIME = "%Y%m%dT%H%M%S"
+# Intervals count from a round instant, so "every 5m" fires at :00, :05, ... as people expect.
+INTERVAL_ANCHOR = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+_INTERVAL_FREQS = (("DAILY", 86400), ("HOURLY", 3600), ("MINUTELY", 60), ("SECONDLY", 1))
+
+
+class Plan(BaseModel):
+    """The Prefect schedule to create for a task: one of a cron, an interval or an RRULE."""
+
+    kind: Kind
+    timezone: str
+    cron: str | None = None
+    interval: float | None = None
+    rrule: str | None = None
+
+    def describe(self) -> str:
+        """A short human-readable form, as ``tasks list`` shows it."""
+        if self.cron is not None:
+            return f"cron {self.cron} ({self.timezone})"
+        if self.interval is not None:
+            return f"every {dt.timedelta(seconds=self.interval)}"
+        return f"rrule {self.rrule} ({self.timezone})"
+
+
+def validate(kind: Kind | None, expression: str | None, timezone: str) -> None:
+    """Refuse a schedule that cannot be used, naming the field."""
+    if kind == "cron":
+        assert expression is not None
+        if len(expression.split()) != 5 and not expression.startswith("@"):
+            raise errors.InvalidSchedule(
+                "cron", "use five fields (minute hour day month weekday); for seconds use every"
+            )
+        if not croniter.is_valid(expression):
+            raise errors.InvalidSchedule("cron", f"{expression!r} is not a valid cron expression")
+    elif kind == "rrule":
+        assert expression is not None
+        _parse_rrule(expression, ZoneInfo(timezone))
+
+
+def plan(
+    kind: Kind,
+    expression: str,
+    *,
+    timezone: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    now: dt.datetime,
+) -> Plan:
+    """The Prefect schedule for a task's schedule, with its window folded in."""
+    zone = ZoneInfo(timezone)
+    windowed = start is not None or end is not None
+    anchor = max(start, now) if start else now
+    until = _local(end, zone) if end else None
+    if kind == "cron":
+        if not windowed:
+            return Plan(kind=kind, timezone=timezone, cron=expression)
+        begin = _local(start or now, zone)  # the converter rounds up, never before start
+        try:
+            text = _cron_rrule.cron_to_rrule(expression, dtstart=begin, until=until)
+        except ValueError as exc:
+            raise errors.InvalidSchedule("cron", str(exc)) from None
+        return Plan(kind=kind, timezone=timezone, rrule=text)
+    if kind == "every":
+        seconds = durations.parse_duration(expression).total_seconds()
+        if not windowed:
+            return Plan(kind=kind, timezone=timezone, interval=seconds)
+        freq, size = next((f, s) for f, s in _INTERVAL_FREQS if seconds % s == 0)
+        begin = (start or anchor).astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+        body = f"FREQ={freq};INTERVAL={int(seconds // size)}"
+        if end is not None:
+            body += f";UNTIL={end.astimezone(dt.UTC).strftime(_RRULE_TIME)}"
+        return Plan(kind=kind, timezone="UTC", rrule=f"DTSTART:{begin.strftime(_RRULE_TIME)}\nRRULE:{body}")
+    if kind == "at":
+        when = _local(dt.datetime.fromisoformat(expression), zone)
+        rule = f"DTSTART:{when.strftime(_RRULE_TIME)}\nRRULE:FREQ=DAILY;COUNT=1"
+        return Plan(kind=kind, timezone=timezone, rrule=rule)
+    dtstart, parts = _parse_rrule(expression, zone)
+    if start is not None:
+        if dtstart is not None and dtstart < _local(start, zone):
+            raise errors.InvalidSchedule("rrule", "its DTSTART is before start; drop one of them")
+        dtstart = dtstart or _local(start, zone)
+    dtstart = (dtstart or _local(now, zone)).replace(microsecond=0)
+    if until is not None:
+        if "COUNT" in parts:
+            raise errors.InvalidSchedule("rrule", "COUNT cannot be combined with end; use UNTIL")
+        current = parts.get("UNTIL")
+        if current is None or _rrule_time(current, zone) > until:
+            parts["UNTIL"] = until.strftime(_RRULE_TIME)
+    body = ";".join(f"{k}={v}" for k, v in parts.items())
+    return Plan(
+        kind=kind, timezone=timezone, rrule=f"DTSTART:{dtstart.strftime(_RRULE_TIME)}\nRRULE:{body}"
+    )
+
+
+def preview(p: Plan, count: int, *, after: dt.datetime) -> list[dt.datetime]:
+    """The next ``count`` fire times of a plan after ``after``, in UTC (for previews only).
+
+    Prefect's scheduler is the authority at run time; this mirrors it for display.
+    """
+    zone = ZoneInfo(p.timezone)
+    if p.cron is not None:
+        it = croniter(p.cron, after.astimezone(zone))
+        return [it.get_next(dt.datetime).astimezone(dt.UTC) for _ in range(count)]
+    if p.interval is not None:
+        epoch = INTERVAL_ANCHOR
+        step = dt.timedelta(seconds=p.interval)
+        first = epoch + step * (int((after - epoch) / step) + 1)
+        return [(first + step * i).astimezone(dt.UTC) for i in range(count)]
+    assert p.rrule is not None
+    rule = dateutil.rrule.rrulestr(p.rrule, cache=False, forceset=True)
+    local_after = after.astimezone(zone).replace(tzinfo=None)
+    times = itertools.islice(rule.xafter(local_after, inc=False), count)
+    return [t.replace(tzinfo=zone).astimezone(dt.UTC) for t in times]
+
+
+def _local(value: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """Naive wall-clock time in ``zone``, as RRULE strings carry it."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(zone).replace(tzinfo=None)
+
+
+def _rrule_time(text: str, zone: ZoneInfo) -> dt.datetime:
+    """An RRULE date-time (``20270101T000000`` or ``...Z``) as naive wall-clock time in zone."""
+    if text.endswith("Z"):
+        utc = dt.datetime.strptime(text[:-1], _RRULE_TIME).replace(tzinfo=dt.UTC)
+        return _local(utc, zone)
+    if len(text) == 8:
+        return dt.datetime.strptime(text, "%Y%m%d")
+    return dt.datetime.strptime(text, _RRULE_TIME)
+
+
+def _parse_rrule(text: str, zone: ZoneInfo) -> tuple[dt.datetime | None, dict[str, str]]:
+    """Split a user's RRULE into its DTSTART (naive, local) and its rule parts, validating both.
+
+    One RRULE line, optionally after a DTSTART line: the rule Prefect stores is rebuilt from
+    these parts, with times in the task's zone.
+    """
+    dtstart: dt.datetime | None = None
+    bodies: list[str] = []
+    for raw in text.strip().splitlines():
+        line = raw.strip()
+        upper = line.upper()
+        if not line:
+            continue
+        if upper.startswith("DTSTART"):
+            parsed = dateutil.rrule.rrulestr(f"{line}\nRRULE:FREQ=DAILY;COUNT=1")
+            start = parsed._dtstart  # type: ignore[union-attr]
+            dtstart = _local(start, zone) if start.tzinfo else start
+        elif upper.startswith("RRULE:"):
+            bodies.append(line[6:])
+        elif upper.startswith("FREQ="):
+            bodies.append(line)
+        else:
+            raise errors.InvalidSchedule(
+                "rrule", f"unsupported line {line!r}: give one RRULE, optionally after DTSTART"
+            )
+    if len(bodies) != 1:
+        raise errors.InvalidSchedule("rrule", "give exactly one RRULE")
+    try:
+        parts = dict(part.split("=", 1) for part in bodies[0].strip(";").split(";"))
+    except ValueError:
+        raise errors.InvalidSchedule("rrule", f"cannot read {bodies[0]!r}") from None
+    parts = {k.upper(): v.upper() for k, v in parts.items()}
+    if "UNTIL" in parts:
+        try:
+            parts["UNTIL"] = _rrule_time(parts["UNTIL"], zone).strftime(_RRULE_TIME)
+        except ValueError:
+            raise errors.InvalidSchedule("rrule", "cannot read its UNTIL") from None
+    body = ";".join(f"{k}={v}" for k, v in parts.items())
+    try:
+        rule = dateutil.rrule.rrulestr(f"RRULE:{body}", dtstart=dtstart or dt.datetime(2026, 1, 1))
+        next(iter(rule), None)
+    except (ValueError, TypeError) as exc:
+        raise errors.InvalidSchedule("rrule", f"invalid RRULE: {exc}") from None
+    return dtstart, parts

@@ -1,0 +1,568 @@
+"""The Python SDK: every operation on tasks and jobs, async and sync, sharing one implementation.
+
+    from taskscheduler import TaskScheduler
+    with TaskScheduler() as ts:
+        ts.create({"name": "hello", "code": "def main():\\n    print('hi')", "every": "1m"})
+        job = ts.run("hello")
+
+The CLI and the REST API are thin layers over ``AsyncTaskScheduler``, so all three behave the
+same. The rules live in ``models``; the Prefect calls in ``_prefect``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from taskscheduler import _prefect, declarative, errors, models
+from taskscheduler.code_block import TaskCode
+from taskscheduler.settings import Settings, get_settings
+
+T = TypeVar("T")
+TaskInput = models.TaskSpec | dict[str, Any]
+
+PAST_GRACE = dt.timedelta(minutes=5)
+
+
+class LogLine(BaseModel):
+    """One line of a job's log."""
+
+    timestamp: dt.datetime
+    level: str
+    logger: str
+    message: str
+
+
+class Applied(BaseModel):
+    """What ``apply`` did with one task file."""
+
+    name: str
+    action: Literal["created", "updated", "unchanged"]
+    file: str
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _spec(value: TaskInput) -> models.TaskSpec:
+    return value if isinstance(value, models.TaskSpec) else models.build_spec(value)
+
+
+class AsyncTaskScheduler:
+    """Tasks and jobs on the platform, as coroutines."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._gateway = _prefect.Gateway(self.settings)
+
+    # ---- tasks -------------------------------------------------------------------------
+
+    async def create(self, task: TaskInput) -> models.Task:
+        """Create a task: its first code version, its deployment and its upcoming jobs."""
+        spec = _spec(task)
+        spec.check_entrypoint(self.settings.project_dir)
+        now = _now()
+        _refuse_past_at(spec, now)
+        plan = spec.schedule_plan(now)
+        gw = self._gateway
+        async with gw.session() as client:
+            if await gw.exists(client, spec.name):
+                raise errors.TaskAlreadyExists(spec.name)
+            await gw.save_version(client, _version_block(spec, 1))
+            deployment_id = await gw.create_deployment(client, spec, 1, plan)
+            if plan is not None:
+                await gw.schedule_now(client, deployment_id, _since(spec, now))
+            return await self._read_task(client, spec.name, detail=True)
+
+    async def get(self, name: str) -> models.Task:
+        """A task with its schedule, next runs, last job and code versions."""
+        async with self._gateway.session() as client:
+            return await self._read_task(client, name, detail=True)
+
+    async def list(
+        self, *, limit: int = 100, offset: int = 0, search: str | None = None
+    ) -> list[models.Task]:
+        """Tasks by name, one page."""
+        gw = self._gateway
+        async with gw.session() as client:
+            deployments = await gw.list_deployments(
+                client, limit=limit, offset=offset, search=search
+            )
+            return [await self._to_task(client, d, detail=False) for d in deployments]
+
+    async def update(self, name: str, changes: dict[str, Any]) -> models.Task:
+        """Change a task; future jobs follow the new definition, none lost, none doubled.
+
+        Prefect drops the deployment's future auto-scheduled runs when it is updated; they are
+        created again at once from the new schedule (same slots, same idempotency keys), and
+        jobs scheduled by hand keep their time and arguments but take the new code and policy.
+        """
+        if "name" in changes and changes["name"] != name:
+            raise errors.InvalidTask("name", "a task cannot be renamed; create a new one")
+        gw = self._gateway
+        async with gw.session() as client:
+            deployment = await gw.find_deployment(client, name)
+            current, version = await self._current(client, deployment)
+            spec = current.merged(changes)
+            spec.check_entrypoint(self.settings.project_dir)
+            if spec == current:
+                return await self._read_task(client, name, detail=True)
+            now = _now()
+            schedule_changed = any(
+                getattr(spec, f) != getattr(current, f)
+                for f in ("cron", "every", "at", "rrule", "timezone", "start", "end")
+            )
+            if schedule_changed:
+                _refuse_past_at(spec, now)
+            plan = spec.schedule_plan(now)
+            version += 1
+            await gw.save_version(client, _version_block(spec, version))
+            await gw.update_deployment(client, deployment, spec, version, plan)
+            await gw.refresh_manual_runs(
+                client,
+                deployment.id,
+                _prefect.flow_parameters(current, version - 1),
+                _prefect.flow_parameters(spec, version),
+            )
+            if plan is not None and not deployment.paused:
+                await gw.schedule_now(client, deployment.id, _since(spec, now))
+            return await self._read_task(client, name, detail=True)
+
+    async def delete(self, name: str) -> None:
+        """Delete a task and its waiting jobs; finished jobs stay in Prefect's history."""
+        gw = self._gateway
+        async with gw.session() as client:
+            deployment = await gw.find_deployment(client, name)
+            await gw.delete_deployment(client, deployment.id)
+            await gw.delete_versions(client, name)
+
+    async def pause(self, name: str) -> models.Task:
+        """Stop the task's schedule; waiting auto-scheduled jobs are removed."""
+        gw = self._gateway
+        async with gw.session() as client:
+            deployment = await gw.find_deployment(client, name)
+            await gw.pause(client, deployment.id)
+            return await self._read_task(client, name, detail=True)
+
+    async def resume(self, name: str) -> models.Task:
+        """Restart the task's schedule from now on (missed ticks are not run)."""
+        gw = self._gateway
+        async with gw.session() as client:
+            deployment = await gw.find_deployment(client, name)
+            await gw.resume(client, deployment.id)
+            if deployment.schedules:
+                await gw.schedule_now(client, deployment.id, _now())
+            return await self._read_task(client, name, detail=True)
+
+    async def apply(self, path: Path | str) -> list[Applied]:
+        """Create or update every task defined in a folder (or file); idempotent."""
+        results = []
+        for file, data in declarative.load(Path(path)):
+            spec = models.build_spec(data)
+            try:
+                before = await self.get(spec.name)
+            except errors.TaskNotFound:
+                await self.create(spec)
+                results.append(Applied(name=spec.name, action="created", file=str(file)))
+                continue
+            if before.spec is None:
+                raise errors.InvalidTask(
+                    "name", f"{spec.name!r} is a deployment this platform did not create"
+                )
+            after = await self.update(spec.name, _full_changes(spec))
+            action: Literal["updated", "unchanged"] = (
+                "unchanged" if after.version == before.version else "updated"
+            )
+            results.append(Applied(name=spec.name, action=action, file=str(file)))
+        return results
+
+    # ---- jobs --------------------------------------------------------------------------
+
+    async def schedule(self, name: str, at: dt.datetime) -> models.Job:
+        """Add a one-off job of a task at ``at``."""
+        gw = self._gateway
+        async with gw.session() as client:
+            deployment = await gw.find_deployment(client, name)
+            spec, _ = await self._current(client, deployment, required=False)
+            _refuse_outside_window(spec, at, field="at")
+            run = await gw.create_run(client, deployment.id, at=at, parameters=None)
+            return _prefect.to_job(run, name)
+
+    async def run(self, name: str, parameters: dict[str, Any] | None = None) -> models.Job:
+        """Start a job of a task now, optionally with other arguments."""
+        gw = self._gateway
+        now = _now()
+        async with gw.session() as client:
+            deployment = await gw.find_deployment(client, name)
+            spec, _ = await self._current(client, deployment, required=False)
+            _refuse_outside_window(spec, now, field="run")
+            overrides = None
+            if parameters:
+                merged = {**deployment.parameters.get("parameters", {}), **parameters}
+                if spec is not None:
+                    spec.merged({"parameters": merged}).check_entrypoint(
+                        self.settings.project_dir
+                    )
+                overrides = {"parameters": merged}
+            run = await gw.create_run(client, deployment.id, at=now, parameters=overrides)
+            return _prefect.to_job(run, name)
+
+    async def reschedule(self, job_id: str, at: dt.datetime) -> models.Job:
+        """Move a job that has not started to another time (same job id)."""
+        gw = self._gateway
+        async with gw.session() as client:
+            run = await gw.read_run(client, job_id)
+            await gw.move(client, run, at)
+            return await self._read_job(client, job_id)
+
+    async def cancel(self, job_id: str) -> models.Job:
+        """Cancel a waiting job, or stop a running one (its worker kills it)."""
+        gw = self._gateway
+        async with gw.session() as client:
+            run = await gw.read_run(client, job_id)
+            await gw.cancel(client, run)
+            return await self._read_job(client, job_id)
+
+    async def jobs(
+        self,
+        *,
+        task: str | None = None,
+        state: models.JobState | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[models.Job]:
+        """Jobs, newest scheduled time first, optionally of one task and in one state."""
+        gw = self._gateway
+        async with gw.session() as client:
+            deployment_id = (await gw.find_deployment(client, task)).id if task else None
+            states = _prefect.state_types(_job_state(state)) if state else None
+            runs = await gw.read_runs(
+                client, deployment_id=deployment_id, states=states, limit=limit, offset=offset
+            )
+            names = await gw.deployment_names(
+                client, {r.deployment_id for r in runs if r.deployment_id}
+            )
+            return [
+                _prefect.to_job(r, names.get(r.deployment_id) if r.deployment_id else None)
+                for r in runs
+            ]
+
+    async def job(self, job_id: str) -> models.Job:
+        """A job with its state timeline and attempts."""
+        async with self._gateway.session() as client:
+            return await self._read_job(client, job_id)
+
+    async def logs(self, job_id: str, *, limit: int | None = None) -> list[LogLine]:
+        """What a job's code printed and logged, and Prefect's own lines about it."""
+        gw = self._gateway
+        async with gw.session() as client:
+            run = await gw.read_run(client, job_id)
+            return [
+                LogLine(
+                    timestamp=line.timestamp,
+                    level=_level_name(line.level),
+                    logger=line.name,
+                    message=line.message,
+                )
+                for line in await gw.read_logs(client, run.id, limit=limit)
+            ]
+
+    async def wait(
+        self, job_id: str, *, timeout: float = 300.0, interval: float = 0.5
+    ) -> models.Job:
+        """Poll a job until it ends (or ``timeout`` seconds pass) and return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.job(job_id)
+            if job.state.is_final or time.monotonic() > deadline:
+                return job
+            await asyncio.sleep(interval)
+
+    async def health(self) -> None:
+        """Raise ``PlatformUnavailable`` unless the Prefect server answers healthy."""
+        async with self._gateway.session() as client:
+            await self._gateway.check_health(client)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    async def _current(
+        self, client: Any, deployment: Any, *, required: bool = True
+    ) -> tuple[models.TaskSpec, int]:
+        """The task's definition from its latest code version."""
+        block = await self._latest_block(client, deployment)
+        if block is None:
+            if required:
+                raise errors.InvalidTask(
+                    "name",
+                    f"{deployment.name!r} was not created by this platform; "
+                    "change it where it was defined (prefect deploy)",
+                )
+            return None, 0  # type: ignore[return-value]
+        return _spec_from_block(block), block.version
+
+    async def _latest_block(self, client: Any, deployment: Any) -> TaskCode | None:
+        version = _version_of(deployment.version)
+        if deployment.flow_id != await self._gateway._flow_id(client) or version is None:
+            return None
+        return await self._gateway.read_version(
+            client, TaskCode.document_name(deployment.name, version)
+        )
+
+    async def _read_task(self, client: Any, name: str, *, detail: bool) -> models.Task:
+        deployment = await self._gateway.find_deployment(client, name)
+        return await self._to_task(client, deployment, detail=detail)
+
+    async def _to_task(self, client: Any, deployment: Any, *, detail: bool) -> models.Task:
+        gw = self._gateway
+        block = await self._latest_block(client, deployment)
+        spec = _spec_from_block(block) if block else None
+        plan = spec.schedule_plan(_now()) if spec else None
+        task = models.Task(
+            id=str(deployment.id),
+            deployment_id=str(deployment.id),
+            name=deployment.name,
+            flow=_prefect.FLOW_NAME if block else str(deployment.flow_id),
+            managed=block is not None,
+            spec=spec,
+            schedule=_describe(spec, plan) if spec else _prefect.describe_schedules(deployment),
+            paused=deployment.paused,
+            pool=deployment.work_pool_name,
+            tags=list(deployment.tags),
+            version=block.version if block else None,
+            code_sha256=block.sha256 if block else None,
+            created=deployment.created,
+            updated=deployment.updated,
+        )
+        if not detail:
+            return task
+        upcoming = await gw.read_runs(
+            client,
+            deployment_id=deployment.id,
+            states=_prefect.state_types(models.JobState.PENDING),
+            newest_first=False,
+            limit=5,
+        )
+        task.next_runs = [r.expected_start_time for r in upcoming if r.expected_start_time]
+        finished_or_running = [
+            t
+            for s in (models.JobState.RUNNING, models.JobState.COMPLETED)
+            for t in _prefect.state_types(s)
+        ] + _prefect.state_types(models.JobState.FAILED) + _prefect.state_types(
+            models.JobState.CANCELLED
+        )
+        last = await gw.read_runs(
+            client, deployment_id=deployment.id, states=finished_or_running, limit=1
+        )
+        task.last_job = _prefect.to_job(last[0], deployment.name) if last else None
+        if block is not None:
+            task.versions = [
+                models.CodeVersion(version=b.version, sha256=b.sha256)
+                for b in await gw.read_versions(client, deployment.name)
+            ]
+        return task
+
+    async def _read_job(self, client: Any, job_id: str) -> models.Job:
+        gw = self._gateway
+        run = await gw.read_run(client, job_id)
+        names = await gw.deployment_names(client, {run.deployment_id} if run.deployment_id else set())
+        return _prefect.to_job(
+            run,
+            names.get(run.deployment_id) if run.deployment_id else None,
+            states=await gw.read_states(client, run.id),
+            attempts=await gw.attempts(client, run),
+        )
+
+
+class TaskScheduler:
+    """The same operations as ``AsyncTaskScheduler``, blocking; use as a context manager."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.aio = AsyncTaskScheduler(settings)
+        self._runner = asyncio.Runner()
+
+    def __enter__(self) -> TaskScheduler:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the event loop behind the blocking calls."""
+        self._runner.close()
+
+    def _run(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        return self._runner.run(call(*args, **kwargs))  # type: ignore[arg-type]
+
+    def create(self, task: TaskInput) -> models.Task:
+        """See ``AsyncTaskScheduler.create``."""
+        return self._run(self.aio.create, task)
+
+    def get(self, name: str) -> models.Task:
+        """See ``AsyncTaskScheduler.get``."""
+        return self._run(self.aio.get, name)
+
+    def list(self, *, limit: int = 100, offset: int = 0, search: str | None = None) -> list[models.Task]:
+        """See ``AsyncTaskScheduler.list``."""
+        return self._run(self.aio.list, limit=limit, offset=offset, search=search)
+
+    def update(self, name: str, changes: dict[str, Any]) -> models.Task:
+        """See ``AsyncTaskScheduler.update``."""
+        return self._run(self.aio.update, name, changes)
+
+    def delete(self, name: str) -> None:
+        """See ``AsyncTaskScheduler.delete``."""
+        self._run(self.aio.delete, name)
+
+    def pause(self, name: str) -> models.Task:
+        """See ``AsyncTaskScheduler.pause``."""
+        return self._run(self.aio.pause, name)
+
+    def resume(self, name: str) -> models.Task:
+        """See ``AsyncTaskScheduler.resume``."""
+        return self._run(self.aio.resume, name)
+
+    def apply(self, path: Path | str) -> list[Applied]:
+        """See ``AsyncTaskScheduler.apply``."""
+        return self._run(self.aio.apply, path)
+
+    def schedule(self, name: str, at: dt.datetime) -> models.Job:
+        """See ``AsyncTaskScheduler.schedule``."""
+        return self._run(self.aio.schedule, name, at)
+
+    def run(self, name: str, parameters: dict[str, Any] | None = None) -> models.Job:
+        """See ``AsyncTaskScheduler.run``."""
+        return self._run(self.aio.run, name, parameters)
+
+    def reschedule(self, job_id: str, at: dt.datetime) -> models.Job:
+        """See ``AsyncTaskScheduler.reschedule``."""
+        return self._run(self.aio.reschedule, job_id, at)
+
+    def cancel(self, job_id: str) -> models.Job:
+        """See ``AsyncTaskScheduler.cancel``."""
+        return self._run(self.aio.cancel, job_id)
+
+    def jobs(
+        self,
+        *,
+        task: str | None = None,
+        state: models.JobState | str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[models.Job]:
+        """See ``AsyncTaskScheduler.jobs``."""
+        return self._run(self.aio.jobs, task=task, state=state, limit=limit, offset=offset)
+
+    def job(self, job_id: str) -> models.Job:
+        """See ``AsyncTaskScheduler.job``."""
+        return self._run(self.aio.job, job_id)
+
+    def logs(self, job_id: str, *, limit: int | None = None) -> list[LogLine]:
+        """See ``AsyncTaskScheduler.logs``."""
+        return self._run(self.aio.logs, job_id, limit=limit)
+
+    def wait(self, job_id: str, *, timeout: float = 300.0, interval: float = 0.5) -> models.Job:
+        """See ``AsyncTaskScheduler.wait``."""
+        return self._run(self.aio.wait, job_id, timeout=timeout, interval=interval)
+
+    def health(self) -> None:
+        """See ``AsyncTaskScheduler.health``."""
+        self._run(self.aio.health)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _version_block(spec: models.TaskSpec, version: int) -> TaskCode:
+    return TaskCode(
+        task=spec.name,
+        version=version,
+        sha256=spec.code_sha256,
+        source=spec.code,
+        entrypoint=spec.entrypoint,
+        entry=spec.entry,
+        definition=spec.model_dump(mode="json", exclude={"code"}),
+    )
+
+
+def _spec_from_block(block: TaskCode) -> models.TaskSpec:
+    return models.TaskSpec.model_validate({**block.definition, "code": block.source})
+
+
+def _full_changes(spec: models.TaskSpec) -> dict[str, Any]:
+    """Every field of a spec as a change set, so an applied file replaces the definition."""
+    return dict(spec)
+
+
+def _version_of(text: str | None) -> int | None:
+    if text and text.startswith("v") and text[1:].isdigit():
+        return int(text[1:])
+    return None
+
+
+def _since(spec: models.TaskSpec, now: dt.datetime) -> dt.datetime:
+    """From when to create runs now: a one-off a little in the past still gets its run."""
+    return min(spec.at, now) if spec.at is not None else now
+
+
+def _refuse_past_at(spec: models.TaskSpec, now: dt.datetime) -> None:
+    if spec.at is not None and spec.at < now - PAST_GRACE:
+        raise errors.InvalidSchedule("at", f"{spec.at.isoformat()} is in the past")
+
+
+def _refuse_outside_window(spec: models.TaskSpec | None, when: dt.datetime, *, field: str) -> None:
+    """No job of a task is ever created outside its start/end window."""
+    if spec is None:
+        return
+    if spec.start is not None and when < spec.start:
+        raise errors.InvalidSchedule(field, f"the task starts at {spec.start.isoformat()}")
+    if spec.end is not None and when > spec.end:
+        raise errors.InvalidSchedule(field, f"the task ended at {spec.end.isoformat()}")
+
+
+def _describe(spec: models.TaskSpec, plan: Any) -> str | None:
+    kind = spec.schedule_kind
+    if kind is None:
+        return None
+    text = {
+        "cron": f"cron {spec.cron}",
+        "every": f"every {spec.schedule_expression}",
+        "at": f"at {spec.schedule_expression}",
+        "rrule": f"rrule {spec.rrule}",
+    }[kind]
+    if kind != "every":
+        text += f" ({spec.timezone})"
+    if spec.start is not None:
+        text += f" from {spec.start.isoformat()}"
+    if spec.end is not None:
+        text += f" until {spec.end.isoformat()}"
+    return text
+
+
+def _job_state(state: models.JobState | str) -> models.JobState:
+    try:
+        return models.JobState(state)
+    except ValueError:
+        choices = ", ".join(s.value for s in models.JobState)
+        raise errors.InvalidTask("state", f"unknown state {state!r}; use one of {choices}") from None
+
+
+def _level_name(level: int) -> str:
+    import logging
+
+    return logging.getLevelName(level)
+
+
+__all__ = ["Applied", "AsyncTaskScheduler", "LogLine", "TaskScheduler"]
