@@ -344,20 +344,29 @@ class Gateway:
         )
         return max((t.run_count for t in task_runs), default=0)
 
-    async def move(self, client: PrefectClient, run: objects.FlowRun, at: dt.datetime) -> None:
-        """Move a waiting job to another time; refuse once it has left the Scheduled state."""
-        state = run.state
-        if state is None or state.type is not objects.StateType.SCHEDULED:
+    async def move(
+        self, client: PrefectClient, run: objects.FlowRun, at: dt.datetime
+    ) -> objects.FlowRun:
+        """Replace a waiting job by a new one at ``at``; refuse once it has started.
+
+        Prefect keeps a flow run's expected start time from its creation, so moving a run
+        in place would leave every delay figure measured from the old time. Instead the new
+        run takes the old one's arguments and the old one is cancelled with a note naming its
+        successor; cancelling (not deleting) keeps the scheduler from re-creating its slot.
+        """
+        if run.state_type is not objects.StateType.SCHEDULED or run.deployment_id is None:
             raise errors.JobAlreadyStarted(str(run.id), _state_name(run))
-        result = await client.set_flow_run_state(
-            run.id, Scheduled(scheduled_time=at, message=f"Rescheduled to {at.isoformat()}")
+        new = await self.create_run(
+            client, run.deployment_id, at=at, parameters=dict(run.parameters)
         )
-        if result.status.value != "ACCEPT":
-            current = await client.read_flow_run(run.id)
-            raise errors.JobAlreadyStarted(str(run.id), _state_name(current))
+        result = await client.set_flow_run_state(
+            run.id, Cancelled(message=f"Rescheduled to {at.isoformat()} as job {new.id}")
+        )
         current = await client.read_flow_run(run.id)
-        if current.state_type is not objects.StateType.SCHEDULED:
+        if result.status.value != "ACCEPT" or current.state_type is not objects.StateType.CANCELLED:
+            await client.delete_flow_run(new.id)
             raise errors.JobAlreadyStarted(str(run.id), _state_name(current))
+        return new
 
     async def cancel(self, client: PrefectClient, run: objects.FlowRun) -> None:
         """Cancel a job: a waiting one at once, a running one through its worker (Cancelling)."""

@@ -22,7 +22,11 @@ def load(path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every task definition under ``path`` (a file, or a folder searched recursively)."""
     if not path.exists():
         raise errors.InvalidTask("path", f"{path} does not exist")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES)
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+    )
     for file in files:
         for data in _documents(file):
             yield file, _resolve_code_file(file, data)
@@ -36,9 +40,13 @@ def _documents(file: Path) -> Iterator[dict[str, Any]]:
     for document in documents:
         if document is None:
             continue
-        items = document.get("tasks", [document]) if isinstance(document, dict) else None
+        items = (
+            document.get("tasks", [document]) if isinstance(document, dict) else None
+        )
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise errors.InvalidTask("file", f"{file}: expected a task mapping or tasks: [...]")
+            raise errors.InvalidTask(
+                "file", f"{file}: expected a task mapping or tasks: [...]"
+            )
         yield from items
 
 

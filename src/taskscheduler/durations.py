@@ -32,7 +32,7 @@ def format_duration(value: dt.timedelta) -> str:
     """The shortest ``1h30m``-style text for a timedelta, as ``parse_duration`` reads it."""
     seconds = value.total_seconds()
     if seconds != int(seconds):
-        return f"{seconds:g}s"
+        return f"{seconds:.6f}".rstrip("0") + "s"
     rest = int(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):

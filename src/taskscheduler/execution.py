@@ -64,9 +64,14 @@ def run_job(
         persist_result=False,
         cache_policy=NO_CACHE,
     )
-    with _user_logs_to_prefect():
-        result = attempt(**parameters)
-    logger.info("Result: %s", repr(result)[:MAX_RESULT_CHARS])
+    try:
+        with _user_logs_to_prefect():
+            result = attempt(**parameters)
+        logger.info("Result: %s", repr(result)[:MAX_RESULT_CHARS])
+    finally:
+        # Send the job's output before its final state is set, so that whoever sees the job
+        # ended also finds all its logs.
+        APILogHandler().flush()
     return result
 
 

@@ -276,9 +276,12 @@ def check_source(
     if function is None:
         raise errors.InvalidTask(field, f"no top-level function {entry!r}")
     args = function.args
+    # Parameters are passed by name, so positional-only ones can never receive a value.
+    for name in sorted(set(parameters) & {a.arg for a in args.posonlyargs}):
+        raise errors.InvalidTask(f"parameters.{name}", f"{entry}() takes {name!r} by position only")
     if args.kwarg is not None:
         return
-    accepted = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+    accepted = {a.arg for a in args.args + args.kwonlyargs}
     unknown = sorted(set(parameters) - accepted)
     if unknown:
         raise errors.InvalidTask(

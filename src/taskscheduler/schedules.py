@@ -18,11 +18,11 @@ time zone, which keeps "09:00 every day" at nine o'clock across DST changes.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import dateutil.rrule
+import dateutil.tz
 from croniter import croniter
 from pydantic import BaseModel
 
@@ -81,7 +81,6 @@ def plan(
     """The Prefect schedule for a task's schedule, with its window folded in."""
     zone = ZoneInfo(timezone)
     windowed = start is not None or end is not None
-    anchor = max(start, now) if start else now
     until = _local(end, zone) if end else None
     if kind == "cron":
         if not windowed:
@@ -96,12 +95,22 @@ def plan(
         seconds = durations.parse_duration(expression).total_seconds()
         if not windowed:
             return Plan(kind=kind, timezone=timezone, interval=seconds)
+        if seconds != int(seconds):
+            raise errors.InvalidSchedule(
+                "every", "with start or end, the interval must be a whole number of seconds"
+            )
         freq, size = next((f, s) for f, s in _INTERVAL_FREQS if seconds % s == 0)
-        begin = (start or anchor).astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+        step = dt.timedelta(seconds=seconds)
+        if start is not None:
+            first = start
+        else:  # keep the round phase of an unwindowed interval (see INTERVAL_ANCHOR)
+            first = INTERVAL_ANCHOR + step * -((INTERVAL_ANCHOR - now) // step)
+        begin = first.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
         body = f"FREQ={freq};INTERVAL={int(seconds // size)}"
         if end is not None:
             body += f";UNTIL={end.astimezone(dt.UTC).strftime(_RRULE_TIME)}"
-        return Plan(kind=kind, timezone="UTC", rrule=f"DTSTART:{begin.strftime(_RRULE_TIME)}\nRRULE:{body}")
+        rule = f"DTSTART:{begin.strftime(_RRULE_TIME)}\nRRULE:{body}"
+        return Plan(kind=kind, timezone="UTC", rrule=rule)
     if kind == "at":
         when = _local(dt.datetime.fromisoformat(expression), zone)
         rule = f"DTSTART:{when.strftime(_RRULE_TIME)}\nRRULE:FREQ=DAILY;COUNT=1"
@@ -140,9 +149,18 @@ def preview(p: Plan, count: int, *, after: dt.datetime) -> list[dt.datetime]:
         return [(first + step * i).astimezone(dt.UTC) for i in range(count)]
     assert p.rrule is not None
     rule = dateutil.rrule.rrulestr(p.rrule, cache=False, forceset=True)
-    local_after = after.astimezone(zone).replace(tzinfo=None)
-    times = itertools.islice(rule.xafter(local_after, inc=False), count)
-    return [t.replace(tzinfo=zone).astimezone(dt.UTC) for t in times]
+    # Localise as Prefect does (dateutil's zone: a wall time in a DST gap takes the offset after
+    # the change), then drop the duplicates that a gap or an overlap can produce.
+    local = dateutil.tz.gettz(p.timezone)
+    local_after = after.astimezone(zone).replace(tzinfo=None) - dt.timedelta(hours=3)
+    seen: list[dt.datetime] = []
+    for wall in rule.xafter(local_after, inc=False):
+        instant = wall.replace(tzinfo=local).astimezone(dt.UTC)
+        if instant > after and instant not in seen:
+            seen.append(instant)
+        if len(seen) >= count:
+            break
+    return sorted(seen)
 
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> dt.datetime:

@@ -216,12 +216,12 @@ class AsyncTaskScheduler:
             return _prefect.to_job(run, name)
 
     async def reschedule(self, job_id: str, at: dt.datetime) -> models.Job:
-        """Move a job that has not started to another time (same job id)."""
+        """Move a job that has not started to another time; returns the job that replaces it."""
         gw = self._gateway
         async with gw.session() as client:
             run = await gw.read_run(client, job_id)
-            await gw.move(client, run, at)
-            return await self._read_job(client, job_id)
+            new = await gw.move(client, run, at)
+            return await self._read_job(client, str(new.id))
 
     async def cancel(self, job_id: str) -> models.Job:
         """Cancel a waiting job, or stop a running one (its worker kills it)."""

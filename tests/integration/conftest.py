@@ -1,0 +1,130 @@
+"""Integration fixtures: a real Prefect server and process worker on a throwaway database.
+
+The session fixture ``platform`` starts one platform for all integration tests; tests that
+must stop and start a platform themselves take ``fresh_platform`` so the shared one is never
+disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from taskscheduler.platform import LocalPlatform
+from taskscheduler.settings import Settings, get_settings
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def throwaway_settings(state_dir: Path) -> Settings:
+    """Settings naming a new database ``tasks_test_<hex>`` and a free port.
+
+    The PostgreSQL server is the one of ``TASKS_DATABASE_URL`` (or the default); only the
+    database name changes, so the developer's own database is never touched.
+    """
+    base = make_url(Settings().database_url)
+    database = base.set(database=f"tasks_test_{secrets.token_hex(4)}")
+    return Settings(
+        database_url=database.render_as_string(hide_password=False),
+        prefect_port=free_port(),
+        state_dir=state_dir,
+    )
+
+
+def drop_database(database_url: str) -> None:
+    """Drop the database after ending its remaining connections."""
+
+    async def drop() -> None:
+        url = make_url(database_url)
+        admin = url.set(drivername="postgresql+asyncpg", database="postgres")
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": url.database},
+                )
+                quoted = engine.dialect.identifier_preparer.quote(url.database or "")
+                await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(drop())
+
+
+@contextlib.contextmanager
+def throwaway_platform(state_dir: Path) -> Iterator[LocalPlatform]:
+    """A whole platform on its own database and port, stopped and dropped afterwards."""
+    platform = LocalPlatform(throwaway_settings(state_dir))
+    try:
+        platform.up()
+        yield platform
+    finally:
+        try:
+            platform.down()
+        finally:
+            drop_database(platform.settings.database_url)
+
+
+@contextlib.contextmanager
+def pointing_at(platform: LocalPlatform) -> Iterator[None]:
+    """Point this process's SDK, CLI and Prefect client at the platform, then restore.
+
+    ``os.environ`` serves our settings and the subprocesses; Prefect reads its settings once at
+    import, so its in-process client needs ``temporary_settings`` as well.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    env = {k: v for k, v in platform.env().items() if k.startswith("TASKS_")}
+    env["PREFECT_API_URL"] = platform.api_url
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: platform.api_url}):
+                yield
+        finally:
+            get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    """The session's platform: Prefect server, ``process`` pool, worker and block types.
+
+    Yields the `LocalPlatform` (``.settings``, ``.api_url``, ``.ui_url``); while it lives,
+    ``PREFECT_API_URL`` and the ``TASKS_*`` variables point at it.
+    """
+    with (
+        throwaway_platform(tmp_path_factory.mktemp("platform")) as started,
+        pointing_at(started),
+    ):
+        yield started
+
+
+@pytest.fixture
+def fresh_platform(tmp_path: Path) -> Iterator[LocalPlatform]:
+    """A second platform of the test's own, for tests that stop and restart one.
+
+    Nothing points at it: talk to it through its ``api_url``.
+    """
+    with throwaway_platform(tmp_path / "platform") as started:
+        yield started

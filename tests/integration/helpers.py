@@ -1,0 +1,68 @@
+"""Small helpers shared by the integration tests: unique names, polling, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def unique(prefix: str = "t") -> str:
+    """A task name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float = 90.0, interval: float = 0.3, what: str = ""
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or probe}")
+        time.sleep(interval)
+
+
+def cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``tasks`` command as a user would, in a child process."""
+    result = subprocess.run(
+        [str(VENV_BIN / "tasks"), *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        cwd=cwd,
+        timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"tasks {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+def cli_json(*args: str) -> Any:
+    """Run a ``tasks ... --json`` command and parse its one JSON document."""
+    return json.loads(cli(*args, "--json").stdout)
+
+
+def prefect(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run Prefect's own CLI against the same server."""
+    return subprocess.run(
+        [str(VENV_BIN / "prefect"), *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        cwd=cwd,
+        timeout=180,
+    )

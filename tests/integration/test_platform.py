@@ -1,0 +1,174 @@
+"""The local platform supervisor, for real: PostgreSQL, Prefect server, process worker."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import WorkerStatus
+
+from taskscheduler.platform import LocalPlatform
+
+SLEEPY_FLOW = """
+import time
+
+from prefect import flow
+
+
+@flow
+def sleepy(seconds: float = 600) -> None:
+    time.sleep(seconds)
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (killed children linger as zombies)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition()`` every 0.2 s until true, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_server_answers_health_and_serves_the_ui(platform: LocalPlatform) -> None:
+    """The API's health check and the UI both answer on the configured port."""
+    assert httpx.get(f"{platform.api_url}/health").status_code == 200
+    assert httpx.get(platform.ui_url).status_code == 200
+    assert platform.status().up
+
+
+def test_process_pool_exists_with_a_live_worker(platform: LocalPlatform) -> None:
+    """``up`` leaves a ``process`` pool with our worker online on it."""
+    with SyncPrefectClient(platform.api_url) as client:
+        pool = client.read_work_pool("process")
+        workers = client.read_workers_for_work_pool("process")
+    assert pool.type == "process"
+    assert pool.base_job_template, (
+        "the pool has the process worker's default job template"
+    )
+    assert any(
+        w.name == platform.worker_name and w.status == WorkerStatus.ONLINE
+        for w in workers
+    )
+
+
+def test_block_types_are_registered(platform: LocalPlatform) -> None:
+    """``up`` registers our block types, so code blocks can be saved at once."""
+    from taskscheduler.code_block import TaskCode
+
+    with SyncPrefectClient(platform.api_url) as client:
+        block_type = client.read_block_type_by_slug(TaskCode.get_block_type_slug())
+    assert block_type.slug == TaskCode.get_block_type_slug()
+
+
+def test_up_again_keeps_the_running_processes(platform: LocalPlatform) -> None:
+    """A second ``up`` on a running platform is quick and starts nothing new."""
+    before = platform.status()
+    started = time.monotonic()
+
+    after = platform.up()
+
+    assert time.monotonic() - started < 15
+    assert (after.server_pid, after.worker_pid) == (
+        before.server_pid,
+        before.worker_pid,
+    )
+
+
+async def test_prefect_client_in_tests_talks_to_the_session_server(
+    platform: LocalPlatform,
+) -> None:
+    """Inside the session, Prefect's own client and ``PREFECT_API_URL`` name our server."""
+    assert os.environ["PREFECT_API_URL"] == platform.api_url
+    async with get_client() as client:
+        assert str(client.api_url).rstrip("/") == platform.api_url
+        assert await client.api_healthcheck() is None
+
+
+def test_status_command_reports_a_running_platform(platform: LocalPlatform) -> None:
+    """``python -m taskscheduler.platform status`` exits 0 and says where to look."""
+    result = subprocess.run(
+        [sys.executable, "-m", "taskscheduler.platform", "status"],
+        env=platform.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"PREFECT_API_URL={platform.api_url}" in result.stdout
+
+
+@pytest.mark.slow
+def test_restart_keeps_data_and_down_leaves_no_process(
+    fresh_platform: LocalPlatform, tmp_path: Path
+) -> None:
+    """``down`` ends every process, flow runs in flight included; ``up`` finds the data again."""
+    pool_name = f"survivor-{secrets.token_hex(4)}"
+    flow_dir = tmp_path / "flows"
+    flow_dir.mkdir()
+    (flow_dir / "sleepy.py").write_text(SLEEPY_FLOW)
+
+    with SyncPrefectClient(fresh_platform.api_url) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool_name, type="process"))
+    flow_run_pids = start_sleepy_flow_run(fresh_platform, flow_dir)
+    supervised = fresh_platform.processes()
+    assert set(flow_run_pids) <= set(supervised)
+
+    fresh_platform.down()
+
+    survivors = [pid for pid in supervised if running(pid)]
+    assert survivors == [], f"processes outlived down(): {survivors}"
+    assert not list(fresh_platform.settings.state_dir.glob("*.pid"))
+    assert not fresh_platform.status().server_healthy
+
+    fresh_platform.up()
+
+    with SyncPrefectClient(fresh_platform.api_url) as client:
+        assert client.read_work_pool(pool_name).name == pool_name
+        assert client.read_work_pool("process").type == "process"
+    assert not set(fresh_platform.processes()) & set(supervised)
+
+
+def start_sleepy_flow_run(platform: LocalPlatform, flow_dir: Path) -> list[int]:
+    """Deploy a flow that sleeps, run it on the platform's worker, return its processes."""
+    from prefect import Flow, flow
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: platform.api_url}):
+        # Called outside an event loop these return values, not coroutines.
+        sleepy = flow.from_source(source=str(flow_dir), entrypoint="sleepy.py:sleepy")
+        assert isinstance(sleepy, Flow)
+        sleepy.deploy(name="sleepy", work_pool_name="process", build=False, push=False)
+        flow_run = run_deployment("sleepy/sleepy", timeout=0)
+        assert isinstance(flow_run, FlowRun)
+        with SyncPrefectClient(platform.api_url) as client:
+
+            def started() -> bool:
+                state = client.read_flow_run(flow_run.id).state
+                return state is not None and state.is_running()
+
+            wait_for(started, 120, "the flow run to start")
+    server_and_worker = {platform.status().server_pid, platform.status().worker_pid}
+    pids = [pid for pid in platform.processes() if pid not in server_and_worker]
+    assert pids, "the flow run's process is a descendant of the worker"
+    return pids
