@@ -1,0 +1,13 @@
+"""The platform's custom Prefect block types, in one file Prefect's CLI can register.
+
+    prefect block register -f blocks/catalog.py
+
+`make up` registers the same types from the package (``taskscheduler.code_block``); this file
+exists so an operator can do it with Prefect's own tools, e.g. against another server.
+"""
+
+from __future__ import annotations
+
+from taskscheduler.code_block import TaskCode
+
+__all__ = ["TaskCode"]
