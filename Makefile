@@ -11,7 +11,7 @@ endif
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: help install up down status test lint
+.PHONY: help install up down status test lint bench images compose-config
 
 help:
 	@echo "make install  create .venv from uv.lock (installs uv if missing)"
@@ -20,6 +20,8 @@ help:
 	@echo "make status   show what runs and where"
 	@echo "make test     run the tests (unit and integration)"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
+	@echo "make images   start Docker if needed; build the job image unless it exists"
+	@echo "make bench    benchmark on throwaway databases (BENCH_ARGS='--profile full' for the targets)"
 
 # uv is a self-contained binary, so installing it into a system Python (PEP 668) is harmless.
 install:
@@ -41,10 +43,26 @@ down:
 status:
 	$(PYTHON) -m taskscheduler.platform status
 
-test: install
+# The docker tests need the engine and the job image; building them (minutes on a fresh
+# machine) happens here, not inside a test's time limit. A failure stops the run, saying why.
+test: install images
 	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
 	$(VENV)/bin/mypy --strict src
+
+# The benchmark starts its own platforms on throwaway databases, prints a table and writes
+# bench/results/latest.{json,png,txt}. The short profile takes a few minutes; the full one
+# (BENCH_ARGS="--profile full") checks the targets of docs/performance.md in under 30 minutes.
+BENCH_ARGS ?=
+bench: install
+	$(PYTHON) -m bench $(BENCH_ARGS)
+
+images:
+	docker/ensure.sh all
+
+compose-config:
+	compose="docker compose"; $$compose version >/dev/null 2>&1 || compose=docker-compose; \
+		POSTGRES_PASSWORD=check TASKS_ADMIN_TOKEN=check $$compose -f docker-compose.yml config -q

@@ -25,8 +25,17 @@ def run_task(
     retry_delay: float = 10.0,
     retry_jitter: float = 0.2,
     timeout: float | None = None,
+    secrets: dict[str, str] | None = None,
+    misfire: str = "all",
+    late_limit: float | None = None,
+    max_runtime: float | None = None,
 ) -> Any:
-    """Run one job of ``task``: its code version ``code`` (or ``entrypoint``) with ``parameters``."""
+    """Run one job of ``task``: code version ``code`` (or ``entrypoint``) with ``parameters``.
+
+    ``secrets`` maps environment variable names to Secret block names (names, never values).
+    ``misfire`` and ``late_limit`` may skip a late job; ``max_runtime`` is the SLA the
+    platform's watchdog checks while the job runs.
+    """
     return execution.run_job(
         task=task,
         code=code,
@@ -37,4 +46,7 @@ def run_task(
         retry_delay=retry_delay,
         retry_jitter=retry_jitter,
         timeout=timeout,
+        secrets=secrets,
+        misfire=misfire,
+        late_limit=late_limit,
     )

@@ -29,7 +29,7 @@ __all__ = [
     "Task",
     "TaskAlreadyExists",
     "TaskNotFound",
-    "TaskSchedulerError",
     "TaskScheduler",
+    "TaskSchedulerError",
     "TaskSpec",
 ]

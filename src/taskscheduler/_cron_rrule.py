@@ -75,9 +75,7 @@ _FEATURES = {
 _MONTH, _DOW, _YEAR = 3, 4, 6
 
 
-def cron_to_rrule(
-    expr: str, *, dtstart: datetime.datetime, until: datetime.datetime | None
-) -> str:
+def cron_to_rrule(expr: str, *, dtstart: datetime.datetime, until: datetime.datetime | None) -> str:
     """Return an RRULE string that fires exactly when ``expr`` does, within the window.
 
     ``dtstart``/``until`` are naive wall-clock datetimes in the schedule's time zone.
@@ -99,9 +97,7 @@ def cron_to_rrule(
     dom_list = None if doms == ["*"] else _values(doms, 1, 31)
     dow_list = None if dows == ["*"] else _values(dows, 0, 6)
     # Without this, dateutil would search day by day until year 9999.
-    if dom_list is not None and min(dom_list) > max(
-        _DAYS_IN_MONTH[m - 1] for m in month_list
-    ):
+    if dom_list is not None and min(dom_list) > max(_DAYS_IN_MONTH[m - 1] for m in month_list):
         if dow_list is None:
             raise ValueError(f"cron expression {expr!r} never fires")
         dom_list = None  # the day-of-week side of the OR still fires

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib.util
+import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,19 @@ import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas import filters, objects, sorting
 from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
-from prefect.client.schemas.responses import DeploymentResponse
+from prefect.client.schemas.responses import DeploymentResponse, OrchestrationResult
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
+from prefect.settings import (
+    PREFECT_API_AUTH_STRING,
+    PREFECT_API_KEY,
+    PREFECT_API_URL,
+    temporary_settings,
+)
+from prefect.settings.legacy import Setting
 from prefect.states import Cancelled, Cancelling, Scheduled
 
-from taskscheduler import errors, models, schedules
+from taskscheduler import _docker, credentials, errors, models, notifications, schedules
 from taskscheduler.code_block import TaskCode
 from taskscheduler.settings import DEFAULT_API_URL, Settings
 
@@ -65,14 +72,21 @@ class Gateway:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[PrefectClient]:
         """An open Prefect client; connection failures become ``PlatformUnavailable``."""
-        client = PrefectClient(
-            self.url,
-            api_key=PREFECT_API_KEY.value(),
-            auth_string=PREFECT_API_AUTH_STRING.value(),
+        # Prefect's own setting first; else the secret `make up` generated for this platform.
+        auth_string = PREFECT_API_AUTH_STRING.value() or credentials.prefect_auth_string(
+            self.settings
         )
+        client = PrefectClient(self.url, api_key=PREFECT_API_KEY.value(), auth_string=auth_string)
+        # Prefect's helpers behind the client (block loads emit events, for one) read Prefect's
+        # settings, not the client: without this, an unset PREFECT_API_URL makes them start an
+        # ephemeral in-process server.
+        updates: dict[Setting, Any] = {PREFECT_API_URL: self.url}
+        if auth_string:
+            updates[PREFECT_API_AUTH_STRING] = auth_string
         try:
-            async with client:
-                yield client
+            with temporary_settings(updates=updates):
+                async with client:
+                    yield client
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise errors.PlatformUnavailable(
                 f"cannot reach the Prefect server at {self.url}: is the platform up (make up)?"
@@ -159,28 +173,35 @@ class Gateway:
                 return documents
 
     async def create_deployment(
-        self, client: PrefectClient, spec: models.TaskSpec, version: int, plan: schedules.Plan | None
+        self,
+        client: PrefectClient,
+        spec: models.TaskSpec,
+        version: int,
+        plan: schedules.Plan | None,
     ) -> uuid.UUID:
         """Create the task's deployment of the generic flow, with its schedule."""
         pool = spec.pool or self.settings.default_pool
         await self._require_pool(client, pool)
-        return await client.create_deployment(
-            flow_id=await self._flow_id(client),
-            name=spec.name,
-            version=f"v{version}",
-            description=spec.description or None,
-            entrypoint=FLOW_ENTRYPOINT,
-            parameters=flow_parameters(spec, version),
-            parameter_openapi_schema=_flow_parameter_schema(str(self.settings.project_dir)),
-            schedules=_schedule_create(plan),
-            work_pool_name=pool,
-            tags=spec.tags,
-            concurrency_limit=spec.concurrency,
-            concurrency_options=_concurrency_options(spec),
-            pull_steps=[self._pull_step(pool)],
-            enforce_parameter_schema=False,
-            paused=False,
-        )
+        await notifications.route_tasks(client, spec.notify)
+        with _pool_bounds():
+            return await client.create_deployment(
+                flow_id=await self._flow_id(client),
+                name=spec.name,
+                version=f"v{version}",
+                description=spec.description or None,
+                entrypoint=FLOW_ENTRYPOINT,
+                parameters=flow_parameters(spec, version),
+                parameter_openapi_schema=_flow_parameter_schema(str(self.settings.project_dir)),
+                schedules=_schedule_create(plan),
+                work_pool_name=pool,
+                tags=deployment_tags(spec),
+                concurrency_limit=spec.concurrency,
+                concurrency_options=_concurrency_options(spec),
+                pull_steps=[self._pull_step(pool)],
+                job_variables=self._job_variables(spec, pool),
+                enforce_parameter_schema=False,
+                paused=False,
+            )
 
     async def update_deployment(
         self,
@@ -193,21 +214,21 @@ class Gateway:
         """Point the deployment at a new version; Prefect drops its future auto-scheduled runs."""
         pool = spec.pool or self.settings.default_pool
         await self._require_pool(client, pool)
+        await notifications.route_tasks(client, spec.notify)
         update = DeploymentUpdate(
             version=f"v{version}",
             description=spec.description or None,
             parameters=flow_parameters(spec, version),
-            schedules=[
-                s.model_dump(exclude_unset=True)  # type: ignore[misc]
-                for s in _schedule_create(plan)
-            ],
-            tags=spec.tags,
+            schedules=[s.model_dump(exclude_unset=True) for s in _schedule_create(plan)],
+            tags=deployment_tags(spec),
             work_pool_name=pool,
             concurrency_limit=spec.concurrency,
             concurrency_options=_concurrency_options(spec),
             pull_steps=[self._pull_step(pool)],
+            job_variables=self._job_variables(spec, pool),
         )
-        await client.update_deployment(deployment.id, update)
+        with _pool_bounds():
+            await client.update_deployment(deployment.id, update)
 
     async def schedule_now(
         self, client: PrefectClient, deployment_id: uuid.UUID, since: dt.datetime
@@ -247,6 +268,18 @@ class Gateway:
                 parameters["parameters"] = run.parameters.get("parameters")
             await client.update_flow_run(run.id, parameters=parameters)
         return len(runs)
+
+    async def require_secrets(self, client: PrefectClient, secrets: dict[str, str]) -> None:
+        """Refuse a task that names a Secret block that does not exist (values are not read)."""
+        for env, block in sorted(secrets.items()):
+            try:
+                await client.read_block_document_by_name(
+                    block, block_type_slug="secret", include_secrets=False
+                )
+            except ObjectNotFound:
+                raise errors.InvalidTask(
+                    f"secrets.{env}", f"no Secret block named {block!r}"
+                ) from None
 
     async def pause(self, client: PrefectClient, deployment_id: uuid.UUID) -> None:
         """Stop creating runs; Prefect deletes the auto-scheduled ones still waiting."""
@@ -332,17 +365,32 @@ class Gateway:
             if len(page) < PAGE or (limit and len(runs) >= limit):
                 return runs
 
+    async def count_runs(self, client: PrefectClient, states: Sequence[objects.StateType]) -> int:
+        """How many flow runs of deployments are in one of ``states``."""
+        return await client.count_flow_runs(
+            flow_run_filter=filters.FlowRunFilter(
+                deployment_id=filters.FlowRunFilterDeploymentId(is_null_=False),
+                state=filters.FlowRunFilterState(
+                    type=filters.FlowRunFilterStateType(any_=list(states))
+                ),
+            )
+        )
+
     async def read_states(self, client: PrefectClient, run_id: uuid.UUID) -> list[objects.State]:
         """Every state a flow run went through, oldest first."""
         states = await client.read_flow_run_states(run_id)
         return sorted(states, key=lambda s: s.timestamp)
 
     async def attempts(self, client: PrefectClient, run: objects.FlowRun) -> int:
-        """How many times the user's code was started in this job (its task run's run count)."""
+        """How many times the user's code was started in this job.
+
+        On the process and docker lanes that is the run count of the task run wrapping the code;
+        the fast lane runs code without task runs and counts attempts on the flow run itself.
+        """
         task_runs = await client.read_task_runs(
             flow_run_filter=filters.FlowRunFilter(id=filters.FlowRunFilterId(any_=[run.id]))
         )
-        return max((t.run_count for t in task_runs), default=0)
+        return max((t.run_count for t in task_runs), default=run.run_count)
 
     async def move(
         self, client: PrefectClient, run: objects.FlowRun, at: dt.datetime
@@ -359,7 +407,7 @@ class Gateway:
         new = await self.create_run(
             client, run.deployment_id, at=at, parameters=dict(run.parameters)
         )
-        result = await client.set_flow_run_state(
+        result: OrchestrationResult[Any] = await client.set_flow_run_state(
             run.id, Cancelled(message=f"Rescheduled to {at.isoformat()} as job {new.id}")
         )
         current = await client.read_flow_run(run.id)
@@ -374,7 +422,7 @@ class Gateway:
         if summary.is_final:
             raise errors.JobAlreadyFinished(str(run.id), _state_name(run))
         running = run.state_type in (objects.StateType.RUNNING, objects.StateType.CANCELLING)
-        state = (
+        state: objects.State[Any] = (
             Cancelling(message="Cancelled by user")
             if running
             else Cancelled(message="Cancelled by user")
@@ -407,7 +455,9 @@ class Gateway:
         if not ids:
             return {}
         found = await client.read_deployments(
-            deployment_filter=filters.DeploymentFilter(id=filters.DeploymentFilterId(any_=list(ids)))
+            deployment_filter=filters.DeploymentFilter(
+                id=filters.DeploymentFilterId(any_=list(ids))
+            )
         )
         return {d.id: d.name for d in found}
 
@@ -431,6 +481,17 @@ class Gateway:
         except ObjectNotFound:
             raise errors.InvalidTask("pool", f"no work pool named {pool!r}") from None
 
+    def _job_variables(self, spec: models.TaskSpec, pool: str) -> dict[str, Any]:
+        """The task's resource limits and labels, for pools that run jobs in containers."""
+        if pool not in self.settings.container_pools:
+            for field in ("memory", "cpus"):
+                if getattr(spec, field) is not None:
+                    raise errors.InvalidTask(
+                        field, f"only container pools limit it; pool {pool!r} is not one"
+                    )
+            return {}
+        return _docker.job_variables(spec.name, spec.memory, spec.cpus)
+
     def _pull_step(self, pool: str) -> dict[str, Any]:
         """Run flows from the project directory (inside the image for container pools)."""
         directory = (
@@ -439,6 +500,25 @@ class Gateway:
             else str(self.settings.project_dir)
         )
         return {"prefect.deployments.steps.set_working_directory": {"directory": directory}}
+
+
+# The server checks job variables against the pool's schema; name our field, not the variable.
+_JOB_VARIABLE_FIELDS = {"memory_mb": "memory", "nano_cpus": "cpus"}
+
+
+@contextmanager
+def _pool_bounds() -> Iterator[None]:
+    """Turn the server's refusal of a job variable (a limit out of the pool's bounds) into
+    ``InvalidTask`` naming the task's field."""
+    try:
+        yield
+    except PrefectHTTPStatusError as exc:
+        detail = str(exc.response.json().get("detail", "")) if exc.response.content else ""
+        found = re.search(r"Validation failed for field '(\w+)'\. Failure reason: (.*)", detail)
+        if exc.response.status_code != 422 or found is None:
+            raise
+        field = _JOB_VARIABLE_FIELDS.get(found[1], found[1])
+        raise errors.InvalidTask(field, f"outside the work pool's bounds: {found[2]}") from exc
 
 
 def flow_parameters(spec: models.TaskSpec, version: int) -> dict[str, Any]:
@@ -453,7 +533,18 @@ def flow_parameters(spec: models.TaskSpec, version: int) -> dict[str, Any]:
         "retry_delay": spec.retry_delay.total_seconds(),
         "retry_jitter": spec.retry_jitter,
         "timeout": spec.timeout.total_seconds() if spec.timeout else None,
+        # Names only: the values are read by the job at run time (execution.secret_environment).
+        "secrets": spec.secrets or None,
+        # Only when set, so that tasks without them keep the parameters they always had.
+        **({"misfire": spec.misfire.value} if spec.misfire is not models.MisfirePolicy.ALL else {}),
+        **({"late_limit": spec.late_limit.total_seconds()} if spec.late_limit else {}),
+        **({"max_runtime": spec.max_runtime.total_seconds()} if spec.max_runtime else {}),
     }
+
+
+def deployment_tags(spec: models.TaskSpec) -> list[str]:
+    """The task's tags plus one ``notify:NAME`` per notification block (runs inherit them)."""
+    return [*spec.tags, *(notifications.tag(name) for name in spec.notify)]
 
 
 def summarise(state_type: objects.StateType | None) -> models.JobState:
@@ -478,9 +569,7 @@ def to_job(
     scheduled = run.expected_start_time
     code = run.parameters.get("code")
     version = int(code.rsplit("-v", 1)[1]) if isinstance(code, str) and "-v" in code else None
-    delay = (
-        (run.start_time - scheduled).total_seconds() if run.start_time and scheduled else None
-    )
+    delay = (run.start_time - scheduled).total_seconds() if run.start_time and scheduled else None
     error = state.message if state and state.type in _FAILED_TYPES else None
     return models.Job(
         id=str(run.id),
@@ -499,7 +588,9 @@ def to_job(
         auto_scheduled=run.auto_scheduled,
         timeline=[
             models.StateChange(
-                state=summarise(s.type), name=s.name or s.type.value, timestamp=s.timestamp,
+                state=summarise(s.type),
+                name=s.name or s.type.value,
+                timestamp=s.timestamp,
                 message=s.message,
             )
             for s in states

@@ -13,15 +13,16 @@ import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from pydantic import BaseModel, TypeAdapter
 from rich.console import Console
 from rich.table import Table
 
-from taskscheduler import durations, errors, models
+from taskscheduler import _cli_access, audit, durations, errors, models
 from taskscheduler.sdk import TaskScheduler
+from taskscheduler.settings import get_settings
 
 app = typer.Typer(
     name="tasks",
@@ -46,7 +47,9 @@ def _fail(message: str) -> NoReturn:
 
 def _emit(value: Any, as_json: bool, human: Any = None) -> None:
     if as_json:
-        adapter: TypeAdapter[Any] = TypeAdapter(type(value) if not isinstance(value, list) else list[Any])
+        adapter: TypeAdapter[Any] = TypeAdapter(
+            type(value) if not isinstance(value, list) else list[Any]
+        )
         if isinstance(value, BaseModel):
             sys.stdout.write(value.model_dump_json(indent=2) + "\n")
         else:
@@ -57,7 +60,8 @@ def _emit(value: Any, as_json: bool, human: Any = None) -> None:
 
 
 def _scheduler() -> TaskScheduler:
-    return TaskScheduler()
+    settings = get_settings()
+    return TaskScheduler(settings, actor=audit.Actor.local(settings, source="cli"))
 
 
 def _when(text: str, zone: dt.tzinfo = dt.UTC) -> dt.datetime:
@@ -102,7 +106,14 @@ def _task_changes(
     concurrency: int | None,
     tag: list[str] | None,
     pool: str | None,
+    memory: str | None,
+    cpus: float | None,
     description: str | None,
+    secret: list[str] | None = None,
+    misfire: str | None = None,
+    late_limit: str | None = None,
+    max_runtime: str | None = None,
+    notify: list[str] | None = None,
 ) -> dict[str, Any]:
     """The task fields given on the command line (only those)."""
     if code is not None and code_file is not None:
@@ -113,7 +124,7 @@ def _task_changes(
         code = code_file.read_text()
     try:
         zone: dt.tzinfo = ZoneInfo(tz) if tz else dt.UTC
-    except Exception:
+    except (ZoneInfoNotFoundError, ValueError):
         raise errors.InvalidTask("timezone", f"unknown time zone {tz!r}") from None
     changes: dict[str, Any] = {
         "code": code,
@@ -133,9 +144,29 @@ def _task_changes(
         "concurrency": concurrency,
         "tags": tag or None,
         "pool": pool,
+        "memory": memory,
+        "cpus": cpus,
         "description": description,
+        "secrets": _secrets(secret),
+        "misfire": misfire,
+        "late_limit": late_limit,
+        "max_runtime": max_runtime,
+        "notify": notify or None,
     }
     return {k: v for k, v in changes.items() if v is not None}
+
+
+def _secrets(pairs: list[str] | None) -> dict[str, str] | None:
+    """``NAME=block-name`` pairs as the task's ``secrets`` mapping."""
+    if not pairs:
+        return None
+    result: dict[str, str] = {}
+    for pair in pairs:
+        env, sep, block = pair.partition("=")
+        if not sep or not env or not block:
+            _fail(f"--secret {pair!r}: use NAME=block-name, e.g. --secret DB_PASSWORD=db-password")
+        result[env] = block
+    return result
 
 
 CodeOpt = Annotated[str | None, typer.Option("--code", help="Inline Python source.")]
@@ -168,7 +199,36 @@ ConcurrencyOpt = Annotated[
 ]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Tag (repeatable).")]
 PoolOpt = Annotated[str | None, typer.Option("--pool", help="Work pool (default: process).")]
+MemoryOpt = Annotated[
+    str | None, typer.Option("--memory", help="Memory limit of a job, e.g. 256m, 1g (docker pool).")
+]
+CpusOpt = Annotated[
+    float | None, typer.Option("--cpus", help="CPU limit of a job, e.g. 0.5 (docker pool).")
+]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="What the task does.")]
+SecretOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        help="NAME=block-name: the Prefect Secret block's value as env var NAME (repeatable).",
+    ),
+]
+
+MisfireOpt = Annotated[
+    str | None,
+    typer.Option("--misfire", help="Missed schedule ticks: all (default), latest or skip."),
+]
+LateLimitOpt = Annotated[
+    str | None, typer.Option("--late-limit", help="Skip a job starting more than this late.")
+]
+MaxRuntimeOpt = Annotated[
+    str | None,
+    typer.Option("--max-runtime", help="SLA: notify when a job runs longer than this."),
+]
+NotifyOpt = Annotated[
+    list[str] | None,
+    typer.Option("--notify", help="Prefect notification block told when jobs go wrong."),
+]
 
 
 @app.command()
@@ -192,7 +252,14 @@ def create(
     concurrency: ConcurrencyOpt = None,
     tag: TagOpt = None,
     pool: PoolOpt = None,
+    memory: MemoryOpt = None,
+    cpus: CpusOpt = None,
     description: DescriptionOpt = None,
+    secret: SecretOpt = None,
+    misfire: MisfireOpt = None,
+    late_limit: LateLimitOpt = None,
+    max_runtime: MaxRuntimeOpt = None,
+    notify: NotifyOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a task."""
@@ -223,7 +290,14 @@ def update(
     concurrency: ConcurrencyOpt = None,
     tag: TagOpt = None,
     pool: PoolOpt = None,
+    memory: MemoryOpt = None,
+    cpus: CpusOpt = None,
     description: DescriptionOpt = None,
+    secret: SecretOpt = None,
+    misfire: MisfireOpt = None,
+    late_limit: LateLimitOpt = None,
+    max_runtime: MaxRuntimeOpt = None,
+    notify: NotifyOpt = None,
     no_schedule: Annotated[
         bool, typer.Option("--no-schedule", help="Remove the schedule (run on demand only).")
     ] = False,
@@ -253,8 +327,13 @@ def list_tasks(
         tasks = ts.list(limit=limit, offset=offset, search=search)
     table = Table("name", "state", "schedule", "pool", "version", box=None)
     for task in tasks:
-        table.add_row(task.name, task.state, task.schedule or "-", task.pool or "-",
-                      f"v{task.version}" if task.version else "-")
+        table.add_row(
+            task.name,
+            task.state,
+            task.schedule or "-",
+            task.pool or "-",
+            f"v{task.version}" if task.version else "-",
+        )
     _emit([t.model_dump(mode="json") for t in tasks], as_json, table)
 
 
@@ -346,8 +425,14 @@ def jobs(
         found = ts.jobs(task=task, state=state, limit=limit)
     table = Table("id", "task", "state", "scheduled", "started", "delay", box=None)
     for j in found:
-        table.add_row(j.id, j.task or "-", j.state_name, _t(j.scheduled_time), _t(j.start_time),
-                      f"{j.start_delay:.2f}s" if j.start_delay is not None else "-")
+        table.add_row(
+            j.id,
+            j.task or "-",
+            j.state_name,
+            _t(j.scheduled_time),
+            _t(j.start_time),
+            f"{j.start_delay:.2f}s" if j.start_delay is not None else "-",
+        )
     _emit([j.model_dump(mode="json") for j in found], as_json, table)
 
 
@@ -382,6 +467,22 @@ def apply(path: Path, as_json: JsonFlag = False) -> None:
     _emit([r.model_dump(mode="json") for r in results], as_json, table)
 
 
+@app.command()
+def status(as_json: JsonFlag = False) -> None:
+    """Platform health: server, database, pools and workers, backlog, late jobs, failures."""
+    import asyncio
+
+    from taskscheduler import monitoring
+
+    snapshot = asyncio.run(monitoring.take_snapshot())
+    if as_json:
+        sys.stdout.write(snapshot.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(monitoring.render(snapshot) + "\n")
+    if not (snapshot.server_ok and snapshot.database_ok):
+        raise typer.Exit(1)
+
+
 def _t(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z" if value else "-"
 
@@ -394,7 +495,9 @@ def _task_view(task: models.Task) -> Table:
     table.add_row("schedule", task.schedule or "on demand")
     table.add_row("pool", task.pool or "-")
     if task.version:
-        table.add_row("version", f"v{task.version} (sha256 {task.code_sha256 and task.code_sha256[:12]})")
+        table.add_row(
+            "version", f"v{task.version} (sha256 {task.code_sha256 and task.code_sha256[:12]})"
+        )
     if task.spec is not None:
         spec = task.spec
         table.add_row("code", spec.entrypoint or f"inline, entry {spec.entry}()")
@@ -428,6 +531,10 @@ def _job_view(found: models.Job) -> Table:
     return table
 
 
+app.add_typer(_cli_access.tokens_app, name="token")
+app.command("audit")(_cli_access.audit_log)
+
+
 def main() -> None:
     """Entry point of the ``tasks`` console script."""
     try:
@@ -435,7 +542,7 @@ def main() -> None:
     except (errors.TaskSchedulerError, _Failure) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
-    except Exception as exc:  # noqa: BLE001 - a user never sees a traceback
+    except Exception as exc:
         if os.environ.get("TASKS_DEBUG"):
             raise
         typer.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)

@@ -40,13 +40,9 @@ def _documents(file: Path) -> Iterator[dict[str, Any]]:
     for document in documents:
         if document is None:
             continue
-        items = (
-            document.get("tasks", [document]) if isinstance(document, dict) else None
-        )
+        items = document.get("tasks", [document]) if isinstance(document, dict) else None
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise errors.InvalidTask(
-                "file", f"{file}: expected a task mapping or tasks: [...]"
-            )
+            raise errors.InvalidTask("file", f"{file}: expected a task mapping or tasks: [...]")
         yield from items
 
 

@@ -1,4 +1,4 @@
-"""Durations and points in time as people type them: ``30s``, ``5m``, ``1h30m``, ``now``, ``+30s``."""
+"""Durations and times as people type them: ``30s``, ``5m``, ``1h30m``, ``now``, ``+30s``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ def parse_duration(value: Any) -> Any:
 
     Anything else is returned unchanged so that pydantic reports the error on the field.
     """
+    try:
+        return _parse_duration(value)
+    except (OverflowError, ValueError):
+        # timedelta refuses more than ~2.7 million years, and NaN; say so on the field.
+        raise ValueError("duration out of range") from None
+
+
+def _parse_duration(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return dt.timedelta(seconds=value)
     if not isinstance(value, str):

@@ -8,6 +8,7 @@
     ├── JobNotFound (LookupError)
     ├── JobAlreadyStarted               reschedule of a job that is no longer waiting
     ├── JobAlreadyFinished              cancel of a job in a final state
+    ├── TokenNotFound (LookupError)     no API token has that id
     └── PlatformUnavailable (ConnectionError)   the Prefect server or database cannot be reached
 
 The CLI prints ``str(error)`` on one line and exits 1; the API maps each leaf to a status code.
@@ -72,6 +73,14 @@ class JobAlreadyFinished(TaskSchedulerError):
 
     def __init__(self, job_id: str, state: str) -> None:
         super().__init__(f"job {job_id} has already finished (state: {state})")
+
+
+class TokenNotFound(TaskSchedulerError, LookupError):
+    """No API token has that id."""
+
+    def __init__(self, token_id: str) -> None:
+        self.token_id = token_id
+        super().__init__(f"token {token_id} not found")
 
 
 class PlatformUnavailable(TaskSchedulerError, ConnectionError):

@@ -4,28 +4,43 @@ The user's function becomes a Prefect task so that Prefect's own machinery gives
 with exponential backoff and jitter (visible as AwaitingRetry/Retrying states), a timeout per
 attempt, and ``print`` output in the run's logs. Exceptions from user code propagate, so
 Prefect marks the job failed with the traceback in its logs.
+
+Secrets reach the code as environment variables: the task names Prefect Secret blocks
+(``{"DB_PASSWORD": "db-password"}``), the flow run's parameters carry only those names, and
+``secret_environment`` reads the values when the job starts, sets them for the duration of the
+call and removes them afterwards. Environment variables are what most libraries already read
+(and need no change to the user's function signature); while they are set, every log record
+of the process has the values replaced by ``***``, so a ``print`` of a secret does not reach
+Prefect's logs either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import importlib.util
 import inspect
 import linecache
 import logging
+import os
 import types
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import get_run_logger
 from prefect import task as prefect_task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.logging.handlers import APILogHandler
+from prefect.states import Cancelled
 
+from taskscheduler import misfire, models
 from taskscheduler.code_block import TaskCode
+from taskscheduler.reliability import get_reliability_settings
 
 MAX_RESULT_CHARS = 2000
 
@@ -41,11 +56,22 @@ def run_job(
     retry_delay: float,
     retry_jitter: float,
     timeout: float | None,
+    secrets: Mapping[str, str] | None = None,
+    misfire: str = "all",
+    late_limit: float | None = None,
 ) -> Any:
-    """Run the task's function once, with its retry and timeout policy; return its result."""
+    """Run the task's function once, with its retry and timeout policy; return its result.
+
+    A job that starts too late for its task's misfire policy or late limit runs no code and
+    returns a Cancelled state named ``Skipped`` (which Prefect makes the job's final state).
+    """
     logger = get_run_logger()
+    skipped = misfire_skip(misfire, late_limit)
+    if skipped is not None:
+        logger.warning("Skipped: %s", skipped.message)
+        return skipped
     if code is not None:
-        block = TaskCode.load(code)
+        block = cast(TaskCode, TaskCode.load(code))  # sync here: we are not in an event loop
         logger.info("Running %s version %d (sha256 %s)", task, block.version, block.sha256[:12])
         function = load_inline(block.source or "", block.entry, name=code)
     elif entrypoint is not None:
@@ -53,7 +79,7 @@ def run_job(
         function = load_entrypoint(entrypoint)
     else:
         raise ValueError("a job needs either code or an entrypoint")
-    attempt = prefect_task(
+    attempt = prefect_task(  # type: ignore[call-overload]
         _synchronous(function),
         name=task,
         retries=retries,
@@ -65,14 +91,123 @@ def run_job(
         cache_policy=NO_CACHE,
     )
     try:
-        with _user_logs_to_prefect():
-            result = attempt(**parameters)
-        logger.info("Result: %s", repr(result)[:MAX_RESULT_CHARS])
+        with secret_environment(secrets or {}) as redact, _user_logs_to_prefect():
+            try:
+                result = attempt(**parameters)
+            except Exception as exc:
+                if redact(str(exc)) != str(exc):
+                    # The job's final state shows this message: it must not carry a secret.
+                    raise RuntimeError(redact(f"{type(exc).__name__}: {exc}")) from None
+                raise
+            logger.info("Result: %s", repr(result)[:MAX_RESULT_CHARS])
     finally:
         # Send the job's output before its final state is set, so that whoever sees the job
         # ended also finds all its logs.
         APILogHandler().flush()
     return result
+
+
+def misfire_skip(policy: str, late_limit: float | None) -> State | None:
+    """The Skipped state this flow run must end in, or None when it runs (see ``misfire``)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if run is None or run.expected_start_time is None:
+        return None
+    misfire_policy = models.MisfirePolicy(policy)
+    limit = dt.timedelta(seconds=late_limit) if late_limit is not None else None
+    started = dt.datetime.now(dt.UTC)
+    lateness = started - run.expected_start_time
+    if not misfire.needs_check(misfire_policy, limit, lateness):
+        return None
+    newer_due = 0
+    if run.auto_scheduled and run.deployment_id is not None:
+        newer_due = _newer_due_ticks(run.deployment_id, run.id, run.expected_start_time, started)
+    reason = misfire.skip_reason(
+        policy=misfire_policy,
+        late_limit=limit,
+        lateness=lateness,
+        auto_scheduled=run.auto_scheduled,
+        newer_due=newer_due,
+        grace=get_reliability_settings().misfire_grace,
+    )
+    return Cancelled(name=misfire.SKIPPED, message=reason) if reason else None
+
+
+def _newer_due_ticks(
+    deployment_id: uuid.UUID, run_id: uuid.UUID, scheduled: dt.datetime, now: dt.datetime
+) -> int:
+    """How many later schedule ticks of the same task are already due."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas import filters
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=filters.FlowRunFilter(
+                deployment_id=filters.FlowRunFilterDeploymentId(any_=[deployment_id]),
+                expected_start_time=filters.FlowRunFilterExpectedStartTime(
+                    after_=scheduled + dt.timedelta(milliseconds=1), before_=now
+                ),
+            ),
+            limit=20,
+        )
+    return sum(1 for r in runs if r.auto_scheduled and r.id != run_id)
+
+
+REDACTED = "***"
+
+
+@contextmanager
+def secret_environment(secrets: Mapping[str, str]) -> Iterator[Callable[[str], str]]:
+    """Set each ``NAME`` to the value of its Secret block; redact the values from all logs.
+
+    Yields a function that redacts the values from any text.
+    """
+    if not secrets:
+        yield lambda text: text
+        return
+    from prefect.blocks.system import Secret
+
+    values: dict[str, str] = {}
+    for env, block in secrets.items():
+        secret = Secret.load(block)  # a block, not a coroutine: this runs outside an event loop
+        assert isinstance(secret, Secret)
+        values[env] = str(secret.get())
+    previous = {env: os.environ.get(env) for env in values}
+    hidden = sorted((v for v in values.values() if v), key=len, reverse=True)
+    factory = logging.getLogRecordFactory()
+
+    def redact(text: str) -> str:
+        for value in hidden:
+            text = text.replace(value, REDACTED)
+        return text
+
+    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logging's business, not ours
+            return record
+        if redact(message) != message:
+            record.msg, record.args = redact(message), None
+        if record.exc_info and record.exc_info[0] is not None:
+            trace = logging.Formatter().formatException(record.exc_info)
+            if redact(trace) != trace:
+                record.exc_text = redact(trace)
+        return record
+
+    os.environ.update(values)
+    logging.setLogRecordFactory(redacting)
+    try:
+        yield redact
+    finally:
+        logging.setLogRecordFactory(factory)
+        for env, old in previous.items():
+            if old is None:
+                os.environ.pop(env, None)
+            else:
+                os.environ[env] = old
 
 
 def load_inline(source: str, entry: str, *, name: str) -> Callable[..., Any]:
@@ -118,8 +253,15 @@ def _synchronous(function: Callable[..., Any]) -> Callable[..., Any]:
 # Libraries of the platform itself: their records are not the user's (Prefect's own loggers
 # already reach the API).
 _PLATFORM_LOGGERS = (
-    "prefect", "EventsWorker", "APILogWorker", "httpx", "httpcore", "websockets", "asyncio",
-    "docket", "urllib3",
+    "prefect",
+    "EventsWorker",
+    "APILogWorker",
+    "httpx",
+    "httpcore",
+    "websockets",
+    "asyncio",
+    "docket",
+    "urllib3",
 )
 
 

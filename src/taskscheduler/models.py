@@ -37,6 +37,32 @@ MAX_CODE_BYTES = 256 * 1024
 MAX_PARAMETERS_BYTES = 64 * 1024
 MAX_PARAMETERS_DEPTH = 16
 MAX_RETRIES = 20
+MAX_SECRETS = 50
+# Environment-variable names a secret may be delivered as; the platform's own are off limits.
+SECRET_ENV_PATTERN = r"^[A-Z_][A-Z0-9_]{0,63}$"  # noqa: S105 - a pattern, not a secret
+SECRET_BLOCK_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"  # noqa: S105 - a pattern
+RESERVED_ENV_PREFIXES = ("PREFECT_", "TASKS_", "PYTHON", "LD_")
+RESERVED_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "SHELL", "PWD"})
+# Sanity bounds of every time a task names: far outside them is a typo, not a plan.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+MAX_INT = 2**63 - 1
+# Static outer bounds of a job's resource limits; the work pool's own bounds (the Docker pool's
+# job template) are usually tighter and are enforced by the Prefect server.
+MIN_MEMORY_MB = 16
+MAX_MEMORY_MB = 1024 * 1024
+MAX_CPUS = 1024.0
+_MEMORY_UNITS = {
+    "": 1,
+    "m": 1,
+    "mb": 1,
+    "mi": 1,
+    "mib": 1,
+    "g": 1024,
+    "gb": 1024,
+    "gi": 1024,
+    "gib": 1024,
+}
 ENTRYPOINT_PATTERN = re.compile(r"^(?P<path>[\w./-]+\.py):(?P<func>[A-Za-z_]\w*)$")
 
 Duration = Annotated[
@@ -44,6 +70,23 @@ Duration = Annotated[
     BeforeValidator(durations.parse_duration),
     PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json"),
 ]
+
+
+def _memory_mb(value: Any) -> Any:
+    """A memory size as whole MiB: ``512``, ``"512m"``, ``"1g"``, ``"1.5GiB"``."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+        unit = match[2].lower() if match else ""
+        if not match or unit not in _MEMORY_UNITS:
+            raise ValueError("must be a size like 512m or 1g (MiB when no unit)")
+        mib = float(match[1]) * _MEMORY_UNITS[unit]
+        if mib != int(mib):
+            raise ValueError("must be a whole number of MiB")
+        return int(mib)
+    return value
+
+
+MemoryMB = Annotated[int, BeforeValidator(_memory_mb)]
 
 
 def _utc_text(value: dt.datetime) -> str:
@@ -54,11 +97,26 @@ def _utc_text(value: dt.datetime) -> str:
 UtcDateTime = Annotated[dt.datetime, PlainSerializer(_utc_text, return_type=str, when_used="json")]
 
 
-class ConcurrencyPolicy(str, enum.Enum):
+class ConcurrencyPolicy(enum.StrEnum):
     """What happens to a job that would exceed the task's concurrency limit."""
 
     ENQUEUE = "enqueue"  # wait for a slot
     CANCEL_NEW = "cancel-new"  # give up on the new job
+
+
+class MisfirePolicy(enum.StrEnum):
+    """What happens to the ticks of a schedule whose jobs could not start in time.
+
+    A tick is *missed* when a later tick of the same task was already due by the time its
+    job started (the platform was down or too busy). ``all`` runs every missed tick (catch
+    up, Prefect's own behaviour and the default: no work is dropped unless the task says it
+    may be); ``latest`` runs only the newest due tick (coalesce); ``skip`` runs none of them
+    and resumes with the next tick that starts within the misfire grace.
+    """
+
+    ALL = "all"
+    LATEST = "latest"
+    SKIP = "skip"
 
 
 class TaskSpec(BaseModel):
@@ -101,8 +159,81 @@ class TaskSpec(BaseModel):
     timeout: Duration | None = Field(default=None, description="Limit of one attempt.")
     concurrency: int | None = Field(default=None, ge=1, le=10_000)
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE
+    misfire: MisfirePolicy = Field(
+        default=MisfirePolicy.ALL,
+        description="What happens to missed schedule ticks: all, latest or skip.",
+    )
+    late_limit: Duration | None = Field(
+        default=None, description="Skip a job that would start more than this late."
+    )
+    max_runtime: Duration | None = Field(
+        default=None, description="SLA: notify when a job has been running longer than this."
+    )
+    notify: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Prefect notification blocks told when a job fails, crashes, is late or "
+        "exceeds max_runtime.",
+    )
     tags: list[str] = Field(default_factory=list, max_length=50)
     pool: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w-]{0,62}$")
+    memory: MemoryMB | None = Field(
+        default=None,
+        ge=MIN_MEMORY_MB,
+        le=MAX_MEMORY_MB,
+        description="Memory limit of one job in MiB (container pools; the pool sets the bounds).",
+    )
+    cpus: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_CPUS,
+        description="CPU limit of one job, in CPUs (container pools; the pool sets the bounds).",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variable name → Prefect Secret block name; the values are "
+        "read at run time and handed to the code as environment variables.",
+    )
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.match(SECRET_BLOCK_PATTERN, name):
+                raise errors.InvalidTask(
+                    "notify", f"{name!r}: name a notification block: lowercase letters, digits, -"
+                )
+        return sorted(set(value))
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_SECRETS:
+            raise ValueError(f"at most {MAX_SECRETS} secrets")
+        for env, block in value.items():
+            if not re.match(SECRET_ENV_PATTERN, env):
+                raise errors.InvalidTask(
+                    f"secrets.{env}", "use an environment variable name: A-Z, 0-9 and _"
+                )
+            if env in RESERVED_ENV_NAMES or env.startswith(RESERVED_ENV_PREFIXES):
+                raise errors.InvalidTask(f"secrets.{env}", "is reserved for the platform")
+            if not re.match(SECRET_BLOCK_PATTERN, block):
+                raise errors.InvalidTask(
+                    f"secrets.{env}", "name a Secret block: lowercase letters, digits and dashes"
+                )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Refuse what PostgreSQL or Prefect's JSON cannot store, before it reaches them."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                problem = _unstorable(value)
+                if problem:
+                    path, message = problem
+                    raise errors.InvalidTask(".".join([str(key), *path]), message)
+        return data
 
     @field_validator("timezone")
     @classmethod
@@ -160,7 +291,10 @@ class TaskSpec(BaseModel):
         for field in ("at", "start", "end"):
             value = getattr(self, field)
             if value is not None and value.tzinfo is None:
-                setattr(self, field, value.replace(tzinfo=zone))
+                value = value.replace(tzinfo=zone)
+                setattr(self, field, value)
+            if value is not None:
+                check_time(value, field)
         if (self.code is None) == (self.entrypoint is None):
             raise errors.InvalidTask("code", "give exactly one of code or entrypoint")
         if self.code is not None:
@@ -183,7 +317,7 @@ class TaskSpec(BaseModel):
         """Which of cron / every / at / rrule the task uses, if any."""
         for kind in ("cron", "every", "at", "rrule"):
             if getattr(self, kind) is not None:
-                return kind  # type: ignore[return-value]
+                return kind
         return None
 
     @property
@@ -290,12 +424,52 @@ def check_source(
     with_defaults = len(args.defaults)
     positional = args.posonlyargs + args.args
     required = {a.arg for a in positional[: len(positional) - with_defaults]}
-    required |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None}
+    required |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None}
     missing = sorted(required - set(parameters))
     if missing:
         raise errors.InvalidTask(
             f"parameters.{missing[0]}", f"{entry}() needs parameter {missing[0]!r}"
         )
+
+
+def check_time(value: dt.datetime, field: str) -> None:
+    """Refuse a time outside the sane range (a typo such as year 20250, or year 1)."""
+    try:
+        inside = EARLIEST <= value <= LATEST
+    except (TypeError, OverflowError):
+        inside = False
+    if not inside:
+        raise errors.InvalidSchedule(field, f"must be between {EARLIEST.year} and {LATEST.year}")
+
+
+def _unstorable(value: Any, path: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str] | None:
+    """Where a value holds text or numbers PostgreSQL's JSON or Prefect's encoder refuse."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path, "must not contain NUL characters"
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path, "must be valid Unicode text"
+    elif isinstance(value, bool):
+        return None
+    elif isinstance(value, int):
+        if abs(value) > MAX_INT:
+            return path, "integers must fit in 64 bits"
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return path, "numbers must be finite"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable(key, (*path, str(key))) or _unstorable(item, (*path, str(key)))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable(item, (*path, str(index)))
+            if found:
+                return found
+    return None
 
 
 def _depth(value: Any) -> int:
@@ -306,7 +480,7 @@ def _depth(value: Any) -> int:
     return 0
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     """A job's state, summarised from Prefect's state types."""
 
     PENDING = "pending"

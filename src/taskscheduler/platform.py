@@ -7,15 +7,22 @@ signal is sent the PID is checked to still be a session leader running the expec
 command, so a recycled PID never gets killed. All state lives in PostgreSQL, so a later ``up``
 finds every deployment, work pool and block again.
 
-This module imports nothing from the package except settings and errors, so it can start the
-platform before any of the domain code is importable (or correct).
+This module imports nothing from the package except settings, errors and credentials (our REST
+API and its store only when started), so it can start the platform before any of the domain code
+is importable (or correct).
+
+The Prefect API is not left open: the server requires a basic-auth string, CSRF tokens and the
+UI's origin for cross-origin calls, and encrypts block data with a key of ours; the secrets come
+from ``TASKS_*`` settings or are generated on the first ``up`` (see ``credentials``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -33,8 +40,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskscheduler import errors
+from taskscheduler import credentials, errors
+from taskscheduler.reliability import ReliabilitySettings
 from taskscheduler.settings import Settings, get_settings
+from taskscheduler.tuning import TuningSettings
 
 __all__ = ["LocalPlatform", "PlatformStatus", "ServiceFailed", "main"]
 
@@ -42,7 +51,29 @@ SERVER = "prefect-server"
 WORKER = "prefect-worker"
 DEFAULT_POOL = "process"
 DEFAULT_POOL_TYPE = "process"
-BLOCK_MODULES = ("taskscheduler.code_block",)
+# The Docker pool's worker (the pool and its job template live in taskscheduler._docker).
+DOCKER_WORKER = "docker-worker"
+DOCKER_CLI_TIMEOUT = 60.0
+# The fast lane (taskscheduler.fastlane): warm processes, jobs held to their exact instant. Its
+# pool has the process type, so a stock process worker could serve it too (more slowly); the
+# exclusive Scheduled → Pending claim keeps the two from running a job twice.
+FAST_WORKER = "fast-worker"
+FAST_POOL = "fast"
+FAST_MODULE = "taskscheduler.fastlane"
+# With TASKS_API_WORKERS > 1 the API runs in several processes and Prefect's services in one of
+# their own (taskscheduler.tuning).
+SERVICES = "prefect-services"
+# Our REST API (taskscheduler.api), served by uvicorn on TASKS_HOST:TASKS_API_PORT.
+API = "taskscheduler-api"
+API_MODULE = "taskscheduler.api"
+API_TIMEOUT = 60.0
+# Secrets only the process that needs them may see: never the workers, whose children run
+# user code (the Prefect auth string does reach them: flow runs must talk to the API).
+_PRIVATE_ENV = ("TASKS_ADMIN_TOKEN", "TASKS_ENCRYPTION_KEY")
+BLOCK_MODULES = ("taskscheduler.code_block", "taskscheduler.notifications")
+# The watchdog (taskscheduler.watchdog): crash retries, SLA events, zombie automation, canary.
+WATCHDOG = "taskscheduler-watchdog"
+WATCHDOG_MODULE = "taskscheduler.watchdog"
 
 POLL_SECONDS = 0.2
 POSTGRES_TIMEOUT = 30.0
@@ -82,6 +113,8 @@ class PlatformStatus:
     server_healthy: bool
     worker_pid: int | None
     worker_alive: bool
+    docker_worker_pid: int | None = None
+    docker_worker_alive: bool = False
 
     @property
     def up(self) -> bool:
@@ -93,7 +126,11 @@ class LocalPlatform:
     """Starts, checks and stops the local platform described by a `Settings`."""
 
     def __init__(
-        self, settings: Settings, extra_env: Mapping[str, str] | None = None
+        self,
+        settings: Settings,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        docker: bool = True,
     ) -> None:
         # Resolved once, because the worker runs in project_dir and must see the same paths.
         self.settings = settings.model_copy(
@@ -105,6 +142,10 @@ class LocalPlatform:
         self.extra_env = dict(extra_env or {})
         self.prefect = Path(sys.executable).parent / "prefect"
         self.worker_name = f"local-{socket.gethostname()}-{settings.prefect_port}"
+        # Whether `up` brings up the docker pool too; why it could not, when it could not.
+        self.docker = docker
+        self.docker_worker_name = f"docker-{socket.gethostname()}-{settings.prefect_port}"
+        self.docker_problem: str | None = None
 
     # -- addresses and paths ------------------------------------------------------------------
 
@@ -151,9 +192,59 @@ class LocalPlatform:
             PREFECT_API_URL=self.api_url,
             PREFECT_SERVER_UI_API_URL=self.api_url,
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            # Every client of the Prefect API authenticates (workers, flow runs, our API, CLI).
+            PREFECT_API_AUTH_STRING=self.prefect_auth_string,
         )
+        for name in _PRIVATE_ENV:
+            env.pop(name, None)
         env.update(self.extra_env)
         return env
+
+    @functools.cached_property
+    def credentials(self) -> credentials.Credentials:
+        """The platform's secrets (settings, else generated once into the state dir)."""
+        existing = None
+        if self.settings.encryption_key is None and not credentials.read_file(self.settings).get(
+            "encryption_key"
+        ):
+            existing = self._prefect_encryption_key()
+        return credentials.ensure(self.settings, existing_encryption_key=existing)
+
+    @property
+    def prefect_auth_string(self) -> str:
+        """The basic-auth string of the Prefect API (``user:password``)."""
+        return self.credentials.prefect_auth_string.get_secret_value()
+
+    def _prefect_encryption_key(self) -> str | None:
+        """The key Prefect generated in its database before we set one, to keep blocks readable."""
+
+        async def read() -> str | None:
+            engine = create_async_engine(self.settings.asyncpg_url)
+            try:
+                async with engine.connect() as conn:
+                    value = await conn.scalar(
+                        text("SELECT value FROM configuration WHERE key = 'ENCRYPTION_KEY'")
+                    )
+            except Exception:  # noqa: BLE001 - no database or no table yet: nothing to keep
+                return None
+            finally:
+                await engine.dispose()
+            key = value.get("fernet_key") if isinstance(value, dict) else None
+            return key if isinstance(key, str) else None
+
+        return asyncio.run(read())
+
+    def api_env(self) -> dict[str, str]:
+        """Environment of our REST API: the first admin token and where to listen."""
+        env = self.env()
+        env["TASKS_ADMIN_TOKEN"] = self.credentials.admin_token.get_secret_value()
+        env.update(self.extra_env)
+        return env
+
+    @property
+    def service_api_url(self) -> str:
+        """Address of our REST API."""
+        return f"http://{self.settings.host}:{self.settings.api_port}"
 
     def server_env(self) -> dict[str, str]:
         """Environment of the Prefect server: where its database is and to migrate it."""
@@ -161,7 +252,15 @@ class LocalPlatform:
         env.update(
             PREFECT_SERVER_DATABASE_CONNECTION_URL=self.settings.asyncpg_url,
             PREFECT_SERVER_DATABASE_MIGRATE_ON_START="true",
+            # Not left open: basic auth on every API call, CSRF tokens for state changes,
+            # cross-origin calls only from the UI, block data under our own encryption key.
+            PREFECT_SERVER_API_AUTH_STRING=self.prefect_auth_string,
+            PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED="true",
+            PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS=self.ui_url,
+            PREFECT_SERVER_ENCRYPTION_KEY=self.credentials.encryption_key.get_secret_value(),
         )
+        env.update(ReliabilitySettings().server_env())  # retention, late detection
+        env.update(self.tuning().server_env())  # empty unless TASKS_TUNED / TASKS_API_WORKERS
         env.update(self.extra_env)  # the caller's extras win over our defaults
         return env
 
@@ -172,6 +271,7 @@ class LocalPlatform:
             PREFECT_WORKER_QUERY_SECONDS=WORKER_QUERY_SECONDS,
             PREFECT_WORKER_PREFETCH_SECONDS=WORKER_PREFETCH_SECONDS,
         )
+        env.update(ReliabilitySettings().job_env())  # heartbeats of the flow runs
         env.update(self.extra_env)  # the caller's extras win over our defaults
         return env
 
@@ -190,9 +290,7 @@ class LocalPlatform:
                 f"PostgreSQL does not answer on {host}:{port} and there is no local"
                 " cluster to start"
             )
-        versions = sorted(
-            (p.name for p in clusters.iterdir() if p.is_dir()), key=_version_key
-        )
+        versions = sorted((p.name for p in clusters.iterdir() if p.is_dir()), key=_version_key)
         if not versions:
             raise errors.PlatformUnavailable(f"no PostgreSQL cluster in {clusters}")
         command = [
@@ -205,9 +303,7 @@ class LocalPlatform:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0 and not _port_open(host, port):
             output = (result.stderr or result.stdout).strip()
-            reason = (
-                output.splitlines()[0] if output else f"exit code {result.returncode}"
-            )
+            reason = output.splitlines()[0] if output else f"exit code {result.returncode}"
             raise ServiceFailed(
                 f"PostgreSQL does not answer on {host}:{port} and"
                 f" `{' '.join(command)}` failed: {reason}",
@@ -227,9 +323,7 @@ class LocalPlatform:
         name = self._db_url.database
         if not name:
             raise errors.PlatformUnavailable("TASKS_DATABASE_URL names no database")
-        engine = create_async_engine(
-            _admin_url(self._db_url), isolation_level="AUTOCOMMIT"
-        )
+        engine = create_async_engine(_admin_url(self._db_url), isolation_level="AUTOCOMMIT")
         try:
             deadline = time.monotonic() + POSTGRES_TIMEOUT
             while True:
@@ -287,6 +381,8 @@ class LocalPlatform:
                 "--port",
                 str(self.settings.prefect_port),
             ]
+            if self.tuning().api_workers > 1:
+                command += ["--workers", str(self.tuning().api_workers)]
             pid = self._spawn(SERVER, command, self.server_env())
         self._wait_until(
             SERVER,
@@ -295,19 +391,61 @@ class LocalPlatform:
             SERVER_TIMEOUT,
             f"the Prefect API at {self.api_url}",
         )
+        if self.tuning().api_workers > 1:
+            self.start_services()
+
+    # -- tuned topology (taskscheduler.tuning) -------------------------------------------------
+
+    def tuning(self) -> TuningSettings:
+        """The tuning settings: ``TASKS_*`` of the environment, overridden by ``extra_env``."""
+        fields = TuningSettings.model_fields
+        overrides = {
+            key[len("TASKS_") :].lower(): value
+            for key, value in self.extra_env.items()
+            if key.startswith("TASKS_") and key[len("TASKS_") :].lower() in fields
+        }
+        return TuningSettings(**overrides)  # type: ignore[arg-type]
+
+    def start_services(self) -> None:
+        """Prefect's services in their own process (the API processes run none)."""
+        if self._live_pid(SERVICES) is None:
+            command = [str(self.prefect), "server", "services", "start"]
+            pid = self._spawn(SERVICES, command, self.server_env())
+            time.sleep(POLL_SECONDS)
+            if not _alive(pid):
+                raise ServiceFailed(
+                    f"{SERVICES} exited at start; see {self.log_path(SERVICES)}",
+                    self._log_tail(SERVICES),
+                )
+
+    def tune_database(self) -> None:
+        """Apply the tuning's PostgreSQL settings to this platform's database only."""
+        settings = self.tuning().database_settings()
+        if not settings:
+            return
+
+        async def run() -> None:
+            engine = create_async_engine(_admin_url(self._db_url), isolation_level="AUTOCOMMIT")
+            try:
+                async with engine.connect() as conn:
+                    name = engine.dialect.identifier_preparer.quote(self._db_url.database or "")
+                    for key, value in settings.items():
+                        await conn.execute(text(f"ALTER DATABASE {name} SET {key} = '{value}'"))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run())
 
     # -- work pool and blocks ------------------------------------------------------------------
 
-    def ensure_work_pool(
-        self, name: str = DEFAULT_POOL, type: str = DEFAULT_POOL_TYPE
-    ) -> None:
+    def ensure_work_pool(self, name: str = DEFAULT_POOL, type: str = DEFAULT_POOL_TYPE) -> None:
         """Create the work pool with its type's default job template if it is missing."""
         from prefect.client.orchestration import SyncPrefectClient
         from prefect.client.schemas.actions import WorkPoolCreate
         from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
         from prefect.workers.base import BaseWorker
 
-        with SyncPrefectClient(self.api_url) as client:
+        with SyncPrefectClient(self.api_url, auth_string=self.prefect_auth_string) as client:
             try:
                 client.read_work_pool(name)
                 return
@@ -315,18 +453,14 @@ class LocalPlatform:
                 pass
             worker_class = BaseWorker.get_worker_class_from_type(type)
             if worker_class is None:
-                raise errors.PlatformUnavailable(
-                    f"no Prefect worker for pool type {type!r}"
-                )
+                raise errors.PlatformUnavailable(f"no Prefect worker for pool type {type!r}")
             pool = WorkPoolCreate(
                 name=name,
                 type=type,
                 base_job_template=worker_class.get_default_base_job_template(),
             )
-            try:
+            with contextlib.suppress(ObjectAlreadyExists):  # created concurrently: just as good
                 client.create_work_pool(pool)
-            except ObjectAlreadyExists:
-                pass  # created concurrently, which is just as good
 
     def register_blocks(self, modules: Iterable[str] = BLOCK_MODULES) -> None:
         """Register our block types with the server so that blocks of them can be saved."""
@@ -382,12 +516,196 @@ class LocalPlatform:
         from prefect.client.schemas.objects import WorkerStatus
         from prefect.exceptions import ObjectNotFound
 
-        with SyncPrefectClient(self.api_url) as client:
+        with SyncPrefectClient(self.api_url, auth_string=self.prefect_auth_string) as client:
             try:
                 workers = client.read_workers_for_work_pool(pool)
             except ObjectNotFound:
                 return False  # the worker creates the pool if it has to; not there yet
         return any(w.name == name and w.status == WorkerStatus.ONLINE for w in workers)
+
+    # -- fast lane -----------------------------------------------------------------------------
+
+    @property
+    def fast_worker_name(self) -> str:
+        """Name of the fast worker `up` starts (as the pool's workers list shows it)."""
+        return f"fast-{socket.gethostname()}-{self.settings.prefect_port}"
+
+    def start_fast_worker(self) -> None:
+        """Create the ``fast`` pool and start one fast worker on it unless it runs."""
+        self.ensure_work_pool(FAST_POOL, DEFAULT_POOL_TYPE)
+        pid = self._live_pid(FAST_WORKER)
+        if pid is None:
+            command = [
+                sys.executable,
+                "-m",
+                FAST_MODULE,
+                "--pool",
+                FAST_POOL,
+                "--name",
+                self.fast_worker_name,
+            ]
+            pid = self._spawn(FAST_WORKER, command, self.env())
+        self._wait_until(
+            FAST_WORKER,
+            pid,
+            lambda: self._worker_online(FAST_POOL, self.fast_worker_name),
+            WORKER_TIMEOUT,
+            f"fast worker {self.fast_worker_name!r} on pool {FAST_POOL!r}",
+        )
+
+    # -- Docker pool ---------------------------------------------------------------------------
+
+    def ensure_docker(self, *, required: bool = False) -> bool:
+        """The ``docker`` pool with its hardened job template and its worker, if Docker works.
+
+        Starts the engine and builds the job image when missing (``docker/ensure.sh``; the
+        image is ``TASKS_DOCKER_IMAGE`` when set). When Docker cannot be used, the rest of the
+        platform runs on without this pool and ``docker_problem`` says why; with
+        ``required`` the failure is raised instead.
+        """
+        from taskscheduler import _docker
+
+        try:
+            if self.settings.docker_image:
+                _docker.ensure(self.settings.project_dir, self.env(), "engine")
+                image, pull = self.settings.docker_image, "IfNotPresent"
+            else:
+                image = _docker.ensure(self.settings.project_dir, self.env(), "all")
+                pull = "Never"  # built here; there may be no registry to pull from
+            self.ensure_docker_pool(image, pull)
+            self.start_docker_worker()
+        except errors.PlatformUnavailable as exc:
+            self.docker_problem = str(exc)
+            if required:
+                raise
+            return False
+        self.docker_problem = None
+        return True
+
+    def ensure_docker_pool(self, image: str, pull: str) -> None:
+        """Create the docker pool with the hardened template, or point it at ``image``.
+
+        An existing pool keeps its template (an operator may have tightened its bounds); only
+        the default image and pull policy follow the image built for this checkout.
+        """
+        from prefect.client.orchestration import SyncPrefectClient
+
+        from taskscheduler import _docker
+
+        with SyncPrefectClient(self.api_url, auth_string=self.prefect_auth_string) as client:
+            _docker.ensure_pool(client, image, pull=pull)
+
+    def start_docker_worker(self) -> None:
+        """Start the docker pool's worker unless it already runs, then wait for it."""
+        from taskscheduler import _docker
+
+        name = self.docker_worker_name
+        pid = self._live_pid(DOCKER_WORKER)
+        if pid is None:
+            command = [
+                str(self.prefect),
+                "worker",
+                "start",
+                "--pool",
+                _docker.POOL,
+                "--name",
+                name,
+                "--type",
+                _docker.POOL_TYPE,
+                "--install-policy",
+                "never",
+            ]
+            pid = self._spawn(DOCKER_WORKER, command, self.worker_env())
+        self._wait_until(
+            DOCKER_WORKER,
+            pid,
+            lambda: self._worker_online(_docker.POOL, name),
+            WORKER_TIMEOUT,
+            f"worker {name!r} on pool {_docker.POOL!r}",
+        )
+
+    def remove_job_containers(self) -> None:
+        """Remove the containers of jobs this platform's docker worker started (on `down`)."""
+        if shutil.which("docker") is None:
+            return
+        label = f"label=io.prefect.worker-name={self.docker_worker_name}"
+        try:
+            found = subprocess.run(
+                ["docker", "ps", "--all", "--quiet", "--filter", label],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=DOCKER_CLI_TIMEOUT,
+            )
+            ids = found.stdout.split()
+            if found.returncode == 0 and ids:
+                subprocess.run(
+                    ["docker", "rm", "--force", *ids],
+                    capture_output=True,
+                    check=False,
+                    timeout=DOCKER_CLI_TIMEOUT,
+                )
+        except subprocess.TimeoutExpired:
+            pass  # an engine that hangs has no containers of ours to remove in time
+
+    # -- the whole platform --------------------------------------------------------------------
+
+    # -- our REST API --------------------------------------------------------------------------
+
+    def migrate_store(self) -> None:
+        """Create or upgrade our own tables (tokens, audit log) in schema ``taskscheduler``."""
+        from taskscheduler import store
+
+        async def run() -> None:
+            engine = store.create_engine(self.settings, pooled=False)
+            try:
+                await store.migrate(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run())
+
+    def api_healthy(self) -> bool:
+        """Whether our REST API answers its health check (Prefect and database reachable)."""
+        try:
+            response = httpx.get(f"{self.service_api_url}/healthz", timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def start_api(self) -> None:
+        """Start the REST API unless it already runs, then wait until it is healthy."""
+        pid = self._live_pid(API)
+        if pid is None:
+            if _port_open(self.settings.host, self.settings.api_port):
+                raise errors.PlatformUnavailable(
+                    f"port {self.settings.api_port} is in use by a process this platform did"
+                    " not start; stop it or set TASKS_API_PORT"
+                )
+            pid = self._spawn(API, [sys.executable, "-m", API_MODULE], self.api_env())
+        self._wait_until(
+            API, pid, self.api_healthy, API_TIMEOUT, f"the REST API at {self.service_api_url}"
+        )
+
+    # -- watchdog ------------------------------------------------------------------------------
+
+    def start_watchdog(self) -> None:
+        """Start the watchdog unless it runs; ready once its zombie automation exists."""
+        pid = self._live_pid(WATCHDOG)
+        if pid is None:
+            command = [sys.executable, "-m", WATCHDOG_MODULE]
+            pid = self._spawn(WATCHDOG, command, self.worker_env())
+        self._wait_until(
+            WATCHDOG, pid, self._zombie_automation_exists, WORKER_TIMEOUT, "the watchdog"
+        )
+
+    def _zombie_automation_exists(self) -> bool:
+        from prefect.client.orchestration import SyncPrefectClient
+
+        from taskscheduler import notifications
+
+        with SyncPrefectClient(self.api_url, auth_string=self.prefect_auth_string) as client:
+            return bool(client.read_automations_by_name(notifications.ZOMBIE_AUTOMATION))
 
     # -- the whole platform --------------------------------------------------------------------
 
@@ -399,19 +717,37 @@ class LocalPlatform:
         """
         status = self.status()
         if status.up:
+            self.migrate_store()
+            self.start_api()
             self.ensure_work_pool()
-            return status
+            self.start_fast_worker()
+            if self.docker:
+                self.ensure_docker()
+            self.start_watchdog()
+            return self.status()
         self.ensure_postgres()
         self.ensure_database()
+        self.tune_database()
+        self.migrate_store()
         self.start_server()
         self.ensure_work_pool(DEFAULT_POOL, DEFAULT_POOL_TYPE)
         self.register_blocks()
         self.start_worker(DEFAULT_POOL)
+        self.start_fast_worker()
+        if self.docker:
+            self.ensure_docker()
+        self.start_api()
+        self.start_watchdog()
         return self.status()
 
     def down(self) -> None:
-        """Stop the worker, then the server; the data stays in PostgreSQL."""
-        for service in (WORKER, SERVER):
+        """Stop the workers (and the job containers), then the server; data stays in PostgreSQL."""
+        self.stop(WATCHDOG)
+        self.stop(API)
+        self.stop(DOCKER_WORKER)
+        self.remove_job_containers()
+        self.stop(FAST_WORKER)
+        for service in (WORKER, SERVICES, SERVER):
             self.stop(service)
 
     def stop(self, service: str) -> None:
@@ -433,12 +769,14 @@ class LocalPlatform:
             server_healthy=server_alive and self.healthy(),
             worker_pid=worker_pid,
             worker_alive=self._live_pid(WORKER) is not None,
+            docker_worker_pid=self._read_pid(DOCKER_WORKER),
+            docker_worker_alive=self._live_pid(DOCKER_WORKER) is not None,
         )
 
     def processes(self) -> list[int]:
         """PIDs of the live supervised processes and of everything they started (flow runs)."""
         pids: list[int] = []
-        for service in (SERVER, WORKER):
+        for service in (SERVER, WORKER, DOCKER_WORKER, FAST_WORKER, API, WATCHDOG, SERVICES):
             pid = self._live_pid(service)
             if pid is not None:
                 pids.append(pid)
@@ -516,6 +854,14 @@ class LocalPlatform:
         except OSError:
             return None
         cmdline = _cmdline(pid)
+        if service == FAST_WORKER:
+            return pid if is_leader and FAST_MODULE in cmdline else None
+        if service == SERVICES:
+            return pid if is_leader and "services" in cmdline and "server" in cmdline else None
+        if service == API:
+            return pid if is_leader and API_MODULE in cmdline else None
+        if service == WATCHDOG:
+            return pid if is_leader and WATCHDOG_MODULE in cmdline else None
         if is_leader and "prefect" in " ".join(cmdline) and role in cmdline:
             return pid
         return None
@@ -587,22 +933,17 @@ def _terminate(leader: int) -> None:
     descendants = _descendants(leader)
 
     def signal_all(sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(leader, sig)
-        except ProcessLookupError:
-            pass
         for pid, started in descendants.items():
             # Only the same process, never one that has since been given a recycled PID.
             if _start_time(pid) == started:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
 
     def all_gone() -> bool:
         return not _alive(leader) and not any(
-            _alive(pid) and _start_time(pid) == started
-            for pid, started in descendants.items()
+            _alive(pid) and _start_time(pid) == started for pid, started in descendants.items()
         )
 
     signal_all(signal.SIGTERM)
@@ -630,9 +971,7 @@ def _settings_env(settings: Settings) -> dict[str, str]:
         if isinstance(raw, SecretStr):
             value = raw.get_secret_value()  # the dump masks secrets; children need them
         # Complex fields travel as JSON, which is how pydantic-settings reads them back.
-        env[f"TASKS_{name.upper()}"] = (
-            value if isinstance(value, str) else json.dumps(value)
-        )
+        env[f"TASKS_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 
 
@@ -667,6 +1006,8 @@ def _wait_for(ready: Callable[[], bool], timeout: float, message: str) -> None:
 def _print_where(platform: LocalPlatform) -> None:
     print(f"Prefect UI:  {platform.ui_url}")
     print(f"Prefect API: export PREFECT_API_URL={platform.api_url}")
+    print(f"REST API:    {platform.service_api_url}/docs")
+    print(f"Secrets:     {credentials.path(platform.settings)} (Prefect auth string, admin token)")
     print(f"Logs:        {platform.log_dir}")
 
 
@@ -683,6 +1024,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             platform.up()
             print("The platform is up.")
+            if platform.docker_problem:
+                print(f"warning: no docker pool: {platform.docker_problem}", file=sys.stderr)
             _print_where(platform)
         elif args.command == "down":
             platform.down()
@@ -693,6 +1036,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server: pid {status.server_pid or '-'}, {server}")
             print(f"worker: pid {status.worker_pid or '-'}, ", end="")
             print("alive" if status.worker_alive else "not running")
+            print(f"docker worker: pid {status.docker_worker_pid or '-'}, ", end="")
+            print("alive" if status.docker_worker_alive else "not running")
             _print_where(platform)
             if not status.up:
                 print("error: the platform is not (fully) running", file=sys.stderr)

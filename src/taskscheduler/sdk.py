@@ -12,20 +12,26 @@ same. The rules live in ``models``; the Prefect calls in ``_prefect``.
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextvars
 import datetime as dt
+import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskscheduler import _prefect, declarative, errors, models
+from taskscheduler import _prefect, audit, declarative, errors, models, store
 from taskscheduler.code_block import TaskCode
 from taskscheduler.settings import Settings, get_settings
 
 T = TypeVar("T")
+P = ParamSpec("P")
 TaskInput = models.TaskSpec | dict[str, Any]
 
 PAST_GRACE = dt.timedelta(minutes=5)
@@ -56,15 +62,122 @@ def _spec(value: TaskInput) -> models.TaskSpec:
     return value if isinstance(value, models.TaskSpec) else models.build_spec(value)
 
 
-class AsyncTaskScheduler:
-    """Tasks and jobs on the platform, as coroutines."""
+# The audit entry of the call in progress, so a method can add what only it knows (the code
+# hash before an update) without threading it through every signature.
+_pending: contextvars.ContextVar[dict[str, str | None] | None] = contextvars.ContextVar(
+    "taskscheduler_audit_pending", default=None
+)
+_log = logging.getLogger(__name__)
 
-    def __init__(self, settings: Settings | None = None) -> None:
+
+def _audited(
+    action: str,
+) -> Callable[
+    [Callable[Concatenate[AsyncTaskScheduler, P], Awaitable[T]]],
+    Callable[Concatenate[AsyncTaskScheduler, P], Awaitable[T]],
+]:
+    """Append one audit entry per call of a state-changing method, refused calls included."""
+
+    def decorate(
+        method: Callable[Concatenate[AsyncTaskScheduler, P], Awaitable[T]],
+    ) -> Callable[Concatenate[AsyncTaskScheduler, P], Awaitable[T]]:
+        async def call(self: AsyncTaskScheduler, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            fields: dict[str, str | None] = {"task": None, "job": None}
+            fields["job" if action.startswith("job.") else "task"] = _target(
+                args[0] if args else None
+            )
+            token = _pending.set(fields)
+            try:
+                result = await method(self, *args, **kwargs)
+            except Exception as exc:
+                try:
+                    await self._record(action, audit.outcome_of(exc), fields, detail=str(exc))
+                except Exception:  # noqa: BLE001 - the caller must see the original error
+                    _log.exception("could not write the audit entry of a refused %s", action)
+                raise
+            finally:
+                _pending.reset(token)
+            if isinstance(result, models.Task):
+                fields["task"] = result.name
+                fields["code_sha256_after"] = result.code_sha256
+            elif isinstance(result, models.Job):
+                if fields["job"] is not None and fields["job"] != result.id:
+                    fields["detail"] = f"replaced by job {result.id}"
+                else:
+                    fields["job"] = result.id
+                fields["task"] = fields["task"] or result.task
+            await self._record(action, "ok", fields)
+            return result
+
+        functools.update_wrapper(call, method)
+        return call
+
+    return decorate
+
+
+def _target(value: object) -> str | None:
+    """The task name or job id a call is about, from its first argument."""
+    if isinstance(value, models.TaskSpec):
+        return value.name
+    if isinstance(value, dict):
+        name = value.get("name")
+        return name[:200] if isinstance(name, str) else None
+    return value[:200] if isinstance(value, str) else None
+
+
+def _note(**fields: str | None) -> None:
+    """Add to the audit entry of the call in progress."""
+    pending = _pending.get()
+    if pending is not None:
+        pending.update(fields)
+
+
+class AsyncTaskScheduler:
+    """Tasks and jobs on the platform, as coroutines.
+
+    ``actor`` is who acts (default: the local user, as the SDK) and ``audit_sink`` where each
+    state-changing call is recorded (default: the audit table of the platform's database);
+    the REST API passes the token's identity, its request id and its shared sink.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        actor: audit.Actor | None = None,
+        audit_sink: audit.AuditSink | None = None,
+        request_id: str | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
         self._gateway = _prefect.Gateway(self.settings)
+        self.actor = actor or audit.Actor.local(self.settings)
+        self.request_id = request_id
+        self._audit_sink = audit_sink
+        self._owned_engine: AsyncEngine | None = None
+
+    async def _record(
+        self, action: str, outcome: str, fields: dict[str, str | None], detail: str | None = None
+    ) -> None:
+        if self._audit_sink is None:
+            self._owned_engine = store.create_engine(self.settings, pooled=False)
+            self._audit_sink = audit.DatabaseSink(self._owned_engine)
+        values = dict(fields)
+        if detail is not None:
+            values["detail"] = detail
+        entry = audit.AuditEntry.of(
+            self.actor, action, outcome, request_id=self.request_id, **values
+        )
+        await self._audit_sink.record(entry)
+
+    async def aclose(self) -> None:
+        """Release the database engine of the default audit sink, if one was opened."""
+        if self._owned_engine is not None:
+            await self._owned_engine.dispose()
+            self._owned_engine = None
 
     # ---- tasks -------------------------------------------------------------------------
 
+    @_audited("task.create")
     async def create(self, task: TaskInput) -> models.Task:
         """Create a task: its first code version, its deployment and its upcoming jobs."""
         spec = _spec(task)
@@ -76,6 +189,7 @@ class AsyncTaskScheduler:
         async with gw.session() as client:
             if await gw.exists(client, spec.name):
                 raise errors.TaskAlreadyExists(spec.name)
+            await gw.require_secrets(client, spec.secrets)
             await gw.save_version(client, _version_block(spec, 1))
             deployment_id = await gw.create_deployment(client, spec, 1, plan)
             if plan is not None:
@@ -98,6 +212,7 @@ class AsyncTaskScheduler:
             )
             return [await self._to_task(client, d, detail=False) for d in deployments]
 
+    @_audited("task.update")
     async def update(self, name: str, changes: dict[str, Any]) -> models.Task:
         """Change a task; future jobs follow the new definition, none lost, none doubled.
 
@@ -111,7 +226,10 @@ class AsyncTaskScheduler:
         async with gw.session() as client:
             deployment = await gw.find_deployment(client, name)
             current, version = await self._current(client, deployment)
+            _note(code_sha256_before=current.code_sha256)
             spec = current.merged(changes)
+            if spec.secrets != current.secrets:
+                await gw.require_secrets(client, spec.secrets)
             spec.check_entrypoint(self.settings.project_dir)
             if spec == current:
                 return await self._read_task(client, name, detail=True)
@@ -136,6 +254,7 @@ class AsyncTaskScheduler:
                 await gw.schedule_now(client, deployment.id, _since(spec, now))
             return await self._read_task(client, name, detail=True)
 
+    @_audited("task.delete")
     async def delete(self, name: str) -> None:
         """Delete a task and its waiting jobs; finished jobs stay in Prefect's history."""
         gw = self._gateway
@@ -144,6 +263,7 @@ class AsyncTaskScheduler:
             await gw.delete_deployment(client, deployment.id)
             await gw.delete_versions(client, name)
 
+    @_audited("task.pause")
     async def pause(self, name: str) -> models.Task:
         """Stop the task's schedule; waiting auto-scheduled jobs are removed."""
         gw = self._gateway
@@ -152,6 +272,7 @@ class AsyncTaskScheduler:
             await gw.pause(client, deployment.id)
             return await self._read_task(client, name, detail=True)
 
+    @_audited("task.resume")
     async def resume(self, name: str) -> models.Task:
         """Restart the task's schedule from now on (missed ticks are not run)."""
         gw = self._gateway
@@ -162,7 +283,7 @@ class AsyncTaskScheduler:
                 await gw.schedule_now(client, deployment.id, _now())
             return await self._read_task(client, name, detail=True)
 
-    async def apply(self, path: Path | str) -> list[Applied]:
+    async def apply(self, path: Path | str) -> builtins.list[Applied]:
         """Create or update every task defined in a folder (or file); idempotent."""
         results = []
         for file, data in declarative.load(Path(path)):
@@ -186,16 +307,19 @@ class AsyncTaskScheduler:
 
     # ---- jobs --------------------------------------------------------------------------
 
+    @_audited("task.schedule")
     async def schedule(self, name: str, at: dt.datetime) -> models.Job:
         """Add a one-off job of a task at ``at``."""
         gw = self._gateway
         async with gw.session() as client:
             deployment = await gw.find_deployment(client, name)
             spec, _ = await self._current(client, deployment, required=False)
+            at = _sane_when(at)
             _refuse_outside_window(spec, at, field="at")
             run = await gw.create_run(client, deployment.id, at=at, parameters=None)
             return _prefect.to_job(run, name)
 
+    @_audited("task.run")
     async def run(self, name: str, parameters: dict[str, Any] | None = None) -> models.Job:
         """Start a job of a task now, optionally with other arguments."""
         gw = self._gateway
@@ -208,21 +332,22 @@ class AsyncTaskScheduler:
             if parameters:
                 merged = {**deployment.parameters.get("parameters", {}), **parameters}
                 if spec is not None:
-                    spec.merged({"parameters": merged}).check_entrypoint(
-                        self.settings.project_dir
-                    )
+                    spec.merged({"parameters": merged}).check_entrypoint(self.settings.project_dir)
                 overrides = {"parameters": merged}
             run = await gw.create_run(client, deployment.id, at=now, parameters=overrides)
             return _prefect.to_job(run, name)
 
+    @_audited("job.reschedule")
     async def reschedule(self, job_id: str, at: dt.datetime) -> models.Job:
         """Move a job that has not started to another time; returns the job that replaces it."""
+        at = _sane_when(at)
         gw = self._gateway
         async with gw.session() as client:
             run = await gw.read_run(client, job_id)
             new = await gw.move(client, run, at)
             return await self._read_job(client, str(new.id))
 
+    @_audited("job.cancel")
     async def cancel(self, job_id: str) -> models.Job:
         """Cancel a waiting job, or stop a running one (its worker kills it)."""
         gw = self._gateway
@@ -238,7 +363,7 @@ class AsyncTaskScheduler:
         state: models.JobState | str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[models.Job]:
+    ) -> builtins.list[models.Job]:
         """Jobs, newest scheduled time first, optionally of one task and in one state."""
         gw = self._gateway
         async with gw.session() as client:
@@ -260,7 +385,7 @@ class AsyncTaskScheduler:
         async with self._gateway.session() as client:
             return await self._read_job(client, job_id)
 
-    async def logs(self, job_id: str, *, limit: int | None = None) -> list[LogLine]:
+    async def logs(self, job_id: str, *, limit: int | None = None) -> builtins.list[LogLine]:
         """What a job's code printed and logged, and Prefect's own lines about it."""
         gw = self._gateway
         async with gw.session() as client:
@@ -285,6 +410,15 @@ class AsyncTaskScheduler:
             if job.state.is_final or time.monotonic() > deadline:
                 return job
             await asyncio.sleep(interval)
+
+    async def job_counts(self) -> dict[models.JobState, int]:
+        """How many jobs are in each state (for metrics)."""
+        gw = self._gateway
+        async with gw.session() as client:
+            return {
+                state: await gw.count_runs(client, _prefect.state_types(state))
+                for state in models.JobState
+            }
 
     async def health(self) -> None:
         """Raise ``PlatformUnavailable`` unless the Prefect server answers healthy."""
@@ -351,12 +485,14 @@ class AsyncTaskScheduler:
             limit=5,
         )
         task.next_runs = [r.expected_start_time for r in upcoming if r.expected_start_time]
-        finished_or_running = [
-            t
-            for s in (models.JobState.RUNNING, models.JobState.COMPLETED)
-            for t in _prefect.state_types(s)
-        ] + _prefect.state_types(models.JobState.FAILED) + _prefect.state_types(
-            models.JobState.CANCELLED
+        finished_or_running = (
+            [
+                t
+                for s in (models.JobState.RUNNING, models.JobState.COMPLETED)
+                for t in _prefect.state_types(s)
+            ]
+            + _prefect.state_types(models.JobState.FAILED)
+            + _prefect.state_types(models.JobState.CANCELLED)
         )
         last = await gw.read_runs(
             client, deployment_id=deployment.id, states=finished_or_running, limit=1
@@ -372,7 +508,9 @@ class AsyncTaskScheduler:
     async def _read_job(self, client: Any, job_id: str) -> models.Job:
         gw = self._gateway
         run = await gw.read_run(client, job_id)
-        names = await gw.deployment_names(client, {run.deployment_id} if run.deployment_id else set())
+        names = await gw.deployment_names(
+            client, {run.deployment_id} if run.deployment_id else set()
+        )
         return _prefect.to_job(
             run,
             names.get(run.deployment_id) if run.deployment_id else None,
@@ -384,8 +522,14 @@ class AsyncTaskScheduler:
 class TaskScheduler:
     """The same operations as ``AsyncTaskScheduler``, blocking; use as a context manager."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.aio = AsyncTaskScheduler(settings)
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        actor: audit.Actor | None = None,
+        audit_sink: audit.AuditSink | None = None,
+    ) -> None:
+        self.aio = AsyncTaskScheduler(settings, actor=actor, audit_sink=audit_sink)
         self._runner = asyncio.Runner()
 
     def __enter__(self) -> TaskScheduler:
@@ -401,7 +545,10 @@ class TaskScheduler:
 
     def close(self) -> None:
         """Close the event loop behind the blocking calls."""
-        self._runner.close()
+        try:
+            self._runner.run(self.aio.aclose())
+        finally:
+            self._runner.close()
 
     def _run(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         return self._runner.run(call(*args, **kwargs))  # type: ignore[arg-type]
@@ -414,7 +561,9 @@ class TaskScheduler:
         """See ``AsyncTaskScheduler.get``."""
         return self._run(self.aio.get, name)
 
-    def list(self, *, limit: int = 100, offset: int = 0, search: str | None = None) -> list[models.Task]:
+    def list(
+        self, *, limit: int = 100, offset: int = 0, search: str | None = None
+    ) -> list[models.Task]:
         """See ``AsyncTaskScheduler.list``."""
         return self._run(self.aio.list, limit=limit, offset=offset, search=search)
 
@@ -434,7 +583,7 @@ class TaskScheduler:
         """See ``AsyncTaskScheduler.resume``."""
         return self._run(self.aio.resume, name)
 
-    def apply(self, path: Path | str) -> list[Applied]:
+    def apply(self, path: Path | str) -> builtins.list[Applied]:
         """See ``AsyncTaskScheduler.apply``."""
         return self._run(self.aio.apply, path)
 
@@ -461,7 +610,7 @@ class TaskScheduler:
         state: models.JobState | str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[models.Job]:
+    ) -> builtins.list[models.Job]:
         """See ``AsyncTaskScheduler.jobs``."""
         return self._run(self.aio.jobs, task=task, state=state, limit=limit, offset=offset)
 
@@ -469,7 +618,7 @@ class TaskScheduler:
         """See ``AsyncTaskScheduler.job``."""
         return self._run(self.aio.job, job_id)
 
-    def logs(self, job_id: str, *, limit: int | None = None) -> list[LogLine]:
+    def logs(self, job_id: str, *, limit: int | None = None) -> builtins.list[LogLine]:
         """See ``AsyncTaskScheduler.logs``."""
         return self._run(self.aio.logs, job_id, limit=limit)
 
@@ -522,6 +671,15 @@ def _refuse_past_at(spec: models.TaskSpec, now: dt.datetime) -> None:
         raise errors.InvalidSchedule("at", f"{spec.at.isoformat()} is in the past")
 
 
+def _sane_when(at: dt.datetime) -> dt.datetime:
+    """A job time in UTC when it has no zone; refused when far off or minutes in the past."""
+    at = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    models.check_time(at, "at")
+    if at < _now() - PAST_GRACE:
+        raise errors.InvalidSchedule("at", f"{at.isoformat()} is in the past")
+    return at
+
+
 def _refuse_outside_window(spec: models.TaskSpec | None, when: dt.datetime, *, field: str) -> None:
     """No job of a task is ever created outside its start/end window."""
     if spec is None:
@@ -556,7 +714,9 @@ def _job_state(state: models.JobState | str) -> models.JobState:
         return models.JobState(state)
     except ValueError:
         choices = ", ".join(s.value for s in models.JobState)
-        raise errors.InvalidTask("state", f"unknown state {state!r}; use one of {choices}") from None
+        raise errors.InvalidTask(
+            "state", f"unknown state {state!r}; use one of {choices}"
+        ) from None
 
 
 def _level_name(level: int) -> str:

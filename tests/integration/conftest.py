@@ -42,6 +42,7 @@ def throwaway_settings(state_dir: Path) -> Settings:
     return Settings(
         database_url=database.render_as_string(hide_password=False),
         prefect_port=free_port(),
+        api_port=free_port(),
         state_dir=state_dir,
     )
 
@@ -73,7 +74,9 @@ def drop_database(database_url: str) -> None:
 @contextlib.contextmanager
 def throwaway_platform(state_dir: Path) -> Iterator[LocalPlatform]:
     """A whole platform on its own database and port, stopped and dropped afterwards."""
-    platform = LocalPlatform(throwaway_settings(state_dir))
+    # The docker pool comes up on demand (``docker_platform``), so tests that do not need
+    # Docker neither wait for an image build nor run a docker worker.
+    platform = LocalPlatform(throwaway_settings(state_dir), docker=False)
     try:
         platform.up()
         yield platform
@@ -91,16 +94,22 @@ def pointing_at(platform: LocalPlatform) -> Iterator[None]:
     ``os.environ`` serves our settings and the subprocesses; Prefect reads its settings once at
     import, so its in-process client needs ``temporary_settings`` as well.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     env = {k: v for k, v in platform.env().items() if k.startswith("TASKS_")}
     env["PREFECT_API_URL"] = platform.api_url
+    env["PREFECT_API_AUTH_STRING"] = platform.prefect_auth_string
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
         get_settings.cache_clear()
         try:
-            with temporary_settings(updates={PREFECT_API_URL: platform.api_url}):
+            with temporary_settings(
+                updates={
+                    PREFECT_API_URL: platform.api_url,
+                    PREFECT_API_AUTH_STRING: platform.prefect_auth_string,
+                }
+            ):
                 yield
         finally:
             get_settings.cache_clear()
@@ -108,7 +117,8 @@ def pointing_at(platform: LocalPlatform) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
-    """The session's platform: Prefect server, ``process`` pool, worker and block types.
+    """The session's platform: Prefect server, ``process`` and ``fast`` pools, their workers
+    (a process worker and a fast-lane worker) and block types.
 
     Yields the `LocalPlatform` (``.settings``, ``.api_url``, ``.ui_url``); while it lives,
     ``PREFECT_API_URL`` and the ``TASKS_*`` variables point at it.
@@ -118,6 +128,22 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform
         pointing_at(started),
     ):
         yield started
+
+
+@pytest.fixture(scope="session")
+def docker_platform(platform: LocalPlatform) -> LocalPlatform:
+    """The session's platform plus the ``docker`` pool, its hardened template and its worker.
+
+    Starts the Docker engine and builds the job image when missing (the first run on a fresh
+    machine takes minutes). Without a usable engine the tests fail, saying why; never skip.
+    """
+    from taskscheduler import errors
+
+    try:
+        platform.ensure_docker(required=True)
+    except errors.PlatformUnavailable as exc:
+        pytest.fail(f"the Docker tests need a working Docker engine: {exc}", pytrace=False)
+    return platform
 
 
 @pytest.fixture

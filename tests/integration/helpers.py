@@ -36,7 +36,9 @@ def wait_for(
         time.sleep(interval)
 
 
-def cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the ``tasks`` command as a user would, in a child process."""
     result = subprocess.run(
         [str(VENV_BIN / "tasks"), *args],

@@ -56,24 +56,19 @@ def test_server_answers_health_and_serves_the_ui(platform: LocalPlatform) -> Non
 
 def test_process_pool_exists_with_a_live_worker(platform: LocalPlatform) -> None:
     """``up`` leaves a ``process`` pool with our worker online on it."""
-    with SyncPrefectClient(platform.api_url) as client:
+    with SyncPrefectClient(platform.api_url, auth_string=platform.prefect_auth_string) as client:
         pool = client.read_work_pool("process")
         workers = client.read_workers_for_work_pool("process")
     assert pool.type == "process"
-    assert pool.base_job_template, (
-        "the pool has the process worker's default job template"
-    )
-    assert any(
-        w.name == platform.worker_name and w.status == WorkerStatus.ONLINE
-        for w in workers
-    )
+    assert pool.base_job_template, "the pool has the process worker's default job template"
+    assert any(w.name == platform.worker_name and w.status == WorkerStatus.ONLINE for w in workers)
 
 
 def test_block_types_are_registered(platform: LocalPlatform) -> None:
     """``up`` registers our block types, so code blocks can be saved at once."""
     from taskscheduler.code_block import TaskCode
 
-    with SyncPrefectClient(platform.api_url) as client:
+    with SyncPrefectClient(platform.api_url, auth_string=platform.prefect_auth_string) as client:
         block_type = client.read_block_type_by_slug(TaskCode.get_block_type_slug())
     assert block_type.slug == TaskCode.get_block_type_slug()
 
@@ -126,7 +121,9 @@ def test_restart_keeps_data_and_down_leaves_no_process(
     flow_dir.mkdir()
     (flow_dir / "sleepy.py").write_text(SLEEPY_FLOW)
 
-    with SyncPrefectClient(fresh_platform.api_url) as client:
+    with SyncPrefectClient(
+        fresh_platform.api_url, auth_string=fresh_platform.prefect_auth_string
+    ) as client:
         client.create_work_pool(WorkPoolCreate(name=pool_name, type="process"))
     flow_run_pids = start_sleepy_flow_run(fresh_platform, flow_dir)
     supervised = fresh_platform.processes()
@@ -141,7 +138,9 @@ def test_restart_keeps_data_and_down_leaves_no_process(
 
     fresh_platform.up()
 
-    with SyncPrefectClient(fresh_platform.api_url) as client:
+    with SyncPrefectClient(
+        fresh_platform.api_url, auth_string=fresh_platform.prefect_auth_string
+    ) as client:
         assert client.read_work_pool(pool_name).name == pool_name
         assert client.read_work_pool("process").type == "process"
     assert not set(fresh_platform.processes()) & set(supervised)
@@ -152,16 +151,23 @@ def start_sleepy_flow_run(platform: LocalPlatform, flow_dir: Path) -> list[int]:
     from prefect import Flow, flow
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: platform.api_url}):
+    with temporary_settings(
+        updates={
+            PREFECT_API_URL: platform.api_url,
+            PREFECT_API_AUTH_STRING: platform.prefect_auth_string,
+        }
+    ):
         # Called outside an event loop these return values, not coroutines.
         sleepy = flow.from_source(source=str(flow_dir), entrypoint="sleepy.py:sleepy")
         assert isinstance(sleepy, Flow)
         sleepy.deploy(name="sleepy", work_pool_name="process", build=False, push=False)
         flow_run = run_deployment("sleepy/sleepy", timeout=0)
         assert isinstance(flow_run, FlowRun)
-        with SyncPrefectClient(platform.api_url) as client:
+        with SyncPrefectClient(
+            platform.api_url, auth_string=platform.prefect_auth_string
+        ) as client:
 
             def started() -> bool:
                 state = client.read_flow_run(flow_run.id).state

@@ -65,7 +65,9 @@ def test_run_now_completes_with_printed_and_logged_output_in_its_logs(ts: TaskSc
     assert "hello Ada" in messages
     assert "LOUD" in messages
     assert "Result: 42" in messages
-    assert not any(m.startswith("HTTP Request") for m in messages), "library noise is not user output"
+    assert not any(m.startswith("HTTP Request") for m in messages), (
+        "library noise is not user output"
+    )
 
 
 def test_failing_code_is_retried_with_growing_delays_then_fails_with_its_traceback(
@@ -86,7 +88,7 @@ def test_failing_code_is_retried_with_growing_delays_then_fails_with_its_traceba
     assert "ValueError: boom" in (job.error or "")
     logs = "\n".join(line.message for line in ts.logs(job.id))
     assert "Retry 1/2" in logs and "Retry 2/2" in logs
-    assert "Traceback" in logs and 'raise ValueError(\'boom\')' in logs
+    assert "Traceback" in logs and "raise ValueError('boom')" in logs
 
     async def retry_gaps() -> list[float]:
         async with get_client() as client:
@@ -236,7 +238,9 @@ def test_invalid_update_changes_nothing(ts: TaskScheduler) -> None:
         ts.update(name, {"code": "def main(:\n"})
     assert bad_code.value.field == "code"
     task = ts.get(name)
-    assert task.version == 1 and task.spec is not None and task.spec.every == dt.timedelta(minutes=10)
+    assert (
+        task.version == 1 and task.spec is not None and task.spec.every == dt.timedelta(minutes=10)
+    )
 
 
 def test_invalid_task_writes_nothing(ts: TaskScheduler) -> None:
@@ -291,12 +295,13 @@ def test_cron_follows_daylight_saving_time_in_its_zone(
     )
     import asyncio
 
-    import httpx
-
     async def materialise(deployment_id: str) -> None:
-        async with httpx.AsyncClient(base_url=platform.api_url) as http:
-            response = await http.post(
-                f"/deployments/{deployment_id}/schedule",
+        # Prefect's own client: the server wants its auth string and a CSRF token.
+        async with get_client() as prefect_client:
+            response = await prefect_client.request(
+                "POST",
+                "/deployments/{id}/schedule",
+                path_params={"id": deployment_id},
                 json={
                     "start_time": "2027-03-26T00:00:00Z",
                     "end_time": "2027-03-31T00:00:00Z",
@@ -318,7 +323,9 @@ def test_cron_follows_daylight_saving_time_in_its_zone(
         in_range = [t for t in times if dt.datetime(2027, 3, 26, tzinfo=dt.UTC) <= t]
         in_range = [t for t in in_range if t < dt.datetime(2027, 3, 31, tzinfo=dt.UTC)]
         assert in_range == expected, name
-    assert all(t < dt.datetime(2027, 3, 31, tzinfo=dt.UTC) for t, _, _ in _waiting_runs(ts, windowed))
+    assert all(
+        t < dt.datetime(2027, 3, 31, tzinfo=dt.UTC) for t, _, _ in _waiting_runs(ts, windowed)
+    )
 
 
 def test_pause_removes_waiting_runs_and_resume_brings_them_back(ts: TaskScheduler) -> None:

@@ -37,18 +37,10 @@ class Case:
 CASES = {
     "every-minute": Case("* * * * *", "UTC", D(2026, 11, 27, 10, 0, 30), None),
     "every-7-minutes": Case("*/7 * * * *", "Europe/Paris", D(2026, 1, 1), None),
-    "weekdays-9am": Case(
-        "0 9 * * 1-5", "America/New_York", D(2026, 2, 1), D(2026, 4, 1)
-    ),
-    "weekday-names": Case(
-        "15 8 * * mon-fri", "Europe/Paris", D(2026, 1, 1), D(2026, 3, 1)
-    ),
-    "berlin-0230-march": Case(
-        "30 2 * * *", "Europe/Berlin", D(2026, 3, 15), D(2026, 4, 15)
-    ),
-    "berlin-0230-october": Case(
-        "30 2 * * *", "Europe/Berlin", D(2026, 10, 10), D(2026, 11, 10)
-    ),
+    "weekdays-9am": Case("0 9 * * 1-5", "America/New_York", D(2026, 2, 1), D(2026, 4, 1)),
+    "weekday-names": Case("15 8 * * mon-fri", "Europe/Paris", D(2026, 1, 1), D(2026, 3, 1)),
+    "berlin-0230-march": Case("30 2 * * *", "Europe/Berlin", D(2026, 3, 15), D(2026, 4, 15)),
+    "berlin-0230-october": Case("30 2 * * *", "Europe/Berlin", D(2026, 10, 10), D(2026, 11, 10)),
     "berlin-every-10-min-march": Case(
         "*/10 * * * *", "Europe/Berlin", D(2026, 3, 28), D(2026, 3, 30)
     ),
@@ -68,9 +60,7 @@ CASES = {
     "day-or-odd-days-or-monday": Case("0 6 */2 * 1", "UTC", D(2026, 1, 1), None),
     "day-or-impossible-dom": Case("0 0 31 2 5", "UTC", D(2026, 1, 1), None, 50),
     "month-names": Case("0 0 * JAN-MAR,oct *", "UTC", D(2026, 1, 1), None),
-    "range-with-step": Case(
-        "5-50/10 1-23/4 * * *", "Europe/Paris", D(2026, 1, 1), None
-    ),
+    "range-with-step": Case("5-50/10 1-23/4 * * *", "Europe/Paris", D(2026, 1, 1), None),
     "start-with-step": Case("10/15 * * * *", "UTC", D(2026, 5, 5, 5, 5), None),
     "wrapping-dow-range": Case("0 0 * * 5-1", "UTC", D(2026, 1, 1), None),
     "leap-day": Case("0 0 29 2 *", "UTC", D(2026, 1, 1), D(2036, 1, 1)),
@@ -204,9 +194,7 @@ def test_server_schedule_matches_cron_schedule(name: str) -> None:
     start, end = case.start.replace(tzinfo=zone), until.replace(tzinfo=zone)
     rrule = cron_to_rrule(case.expr, dtstart=case.start, until=case.until)
     from_rrule = _server_dates(RRuleSchedule(rrule=rrule, timezone=case.tz), start, end)
-    from_cron = _server_dates(
-        CronSchedule(cron=case.expr, timezone=case.tz), start, end
-    )
+    from_cron = _server_dates(CronSchedule(cron=case.expr, timezone=case.tz), start, end)
     assert from_rrule == from_cron
     # Asking beyond the window (past UNTIL, when set) yields nothing outside it.
     beyond = datetime.timedelta(days=30 if case.until else 0)
@@ -228,9 +216,7 @@ def test_spring_forward_gap_runs_earlier_than_cron_schedule() -> None:
     start, end = D(2026, 3, 28, tzinfo=zone), D(2026, 3, 31, tzinfo=zone)
     rrule = cron_to_rrule("30 2 * * *", dtstart=D(2026, 3, 28), until=D(2026, 3, 31))
     from_rrule = asyncio.run(
-        RRuleSchedule(rrule=rrule, timezone="Europe/Berlin").get_dates(
-            n=10, start=start, end=end
-        )
+        RRuleSchedule(rrule=rrule, timezone="Europe/Berlin").get_dates(n=10, start=start, end=end)
     )
     from_cron = asyncio.run(
         CronSchedule(cron="30 2 * * *", timezone="Europe/Berlin").get_dates(
@@ -256,17 +242,13 @@ def test_spring_forward_gap_can_precede_a_window_starting_just_before_it() -> No
     the nonexistent 02:30 to 01:30 CET.
     """
     zone = ZoneInfo("Europe/Berlin")
-    rrule = cron_to_rrule(
-        "30 2 * * *", dtstart=D(2026, 3, 29, 1, 45), until=D(2026, 3, 29, 23)
-    )
+    rrule = cron_to_rrule("30 2 * * *", dtstart=D(2026, 3, 29, 1, 45), until=D(2026, 3, 29, 23))
     dates = asyncio.run(
         RRuleSchedule(rrule=rrule, timezone="Europe/Berlin").get_dates(
             n=10, start=D(2026, 3, 29, tzinfo=zone), end=D(2026, 3, 30, tzinfo=zone)
         )
     )
-    assert [d.astimezone(zone).isoformat() for d in dates] == [
-        "2026-03-29T01:30:00+01:00"
-    ]
+    assert [d.astimezone(zone).isoformat() for d in dates] == ["2026-03-29T01:30:00+01:00"]
 
 
 def test_fall_back_repeated_hour_runs_once_like_cron_schedule() -> None:
@@ -274,9 +256,7 @@ def test_fall_back_repeated_hour_runs_once_like_cron_schedule() -> None:
     start, end = D(2026, 10, 25, 1, tzinfo=zone), D(2026, 10, 25, 4, tzinfo=zone)
     rrule = cron_to_rrule("*/30 * * * *", dtstart=D(2026, 10, 25), until=None)
     from_rrule = asyncio.run(
-        RRuleSchedule(rrule=rrule, timezone="Europe/Berlin").get_dates(
-            n=100, start=start, end=end
-        )
+        RRuleSchedule(rrule=rrule, timezone="Europe/Berlin").get_dates(n=100, start=start, end=end)
     )
     from_cron = asyncio.run(
         CronSchedule(cron="*/30 * * * *", timezone="Europe/Berlin").get_dates(
@@ -292,15 +272,11 @@ def test_fall_back_repeated_hour_runs_once_like_cron_schedule() -> None:
         "2026-10-25T03:30:00+01:00",
         "2026-10-25T04:00:00+01:00",
     ]
-    assert [d.astimezone(UTC) for d in from_rrule] == [
-        d.astimezone(UTC) for d in from_cron
-    ]
+    assert [d.astimezone(UTC) for d in from_rrule] == [d.astimezone(UTC) for d in from_cron]
 
 
 def test_output_format() -> None:
-    rrule = cron_to_rrule(
-        "0 9 * * 1-5", dtstart=D(2026, 11, 27, 8, 15), until=D(2026, 12, 31, 18)
-    )
+    rrule = cron_to_rrule("0 9 * * 1-5", dtstart=D(2026, 11, 27, 8, 15), until=D(2026, 12, 31, 18))
     assert rrule == (
         "DTSTART:20261127T081500\n"
         "RRULE:FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9;BYMINUTE=0;BYSECOND=0;"
@@ -308,8 +284,7 @@ def test_output_format() -> None:
     )
     every_hour = ",".join(str(hour) for hour in range(24))
     assert cron_to_rrule("0 * * * *", dtstart=D(2026, 1, 1), until=None) == (
-        "DTSTART:20260101T000000\n"
-        f"RRULE:FREQ=DAILY;BYHOUR={every_hour};BYMINUTE=0;BYSECOND=0"
+        f"DTSTART:20260101T000000\nRRULE:FREQ=DAILY;BYHOUR={every_hour};BYMINUTE=0;BYSECOND=0"
     )
 
 
@@ -355,12 +330,8 @@ def test_every_second_fits_prefect_length_limit() -> None:
         ("0 0 * * * * 2030", "year"),
     ],
 )
-def test_features_without_rrule_equivalent_are_rejected(
-    expr: str, message: str
-) -> None:
-    with pytest.raises(
-        ValueError, match="cannot be combined with a schedule start/end"
-    ):
+def test_features_without_rrule_equivalent_are_rejected(expr: str, message: str) -> None:
+    with pytest.raises(ValueError, match="cannot be combined with a schedule start/end"):
         cron_to_rrule(expr, dtstart=D(2026, 1, 1), until=None)
     with pytest.raises(ValueError, match=message):
         cron_to_rrule(expr, dtstart=D(2026, 1, 1), until=None)

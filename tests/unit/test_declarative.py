@@ -50,9 +50,7 @@ def test_json_file_is_read(tmp_path: Path) -> None:
 
 def test_code_file_is_read_relative_to_the_task_file(tmp_path: Path) -> None:
     write(tmp_path / "jobs" / "code" / "hello.py", "def main():\n    pass\n")
-    file = write(
-        tmp_path / "jobs" / "hello.yaml", "name: hello\ncode_file: code/hello.py\n"
-    )
+    file = write(tmp_path / "jobs" / "hello.yaml", "name: hello\ncode_file: code/hello.py\n")
     [(_, data)] = declarative.load(file)
     assert data == {"name": "hello", "code": "def main():\n    pass\n"}
 
@@ -77,9 +75,7 @@ def test_invalid_yaml_is_refused_naming_the_file(tmp_path: Path) -> None:
     "text",
     ["- name: a\n- name: b\n", "just text\n", "tasks: {name: a}\n", "tasks:\n  - 1\n"],
 )
-def test_document_that_is_not_a_task_mapping_is_refused(
-    tmp_path: Path, text: str
-) -> None:
+def test_document_that_is_not_a_task_mapping_is_refused(tmp_path: Path, text: str) -> None:
     file = write(tmp_path / "odd.yaml", text)
     with pytest.raises(errors.InvalidTask) as info:
         list(declarative.load(file))

@@ -119,9 +119,7 @@ def test_parse_when_reads_iso_with_z_as_utc() -> None:
 
 
 def test_parse_when_keeps_an_explicit_offset() -> None:
-    when = durations.parse_when(
-        "2026-06-01T09:00:00+02:00", zone=ZoneInfo("Asia/Tokyo")
-    )
+    when = durations.parse_when("2026-06-01T09:00:00+02:00", zone=ZoneInfo("Asia/Tokyo"))
     assert when == dt.datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
 
 

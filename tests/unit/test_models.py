@@ -139,9 +139,7 @@ def test_naive_times_are_wall_clock_in_the_task_zone(
 
 
 def test_aware_times_keep_their_instant_whatever_the_task_zone() -> None:
-    spec = models.build_spec(
-        spec_data(timezone="Europe/Paris", at="2026-07-01T09:00:00+00:00")
-    )
+    spec = models.build_spec(spec_data(timezone="Europe/Paris", at="2026-07-01T09:00:00+00:00"))
     assert spec.at == dt.datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 
 
@@ -286,9 +284,7 @@ def test_parameters_nested_at_the_limit_are_accepted() -> None:
     nested: Any = 1
     for _ in range(models.MAX_PARAMETERS_DEPTH - 1):
         nested = [nested]
-    models.build_spec(
-        spec_data(code="def main(n):\n    pass\n", parameters={"n": nested})
-    )
+    models.build_spec(spec_data(code="def main(n):\n    pass\n", parameters={"n": nested}))
 
 
 def test_parameters_over_64_kib_are_refused_naming_parameters() -> None:
@@ -334,9 +330,7 @@ def test_json_dump_writes_times_in_utc_with_z_and_durations_in_seconds() -> None
 
 
 def test_json_dump_writes_at_in_utc_with_z() -> None:
-    spec = models.build_spec(
-        spec_data(at="2026-07-01T09:00:00", timezone="Europe/Paris")
-    )
+    spec = models.build_spec(spec_data(at="2026-07-01T09:00:00", timezone="Europe/Paris"))
     assert spec.model_dump(mode="json")["at"] == "2026-07-01T07:00:00Z"
 
 

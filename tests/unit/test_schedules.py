@@ -27,9 +27,7 @@ def plan(
     end: dt.datetime | None = None,
     now: dt.datetime = NOW,
 ) -> schedules.Plan:
-    return schedules.plan(
-        kind, expression, timezone=timezone, start=start, end=end, now=now
-    )
+    return schedules.plan(kind, expression, timezone=timezone, start=start, end=end, now=now)
 
 
 def rrule_lines(p: schedules.Plan) -> list[str]:
@@ -79,9 +77,7 @@ def test_cron_with_only_an_end_starts_now() -> None:
     assert times[0] == NOW
 
 
-def test_cron_with_window_that_uses_unsupported_features_is_refused_naming_cron() -> (
-    None
-):
+def test_cron_with_window_that_uses_unsupported_features_is_refused_naming_cron() -> None:
     with pytest.raises(errors.InvalidSchedule) as info:
         plan("cron", "0 9 L * *", start=START)
     assert info.value.field == "cron"
@@ -163,9 +159,7 @@ def test_at_is_a_single_occurrence_rule_at_that_time() -> None:
 
 
 def test_rrule_without_dtstart_starts_now_in_local_time() -> None:
-    p = plan(
-        "rrule", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0", timezone="Asia/Tokyo"
-    )
+    p = plan("rrule", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0", timezone="Asia/Tokyo")
     assert rrule_lines(p) == [
         "DTSTART:20260301T210000",
         "RRULE:FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0",
@@ -191,9 +185,7 @@ def test_rrule_dtstart_with_tzid_is_converted_to_local_wall_time() -> None:
 
 
 def test_rrule_naive_dtstart_is_kept_as_wall_time() -> None:
-    p = plan(
-        "rrule", "DTSTART:20260601T090000\nRRULE:FREQ=DAILY", timezone="Europe/Berlin"
-    )
+    p = plan("rrule", "DTSTART:20260601T090000\nRRULE:FREQ=DAILY", timezone="Europe/Berlin")
     assert rrule_lines(p) == ["DTSTART:20260601T090000", "RRULE:FREQ=DAILY"]
 
 
@@ -226,17 +218,13 @@ def test_rrule_without_dtstart_starts_at_the_window_start() -> None:
 
 
 def test_rrule_until_later_than_end_is_clamped_to_end() -> None:
-    p = plan(
-        "rrule", "FREQ=DAILY;UNTIL=20270101T000000Z", timezone="Europe/Paris", end=END
-    )
+    p = plan("rrule", "FREQ=DAILY;UNTIL=20270101T000000Z", timezone="Europe/Paris", end=END)
     # END is 18:00 UTC, 20:00 in Paris (CEST).
     assert rrule_lines(p)[1] == "RRULE:FREQ=DAILY;UNTIL=20260410T200000"
 
 
 def test_rrule_until_earlier_than_end_is_kept_as_local_time() -> None:
-    p = plan(
-        "rrule", "FREQ=DAILY;UNTIL=20260401T000000Z", timezone="Europe/Paris", end=END
-    )
+    p = plan("rrule", "FREQ=DAILY;UNTIL=20260401T000000Z", timezone="Europe/Paris", end=END)
     assert rrule_lines(p)[1] == "RRULE:FREQ=DAILY;UNTIL=20260401T020000"
 
 

@@ -26,9 +26,7 @@ from taskscheduler.settings import DEFAULT_API_URL, Settings, get_settings
         ),
     ],
 )
-def test_asyncpg_url_swaps_any_driver_for_asyncpg(
-    database_url: str, expected: str
-) -> None:
+def test_asyncpg_url_swaps_any_driver_for_asyncpg(database_url: str, expected: str) -> None:
     """Whatever driver the URL names, Prefect's server gets the asyncpg one."""
     assert Settings(database_url=database_url).asyncpg_url == expected
 

@@ -1,0 +1,258 @@
+"""Drive the platform through the Prefect API and read the outcome from Prefect's tables."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import time
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from taskscheduler import AsyncTaskScheduler
+from taskscheduler.fastlane import _api
+from taskscheduler.platform import LocalPlatform
+
+JSON = dict[str, Any]
+
+
+def job_code(hits: str) -> str:
+    """A trivial job that records each execution of run ``i`` (to count runs done twice)."""
+    return f"def main(i=0):\n    with open({hits!r}, 'a') as f:\n        f.write(f'{{i}}\\n')\n"
+
+
+def client(platform: LocalPlatform) -> _api.Api:
+    """An API client with the platform's credentials."""
+    return _api.Api(
+        platform.api_url,
+        timeout=120.0,
+        headers=_api.auth_headers(platform.prefect_auth_string, None),
+    )
+
+
+async def create_tasks(platform: LocalPlatform, pool: str, count: int, hits: str) -> list[str]:
+    """``count`` tasks on ``pool`` through the SDK; their deployment ids."""
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    ids = []
+    ts = AsyncTaskScheduler()
+    try:
+        for n in range(count):
+            task = await ts.create({"name": f"{prefix}-{n}", "code": job_code(hits), "pool": pool})
+            ids.append(task.deployment_id)
+    finally:
+        await ts.aclose()
+    return ids
+
+
+async def create_runs(api: _api.Api, deployment: str, times: list[float], first: int) -> None:
+    """Runs of ``deployment`` scheduled at ``times`` (≤ 100 per call), numbered from ``first``."""
+    for start in range(0, len(times), 100):
+        body = [
+            {
+                "state": {
+                    "type": "SCHEDULED",
+                    "state_details": {"scheduled_time": _api.iso(when)},
+                },
+                "parameters": {"parameters": {"i": first + start + k}},
+            }
+            for k, when in enumerate(times[start : start + 100])
+        ]
+        await api._post(f"deployments/{deployment}/create_flow_run/bulk", body)
+
+
+async def steady(
+    api: _api.Api, deployments: list[str], rate: float, seconds: float, lead: float
+) -> tuple[int, float, float]:
+    """``rate`` jobs/min for ``seconds``, each created ``lead`` s before it is due.
+
+    Returns (jobs, first due time, last due time).
+    """
+    per_second = rate / 60.0
+    total = math.floor(per_second * seconds)
+    t0 = time.time() + lead
+    created = 0
+    second = 0
+    while created < total:
+        target = min(total, math.floor(per_second * (second + 1)))
+        times = [t0 + second + (k + 0.5) / (target - created) for k in range(target - created)]
+        if times:
+            await create_runs(api, deployments[second % len(deployments)], times, created)
+        created = target
+        second += 1
+        wait = t0 + second - lead - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+    return total, t0, t0 + seconds
+
+
+async def burst(api: _api.Api, deployments: list[str], count: int, lead: float) -> float:
+    """``count`` jobs all due at one instant ``lead`` s from now; returns that instant."""
+    at = math.ceil(time.time() + lead)
+    share = math.ceil(count / len(deployments))
+    calls = [
+        create_runs(api, d, [at] * min(share, count - n * share), n * share)
+        for n, d in enumerate(deployments)
+        if count - n * share > 0
+    ]
+    await asyncio.gather(*calls)
+    return float(at)
+
+
+async def recurring(
+    api: _api.Api,
+    platform: LocalPlatform,
+    pool: str,
+    count: int,
+    interval: float,
+    hits: str,
+    spread: bool,
+) -> list[str]:
+    """``count`` deployments of interval ``interval`` s, anchored together or spread evenly.
+
+    Created directly with the API (one call each, 8 at a time): the SDK's per-task block and
+    schedule calls would make 10,000 tasks take longer than the benchmark itself. They share one
+    code version, which the fast lane fetches once.
+    """
+    ts = AsyncTaskScheduler()
+    try:
+        seed = await ts.create(
+            {"name": f"bench-seed-{uuid.uuid4().hex[:6]}", "code": job_code(hits), "pool": pool}
+        )
+    finally:
+        await ts.aclose()
+    base = await api.http.get(f"deployments/{seed.deployment_id}")
+    template: JSON = base.json()
+    anchor = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
+    semaphore = asyncio.Semaphore(8)
+    ids: list[str] = []
+
+    async def one(n: int) -> None:
+        offset = dt.timedelta(seconds=interval * n / count) if spread else dt.timedelta(0)
+        body = {
+            "name": f"{template['name']}-r{n}",
+            "flow_id": template["flow_id"],
+            "entrypoint": template["entrypoint"],
+            "parameters": template["parameters"],
+            "work_pool_name": pool,
+            "pull_steps": template["pull_steps"],
+            "enforce_parameter_schema": False,
+            "schedules": [
+                {
+                    "schedule": {
+                        "interval": interval,
+                        "anchor_date": (anchor + offset).isoformat(),
+                        "timezone": "UTC",
+                    },
+                    "active": True,
+                }
+            ],
+        }
+        async with semaphore:
+            for attempt in range(3):
+                try:
+                    created = await api._post("deployments/", body)
+                    ids.append(str(created["id"]))
+                    return
+                except httpx.HTTPError:
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(1)
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return ids
+
+
+async def api_throughput(api: _api.Api, deployment: str, seconds: float, clients: int) -> float:
+    """Runs/s through create → Pending → Running → Completed with the bulk calls, no execution."""
+    done = 0
+    stop = time.time() + seconds
+
+    async def loop() -> None:
+        nonlocal done
+        while time.time() < stop:
+            body = [{"state": {"type": "SCHEDULED"}} for _ in range(50)]
+            answer = await api._post(f"deployments/{deployment}/create_flow_run/bulk", body)
+            ids = [str(r["flow_run"]["id"]) for r in answer["results"] if r.get("flow_run")]
+            for state in ("PENDING", "RUNNING", "COMPLETED"):
+                await api.bulk_set_state(ids, {"type": state})
+            done += len(ids)
+
+    started = time.time()
+    await asyncio.gather(*(loop() for _ in range(clients)))
+    return done / (time.time() - started)
+
+
+async def wait_settled(platform: LocalPlatform, deployments: list[str], timeout: float) -> None:
+    """Until no run of the deployments is waiting or running (or ``timeout``)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows = await query(
+            platform,
+            "SELECT count(*) FROM flow_run WHERE deployment_id = ANY(:ids)"
+            " AND state_type IN ('SCHEDULED', 'PENDING', 'RUNNING')"
+            " AND expected_start_time < now()",
+            ids=deployments,
+        )
+        if rows[0][0] == 0:
+            return
+        await asyncio.sleep(1.0)
+
+
+async def query(platform: LocalPlatform, sql: str, **params: Any) -> list[Any]:
+    """Rows of a query on the platform's database (Prefect's own records)."""
+    engine = create_async_engine(platform.settings.asyncpg_url)
+    try:
+        async with engine.connect() as conn:
+            bound = {k: [uuid.UUID(x) for x in v] if k == "ids" else v for k, v in params.items()}
+            return list((await conn.execute(text(sql), bound)).all())
+    finally:
+        await engine.dispose()
+
+
+async def outcome(
+    platform: LocalPlatform, deployments: list[str], since: float, until: float
+) -> JSON:
+    """Runs due in [since, until): start delays, rate, lost and doubled, from Prefect's tables."""
+    rows = await query(
+        platform,
+        "SELECT fr.id, fr.state_type, extract(epoch FROM fr.expected_start_time),"
+        " extract(epoch FROM fr.start_time), extract(epoch FROM fr.end_time), fr.run_count,"
+        " (SELECT count(*) FROM flow_run_state s WHERE s.flow_run_id = fr.id"
+        "  AND s.type = 'RUNNING')"
+        " FROM flow_run fr WHERE fr.deployment_id = ANY(:ids)"
+        " AND fr.expected_start_time >= to_timestamp(:since)"
+        " AND fr.expected_start_time < to_timestamp(:until)",
+        ids=deployments,
+        since=since,
+        until=until,
+    )
+    delays = sorted(float(r[3]) - float(r[2]) for r in rows if r[3] is not None)
+    starts = sorted(float(r[3]) for r in rows if r[3] is not None)
+    completed = sum(1 for r in rows if r[1] == "COMPLETED")
+    twice = sum(1 for r in rows if (r[5] or 0) > 1 or (r[6] or 0) > 1)
+    span = (starts[-1] - starts[0]) if len(starts) > 1 else 0.0
+    return {
+        "jobs": len(rows),
+        "completed": completed,
+        "lost": len(rows) - completed,
+        "run_twice": twice,
+        "rate_per_min": (len(starts) - 1) / span * 60 if span > 0 else None,
+        "delay": percentiles(delays),
+        "delays": delays,
+        "starts": [s - since for s in starts],
+    }
+
+
+def percentiles(values: list[float]) -> JSON:
+    """p50/p90/p99/max of sorted values (None when empty)."""
+    if not values:
+        return {"p50": None, "p90": None, "p99": None, "max": None}
+
+    def at(q: float) -> float:
+        return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
+
+    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": values[-1]}

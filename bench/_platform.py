@@ -1,0 +1,98 @@
+"""A throwaway platform for one benchmark configuration: own database, port, Redis db, state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from taskscheduler import platform as platform_module
+from taskscheduler.platform import LocalPlatform
+from taskscheduler.settings import Settings
+
+# A benchmark may run on a machine others load too: start-up gets generous bounds (a slow
+# start is not what is measured), the scenarios none.
+platform_module.SERVER_TIMEOUT = max(platform_module.SERVER_TIMEOUT, 600.0)
+platform_module.WORKER_TIMEOUT = max(platform_module.WORKER_TIMEOUT, 300.0)
+
+# Prefect's own defaults for the stock baseline: a worker polls every 10 s and claims 10 s ahead,
+# and the (idle) fast worker polls rarely so it does not tax the stock server.
+STOCK_ENV = {
+    "PREFECT_WORKER_QUERY_SECONDS": "10",
+    "PREFECT_WORKER_PREFETCH_SECONDS": "10",
+    "TASKS_FAST_POLL_INTERVAL": "30",
+    "TASKS_FAST_WATCH_INTERVAL": "30",
+}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def drop_database(database_url: str) -> None:
+    """Drop a database after ending its connections."""
+
+    async def drop() -> None:
+        url = make_url(database_url)
+        admin = url.set(drivername="postgresql+asyncpg", database="postgres")
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": url.database},
+                )
+                quoted = engine.dialect.identifier_preparer.quote(url.database or "")
+                await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(drop())
+
+
+@contextlib.contextmanager
+def platform(
+    state_dir: Path, *, topology: str, redis_db: int, extra: dict[str, str] | None = None
+) -> Iterator[LocalPlatform]:
+    """``topology``: "stock" (Prefect defaults), "tuned-1" or "tuned-2" (API processes)."""
+    base = make_url(Settings().database_url)
+    database = base.set(database=f"tasks_bench_{secrets.token_hex(4)}")
+    settings = Settings(
+        database_url=database.render_as_string(hide_password=False),
+        prefect_port=free_port(),
+        state_dir=state_dir,
+    )
+    env: dict[str, str] = {}
+    if topology == "stock":
+        env.update(STOCK_ENV)
+    else:
+        workers = topology.rsplit("-", 1)[1]
+        env.update(
+            TASKS_TUNED="true",
+            TASKS_API_WORKERS=workers,
+            TASKS_REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
+        )
+    env.update(extra or {})
+    started = LocalPlatform(settings, extra_env=env)
+    try:
+        started.up()
+        yield started
+    finally:
+        try:
+            started.down()
+        finally:
+            drop_database(settings.database_url)

@@ -1,0 +1,97 @@
+"""CPU seconds and peak memory of the platform's tiers, from /proc.
+
+A tier is a set of root processes (e.g. the Prefect server) with everything below them, or, for
+PostgreSQL, the backends connected to the platform's database. The CPU of a tree is measured as
+``utime + stime + cutime + cstime`` of its live members, so children that exit during the run
+(flow-run processes) are counted through their parent's ``cutime`` once reaped, and never twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int, *, children: bool = True) -> float | None:
+    """CPU time of a process (and of its reaped children), in seconds."""
+    stat = _stat(pid)
+    if stat is None:
+        return None
+    fields = stat[11:15] if children else stat[11:13]
+    return sum(int(x) for x in fields) / TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def descendants(roots: Iterable[int]) -> set[int]:
+    """The roots and every live process below them."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat is not None:
+                children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [r for r in roots if _stat(r) is not None]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+@dataclasses.dataclass
+class Tier:
+    """One tier's processes and what they used."""
+
+    name: str
+    pids: Callable[[], set[int]]
+    tree: bool = True  # False: independent processes (PostgreSQL backends), summed as last seen
+    start: float = 0.0
+    last: dict[int, float] = dataclasses.field(default_factory=dict)
+    peak_rss: int = 0
+
+    def sample(self) -> None:
+        pids = self.pids()
+        rss = 0
+        seen: dict[int, float] = {}
+        for pid in pids:
+            cpu = cpu_seconds(pid, children=self.tree)
+            if cpu is not None:
+                seen[pid] = cpu
+                rss += rss_bytes(pid)
+        if self.tree:
+            self.last = seen  # exited members are now in their parent's cutime
+        else:
+            self.last.update(seen)  # an exited backend keeps its last sample (≤ 1 s short)
+        self.peak_rss = max(self.peak_rss, rss)
+
+    def begin(self) -> None:
+        self.last = {}
+        self.peak_rss = 0
+        self.sample()
+        self.start = sum(self.last.values())
+
+    @property
+    def cpu(self) -> float:
+        return sum(self.last.values()) - self.start

@@ -1,0 +1,161 @@
+"""The application factory: routers, auth and request-id middleware, error handlers, start-up.
+
+Start-up migrates our tables (idempotent, locked against concurrent starts) and registers the
+first admin token from ``TASKS_ADMIN_TOKEN``; the API then serves with one database engine and
+one audit sink shared by all requests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.routing import Match
+
+from taskscheduler import audit, store, tokens
+from taskscheduler.api import auth, errors, metrics
+from taskscheduler.api.routes import audit as audit_routes
+from taskscheduler.api.routes import health, jobs
+from taskscheduler.api.routes import tasks as task_routes
+from taskscheduler.api.routes import tokens as token_routes
+from taskscheduler.settings import Settings, get_settings
+
+log = logging.getLogger("taskscheduler.api")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_PEEK_BYTES = 1024 * 1024
+_REQUEST_ID = re.compile(r"^[\w.:-]{1,64}$")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new API application on ``settings`` (default: the environment's)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = store.create_engine(settings)
+        await store.migrate(engine)
+        admin = (
+            settings.admin_token.get_secret_value()
+            if settings.admin_token is not None
+            else _generated_admin_token(settings)
+        )
+        if admin:
+            await tokens.ensure_bootstrap(engine, admin)
+        app.state.engine = engine
+        app.state.audit_sink = audit.DatabaseSink(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="taskscheduler",
+        version="1",
+        summary="Tasks (Prefect deployments) and jobs (flow runs), over HTTP.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics.Metrics()
+    errors.install(app)
+    app.include_router(health.router)
+    routers = (task_routes.router, jobs.router, token_routes.router, audit_routes.router)
+    for router in routers:
+        app.include_router(router, dependencies=[Depends(auth.bearer)])
+    # Our own routes, to name a request's route (metrics) and action (audit) before it runs.
+    app.state.known_routes = [r for router in (health.router, *routers) for r in router.routes]
+    app.middleware("http")(_authenticate)  # runs second: knows the request id
+    app.middleware("http")(_observe)  # runs first
+    return app
+
+
+async def _observe(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Give the request an id, find its route, and count and time it."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    request.state.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    route = "unmatched"
+    for candidate in request.app.state.known_routes:
+        match, child = candidate.matches(request.scope)
+        if match is Match.FULL:
+            route = getattr(candidate, "path", route)
+            request.state.action = getattr(candidate, "name", None)
+            request.state.path_params = child.get("path_params", {})
+            break
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+    finally:
+        collected: metrics.Metrics = request.app.state.metrics
+        collected.requests.labels(request.method, route, str(status)).inc()
+        collected.latency.labels(request.method, route).observe(time.perf_counter() - started)
+    response.headers[REQUEST_ID_HEADER] = request.state.request_id
+    return response
+
+
+async def _authenticate(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Refuse /v1 calls without a valid token (401) or with too small a scope (403)."""
+    needed = auth.needed_scope(request.method, request.url.path)
+    if needed is None:
+        return await call_next(request)
+    secret = auth.bearer_token(request)
+    token = await tokens.authenticate(request.app.state.engine, secret) if secret else None
+    if token is None:
+        reason = "missing bearer token" if secret is None else "unknown or revoked token"
+        await errors.record_refusal(request, "unauthorized", reason)
+        return JSONResponse(
+            status_code=401,
+            content={"detail": f"not authenticated: {reason}"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.principal = auth.Principal(token=token, actor=auth.actor_of(token))
+    if not token.scope.allows(needed):
+        detail = f"this call needs scope {needed.value}; the token has {token.scope.value}"
+        await errors.record_refusal(request, "forbidden", detail, task=await _task_named(request))
+        return JSONResponse(status_code=403, content={"detail": detail})
+    return await call_next(request)
+
+
+async def _task_named(request: Request) -> str | None:
+    """The task a refused (but authenticated) call names in its body, for the audit row."""
+    if int(request.headers.get("content-length") or 0) > MAX_PEEK_BYTES:
+        return None
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    name = body.get("name") if isinstance(body, dict) else None
+    return name[:200] if isinstance(name, str) else None
+
+
+def _generated_admin_token(settings: Settings) -> str | None:
+    from taskscheduler import credentials
+
+    return credentials.read_file(settings).get("admin_token")
+
+
+def main() -> None:
+    """Serve the API with uvicorn on ``TASKS_HOST:TASKS_API_PORT``."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.api_port,
+        proxy_headers=False,
+        server_header=False,
+        log_level="info",
+    )

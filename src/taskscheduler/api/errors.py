@@ -1,0 +1,140 @@
+"""One place that turns errors into HTTP responses.
+
+Each leaf of ``taskscheduler.errors`` has one status code; invalid input is a 422 whose body
+names each bad field like FastAPI's own validation errors; nothing a caller sends can produce
+a 500 (an unexpected error still answers with a generic 500, logged with its request id).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from taskscheduler import audit, errors
+
+log = logging.getLogger("taskscheduler.api")
+
+STATUS: tuple[tuple[type[errors.TaskSchedulerError], int], ...] = (
+    (errors.InvalidTask, 422),
+    (errors.TaskNotFound, 404),
+    (errors.JobNotFound, 404),
+    (errors.TokenNotFound, 404),
+    (errors.TaskAlreadyExists, 409),
+    (errors.JobAlreadyStarted, 409),
+    (errors.JobAlreadyFinished, 409),
+    (errors.PlatformUnavailable, 503),
+)
+
+
+def status_of(exc: errors.TaskSchedulerError) -> int:
+    """The status code of one of our errors."""
+    for kind, code in STATUS:
+        if isinstance(exc, kind):
+            return code
+    return 400
+
+
+def invalid(loc: list[str | int], msg: str, kind: str = "value_error") -> JSONResponse:
+    """A 422 naming one field."""
+    return JSONResponse(
+        status_code=422, content={"detail": [{"loc": loc, "msg": msg, "type": kind}]}
+    )
+
+
+async def _scheduler_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.TaskSchedulerError)
+    code = status_of(exc)
+    if isinstance(exc, errors.InvalidTask):
+        where = "query" if exc.field.split(".")[0] in request.query_params else "body"
+        return invalid([where, *exc.field.split(".")], exc.reason)
+    if code == 503:
+        log.warning("request %s: %s", _request_id(request), exc)
+    return JSONResponse(status_code=code, content={"detail": str(exc)})
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in error.get("loc", ())],
+            "msg": str(error.get("msg", "invalid")).removeprefix("Value error, "),
+            "type": str(error.get("type", "value_error")),
+        }
+        for error in exc.errors()
+    ]
+    body = exc.body if isinstance(exc.body, dict) else {}
+    await record_refusal(
+        request, "invalid", "; ".join(_brief(d) for d in detail[:5]), task=_text(body.get("name"))
+    )
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("request %s failed", _request_id(request), exc_info=exc)
+    return JSONResponse(
+        status_code=500,
+        content={"detail": f"internal error (request id {_request_id(request)})"},
+    )
+
+
+async def record_refusal(
+    request: Request, outcome: str, detail: str | None = None, *, task: str | None = None
+) -> None:
+    """Audit a state-changing call the API refused before the SDK saw it."""
+    if request.method.upper() in ("GET", "HEAD", "OPTIONS"):
+        return
+    sink: audit.AuditSink | None = getattr(request.app.state, "audit_sink", None)
+    if sink is None:
+        return
+    found = getattr(request.state, "principal", None)
+    actor = (
+        found.actor
+        if found is not None
+        else audit.Actor(kind="anonymous", name="anonymous", source="api")
+    )
+    params: dict[str, Any] = dict(getattr(request.state, "path_params", {}) or {})
+    entry = audit.AuditEntry.of(
+        actor,
+        getattr(request.state, "action", None) or f"{request.method} {request.url.path}"[:200],
+        outcome,
+        task=_text(params.get("name")) or task,
+        job=_text(params.get("job_id")),
+        detail=detail,
+        request_id=_request_id(request),
+    )
+    try:
+        await sink.record(entry)
+    except Exception:
+        log.exception("could not audit a refused request %s", _request_id(request))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on the app."""
+    app.add_exception_handler(errors.TaskSchedulerError, _scheduler_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def _brief(detail: dict[str, Any]) -> str:
+    return f"{'.'.join(str(p) for p in detail['loc'])}: {detail['msg']}"[:200]
+
+
+def _text(value: object) -> str | None:
+    return value[:200] if isinstance(value, str) else None
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "-"))

@@ -1,0 +1,168 @@
+"""The audit log: who did what to which task or job, and how it ended — append-only.
+
+Every state-changing call through the SDK, the CLI or the REST API appends one row, refused
+calls included: the SDK records its own operations (``sdk.AsyncTaskScheduler`` holds an
+``Actor`` and an ``AuditSink``), the API records what it refuses before the SDK is reached
+(no token, wrong scope, a body that does not parse). Rows hold names, ids and hashes only —
+never code, parameters or secret values. A database trigger refuses UPDATE, DELETE and
+TRUNCATE on the table, so no part of the product can rewrite history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from taskscheduler import errors
+from taskscheduler.models import UtcDateTime
+from taskscheduler.settings import Settings
+from taskscheduler.store import tables
+
+ActorKind = Literal["token", "local", "anonymous"]
+Source = Literal["api", "cli", "sdk"]
+MAX_DETAIL = 500
+
+__all__ = [
+    "Actor",
+    "AuditEntry",
+    "AuditSink",
+    "DatabaseSink",
+    "outcome_of",
+    "query",
+]
+
+
+class Actor(BaseModel):
+    """Who acts: an API token, or the local user of the CLI or SDK."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ActorKind
+    id: str | None = Field(default=None, description="Token id, for token actors.")
+    name: str = Field(description="Token name, or the local user name.")
+    source: Source = "sdk"
+
+    @classmethod
+    def local(cls, settings: Settings, source: Source = "sdk") -> Actor:
+        """The user running the CLI or SDK on this machine."""
+        return cls(kind="local", name=settings.actor, source=source)
+
+
+class AuditEntry(BaseModel):
+    """One row of the audit log."""
+
+    id: int | None = None
+    at: UtcDateTime | None = None
+    actor_kind: ActorKind
+    actor_id: str | None = None
+    actor_name: str
+    source: Source
+    action: str = Field(description="What was asked, e.g. task.create, job.cancel, token.revoke.")
+    task: str | None = None
+    job: str | None = None
+    outcome: str = Field(
+        description="ok, or why it was refused or failed: unauthorized, forbidden, invalid, "
+        "not_found, conflict, unavailable, error."
+    )
+    detail: str | None = None
+    request_id: str | None = None
+    code_sha256_before: str | None = None
+    code_sha256_after: str | None = None
+
+    @classmethod
+    def of(cls, actor: Actor, action: str, outcome: str, **fields: str | None) -> AuditEntry:
+        """An entry for ``actor`` doing ``action``."""
+        return cls(
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_name=actor.name,
+            source=actor.source,
+            action=action,
+            outcome=outcome,
+            **fields,
+        )
+
+
+class AuditSink(Protocol):
+    """Where audit entries go."""
+
+    async def record(self, entry: AuditEntry) -> None:
+        """Append one entry; raise if it cannot be kept."""
+
+
+class DatabaseSink:
+    """Appends entries to ``taskscheduler.audit_log``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def record(self, entry: AuditEntry) -> None:
+        """Append one entry in its own transaction."""
+        try:
+            async with self.engine.begin() as conn:
+                await append(conn, entry)
+        except OSError as exc:
+            raise errors.PlatformUnavailable(f"cannot write the audit log: {exc}") from exc
+
+
+async def append(conn: AsyncConnection, entry: AuditEntry) -> None:
+    """Append one entry within the caller's transaction (e.g. with the token it concerns)."""
+    values = entry.model_dump(exclude={"id", "at"})
+    if values["detail"]:
+        values["detail"] = values["detail"][:MAX_DETAIL]
+    await conn.execute(insert(tables.audit_log).values(**values))
+
+
+async def query(
+    engine: AsyncEngine,
+    *,
+    actor: str | None = None,
+    task: str | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[AuditEntry]:
+    """Entries, newest first; ``actor`` matches the name or the token id."""
+    log = tables.audit_log
+    statement = select(log).order_by(log.c.id.desc()).limit(limit)
+    if actor is not None:
+        statement = statement.where((log.c.actor_name == actor) | (log.c.actor_id == actor))
+    if task is not None:
+        statement = statement.where(log.c.task == task)
+    if action is not None:
+        statement = statement.where(log.c.action == action)
+    if since is not None:
+        statement = statement.where(log.c.at >= since)
+    if before_id is not None:
+        statement = statement.where(log.c.id < before_id)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
+    except OSError as exc:
+        raise errors.PlatformUnavailable(f"cannot read the audit log: {exc}") from exc
+    return [AuditEntry.model_validate(dict(row)) for row in rows]
+
+
+_OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
+    (errors.InvalidTask, "invalid"),
+    (errors.TaskNotFound, "not_found"),
+    (errors.JobNotFound, "not_found"),
+    (errors.TokenNotFound, "not_found"),
+    (errors.TaskAlreadyExists, "conflict"),
+    (errors.JobAlreadyStarted, "conflict"),
+    (errors.JobAlreadyFinished, "conflict"),
+    (errors.PlatformUnavailable, "unavailable"),
+)
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The outcome word of a refused or failed call."""
+    for kind, outcome in _OUTCOMES:
+        if isinstance(exc, kind):
+            return outcome
+    return "error"

@@ -1,0 +1,56 @@
+"""``python -m taskscheduler.fastlane [--pool fast] [--name N] [--processes P]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from taskscheduler.fastlane import _api as _api_module
+from taskscheduler.fastlane.settings import FastLaneSettings
+from taskscheduler.fastlane.worker import FastWorker
+
+
+def _api() -> tuple[str, dict[str, str]]:
+    """The API address and credentials, as Prefect's own settings (env or profile) give them."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+
+    from taskscheduler._prefect import api_url
+
+    return api_url(), _api_module.auth_headers(
+        PREFECT_API_AUTH_STRING.value(), PREFECT_API_KEY.value()
+    )
+
+
+async def _serve(settings: FastLaneSettings) -> None:
+    url, headers = _api()
+    worker = FastWorker(settings, url, headers=headers)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    await worker.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a fast worker until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m taskscheduler.fastlane",
+        description="Serve a work pool with warm processes, starting each job on its instant.",
+    )
+    parser.add_argument("--pool", help="work pool (default TASKS_FAST_POOL or 'fast')")
+    parser.add_argument("--name", help="worker name (default TASKS_FAST_NAME)")
+    parser.add_argument("--processes", type=int, help="warm processes (TASKS_FAST_PROCESSES)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    settings = FastLaneSettings(**overrides)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(_serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

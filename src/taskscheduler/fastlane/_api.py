@@ -1,0 +1,215 @@
+"""The few Prefect API calls of the fast lane, as plain JSON over one HTTP connection pool.
+
+The worker's CPU per job is one of the tiers that bound throughput, so these calls skip the
+client's model layer and exchange plain JSON. Every call here serves many runs at once
+except the per-run ones that carry a run's own message (failures, retries).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from taskscheduler.fastlane.settings import BULK_LIMIT
+
+JSON = dict[str, Any]
+
+ACCEPT = "ACCEPT"
+
+
+def iso(timestamp: float) -> str:
+    """An epoch timestamp as the ISO 8601 UTC text the API expects."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat()
+
+
+def epoch(text: str) -> float:
+    """An ISO 8601 timestamp from the API as epoch seconds."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def chunks(items: Sequence[str], size: int = BULK_LIMIT) -> list[list[str]]:
+    """``items`` in lists of at most ``size``."""
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def auth_headers(auth_string: str | None, api_key: str | None) -> dict[str, str]:
+    """The ``Authorization`` header Prefect's own client would send."""
+    if auth_string:
+        return {"Authorization": f"Basic {base64.b64encode(auth_string.encode()).decode()}"}
+    if api_key:
+        return {"Authorization": f"Bearer {api_key}"}
+    return {}
+
+
+class Api:
+    """Async calls to one Prefect API (basic auth and CSRF tokens as the server demands)."""
+
+    def __init__(self, url: str, *, timeout: float, headers: dict[str, str] | None = None) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=url.rstrip("/") + "/",
+            timeout=timeout,
+            headers=headers or {},
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+        self.csrf_client = str(uuid.uuid4())
+        self.csrf: dict[str, str] = {}
+        self.csrf_expires = 0.0
+        self.csrf_enabled = True
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    async def _csrf_headers(self, *, renew: bool = False) -> dict[str, str]:
+        """A CSRF token for state-changing calls, fetched once and renewed before it expires."""
+        if not self.csrf_enabled:
+            return {}
+        if renew or not self.csrf or time.time() > self.csrf_expires - 60:
+            response = await self.http.get("csrf-token", params={"client": self.csrf_client})
+            if response.status_code in (404, 422):  # an older server, or protection disabled
+                self.csrf_enabled = False
+                return {}
+            response.raise_for_status()
+            token = response.json()
+            self.csrf = {
+                "Prefect-Csrf-Token": token["token"],
+                "Prefect-Csrf-Client": self.csrf_client,
+            }
+            self.csrf_expires = epoch(token["expiration"])
+        return self.csrf
+
+    async def _post(self, path: str, body: Any) -> Any:
+        response = await self.http.post(path, json=body, headers=await self._csrf_headers())
+        if response.status_code == 403 and "csrf" in response.text.lower():
+            headers = await self._csrf_headers(renew=True)
+            response = await self.http.post(path, json=body, headers=headers)
+        if response.is_error:
+            raise httpx.HTTPStatusError(
+                f"{response.status_code} from {path}: {response.text[:500]}",
+                request=response.request,
+                response=response,
+            )
+        return response.json() if response.content else None
+
+    async def heartbeat(self, pool: str, name: str, interval: float) -> None:
+        """Tell the server this worker is online on ``pool``."""
+        await self._post(
+            f"work_pools/{pool}/workers/heartbeat",
+            {"name": name, "heartbeat_interval_seconds": max(1, round(interval))},
+        )
+
+    async def scheduled_runs(self, pool: str, before: float, limit: int) -> list[JSON]:
+        """Scheduled runs of the pool due before ``before`` (the pool's queues and limits apply)."""
+        found: list[JSON] = await self._post(
+            f"work_pools/{pool}/get_scheduled_flow_runs",
+            {"scheduled_before": iso(before), "limit": limit},
+        )
+        return [item["flow_run"] for item in found]
+
+    async def bulk_set_state(
+        self, run_ids: Sequence[str], state: JSON, *, force: bool = False
+    ) -> dict[str, JSON]:
+        """Propose one state to up to 50 runs; each run's orchestration result by run id.
+
+        The server locks and orchestrates each run in its own transaction, so the rules that
+        make a claim exclusive (a second Scheduled → Pending is aborted) hold per run.
+        Runs that no longer exist are absent from the answer.
+        """
+        assert len(run_ids) <= BULK_LIMIT
+        answer: JSON = await self._post(
+            "flow_runs/bulk_set_state",
+            {
+                "flow_runs": {"id": {"any_": list(run_ids)}},
+                "state": state,
+                "force": force,
+                "limit": BULK_LIMIT,
+            },
+        )
+        return {str(r["flow_run_id"]): r for r in answer["results"]}
+
+    async def set_state(self, run_id: str, state: JSON, *, force: bool = False) -> JSON:
+        """Propose a state to one run; its orchestration result."""
+        result: JSON = await self._post(
+            f"flow_runs/{run_id}/set_state", {"state": state, "force": force}
+        )
+        return result
+
+    async def runs_not_in(self, run_ids: Sequence[str], state_types: Sequence[str]) -> list[JSON]:
+        """Those of ``run_ids`` whose state is none of ``state_types`` (e.g. cancelled ones)."""
+        found: list[JSON] = []
+        for part in chunks(run_ids, 200):
+            found.extend(
+                await self._post(
+                    "flow_runs/filter",
+                    {
+                        "flow_runs": {
+                            "id": {"any_": part},
+                            "state": {"type": {"not_any_": list(state_types)}},
+                        },
+                        "limit": len(part),
+                    },
+                )
+            )
+        return found
+
+    async def in_state(self, run_ids: Sequence[str], state_type: str) -> set[str]:
+        """Which of ``run_ids`` are in ``state_type`` now (a narrow read: ids only)."""
+        found: set[str] = set()
+        for part in chunks(run_ids, 200):
+            ids = await self._post(
+                "flow_runs/filter",
+                {
+                    "flow_runs": {"id": {"any_": part}, "state": {"type": {"any_": [state_type]}}},
+                    "limit": len(part),
+                },
+            )
+            found.update(str(r["id"]) for r in ids)
+        return found
+
+    async def run_heartbeats(self, run_ids: Sequence[str]) -> None:
+        """``prefect.flow-run.heartbeat`` events for running runs, in one call.
+
+        Prefect's zombie detection (an automation expecting a heartbeat after each heartbeat)
+        then also covers fast-lane jobs that run long: if this worker dies, they are marked
+        Crashed. Jobs shorter than one interval never send one and are never watched.
+        """
+        if not run_ids:
+            return
+        occurred = iso(time.time())
+        await self._post(
+            "events",
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "occurred": occurred,
+                    "event": "prefect.flow-run.heartbeat",
+                    "resource": {"prefect.resource.id": f"prefect.flow-run.{run_id}"},
+                    "related": [],
+                    "payload": {},
+                }
+                for run_id in run_ids
+            ],
+        )
+
+    async def create_logs(self, logs: list[JSON]) -> None:
+        """Store log lines of any runs in one call."""
+        if logs:
+            await self._post("logs/", logs)
+
+    async def code_block(self, name: str) -> JSON | None:
+        """The data of the ``task-code`` block document ``name`` (immutable once written)."""
+        response = await self.http.get(
+            f"block_types/slug/task-code/block_documents/name/{name}",
+            params={"include_secrets": "true"},
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        data: JSON = response.json()["data"]
+        return data

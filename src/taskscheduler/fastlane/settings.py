@@ -1,0 +1,110 @@
+"""Settings of the fast lane worker, read from ``TASKS_FAST_*`` environment variables."""
+
+from __future__ import annotations
+
+import functools
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The server rejects bulk state changes of more than 50 runs per call (BULK_OPERATION_LIMIT).
+BULK_LIMIT = 50
+
+
+class FastLaneSettings(BaseSettings):
+    """How a fast worker claims, holds, runs and reports the jobs of its work pool."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKS_FAST_", extra="ignore")
+
+    pool: str = Field(
+        default="fast", description="Work pool whose scheduled runs this worker takes."
+    )
+    name: str = Field(
+        default_factory=lambda: f"fast-{socket.gethostname()}",
+        description="Worker name shown in the Prefect UI under the pool's workers.",
+    )
+    processes: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description=(
+            "Warm interpreters; each runs one job at a time, so this bounds the jobs running"
+            " at once. A timed-out, cancelled or crashed job costs its process a restart."
+        ),
+    )
+    lookahead: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description=(
+            "Seconds ahead of their scheduled time that runs are claimed (moved to Pending)"
+            " and held. Must exceed poll_interval plus a claim round-trip so no run is"
+            " claimed late; longer holds mean a cancelled run stays Pending a while."
+        ),
+    )
+    poll_interval: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="Seconds between asking the server for scheduled runs of the pool.",
+    )
+    claim_limit: int = Field(
+        default=200,
+        ge=1,
+        le=200,
+        description=(
+            "Most scheduled runs fetched per poll (the server's PREFECT_API_DEFAULT_LIMIT,"
+            " 200, is the most it returns), claimed in bulk calls of 50."
+        ),
+    )
+    max_held: int = Field(
+        default=5000,
+        ge=1,
+        description="Stop claiming while this many runs are held or running here.",
+    )
+    flush_interval: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description=(
+            "Seconds between sending batched logs and final states; a job's end_time is"
+            " recorded when its final state reaches the server, up to this much late."
+        ),
+    )
+    watch_interval: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="Seconds between checks for held or running jobs cancelled by a user.",
+    )
+    heartbeat_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between worker heartbeats (the pool's workers list in the UI).",
+    )
+    run_heartbeat_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds between prefect.flow-run.heartbeat events of running jobs (Prefect's"
+            " zombie detection marks a job Crashed when they stop)."
+        ),
+    )
+    shutdown_grace: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "On SIGTERM, seconds running jobs get to finish before they are killed and"
+            " marked Crashed; held runs are handed back (Scheduled) at once."
+        ),
+    )
+    http_timeout: float = Field(
+        default=30.0, gt=0, description="Timeout of one call to the Prefect API, in seconds."
+    )
+
+
+@functools.cache
+def get_fast_settings() -> FastLaneSettings:
+    """The fast lane settings, read once on first use."""
+    return FastLaneSettings()

@@ -1,0 +1,451 @@
+"""Platform health in figures: one ``Snapshot`` for ``tasks status`` and for ``GET /metrics``.
+
+The figures are read from Prefect's own tables in PostgreSQL (read-only, a handful of
+aggregate queries), never copied: Prefect's API has no group-by, and counting runs per task
+and state through it would cost one call per pair on every scrape. The price is coupling to
+Prefect's schema (``flow_run``, ``deployment``, ``work_pool``, ``worker``): Prefect is pinned
+(3.9.1) and ``tests/integration/test_monitoring.py`` compares these figures with what
+Prefect's API reports, so a schema change fails a test rather than a dashboard.
+
+Process CPU and memory come from ``/proc`` for every service whose PID file ``up`` wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import Collector
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from taskscheduler.settings import Settings, get_settings
+
+CANARY_TASK = "tasks-canary"
+DELAY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+HEALTH_TIMEOUT = 5.0
+LATE_LIST = 10
+
+_JOBS_SQL = """
+SELECT coalesce(d.name, '(deleted)') AS task, fr.state_type AS state, count(*) AS n
+FROM flow_run fr LEFT JOIN deployment d ON d.id = fr.deployment_id
+WHERE fr.deployment_id IS NOT NULL
+GROUP BY 1, 2
+"""
+_DELAY_SQL = (
+    "SELECT "  # noqa: S608 - built from the constant bucket bounds only
+    + ", ".join(
+        f"count(*) FILTER (WHERE delay <= {b}) AS b{i}" for i, b in enumerate(DELAY_BUCKETS)
+    )
+    + """, count(*) AS total, coalesce(sum(delay), 0) AS total_delay
+FROM (
+  SELECT extract(epoch FROM start_time - expected_start_time) AS delay
+  FROM flow_run WHERE start_time IS NOT NULL AND deployment_id IS NOT NULL
+) s
+"""
+)
+_BACKLOG_SQL = """
+SELECT count(*) AS scheduled,
+       count(*) FILTER (WHERE coalesce(next_scheduled_start_time, expected_start_time) <= now())
+         AS due,
+       count(*) FILTER (WHERE state_name = 'Late') AS late
+FROM flow_run WHERE state_type = 'SCHEDULED' AND deployment_id IS NOT NULL
+"""
+_LATE_SQL = """
+SELECT fr.id, fr.name, coalesce(d.name, '(deleted)') AS task,
+       extract(epoch FROM now() - coalesce(fr.next_scheduled_start_time, fr.expected_start_time))
+         AS late_by
+FROM flow_run fr LEFT JOIN deployment d ON d.id = fr.deployment_id
+WHERE fr.state_type = 'SCHEDULED' AND fr.deployment_id IS NOT NULL
+  AND coalesce(fr.next_scheduled_start_time, fr.expected_start_time) <= now()
+ORDER BY 4 DESC LIMIT :limit
+"""
+_POOLS_SQL = """
+SELECT wp.name AS pool, wp.type, wp.status, wp.is_paused,
+       w.name AS worker, w.status AS worker_status, w.last_heartbeat_time
+FROM work_pool wp LEFT JOIN worker w ON w.work_pool_id = wp.id
+ORDER BY wp.name, w.name
+"""
+_OUTCOMES_SQL = """
+SELECT count(*) FILTER (WHERE state_type IN ('FAILED', 'CRASHED')) AS failed, count(*) AS ended
+FROM flow_run
+WHERE end_time > now() - interval '1 hour' AND deployment_id IS NOT NULL
+  AND state_type IN ('COMPLETED', 'FAILED', 'CRASHED')
+"""
+_CANARY_SQL = """
+SELECT extract(epoch FROM fr.start_time - fr.expected_start_time) AS delay,
+       extract(epoch FROM fr.start_time) AS started
+FROM flow_run fr JOIN deployment d ON d.id = fr.deployment_id
+WHERE d.name = :name AND fr.start_time IS NOT NULL
+ORDER BY fr.start_time DESC LIMIT 1
+"""
+
+
+class WorkerHealth(BaseModel):
+    """One worker of a pool as Prefect last saw it."""
+
+    name: str
+    status: str
+    last_heartbeat: dt.datetime | None
+    heartbeat_age: float | None = Field(description="Seconds since its last heartbeat.")
+
+
+class PoolHealth(BaseModel):
+    """A work pool and its workers."""
+
+    name: str
+    type: str
+    status: str | None
+    paused: bool
+    workers: list[WorkerHealth] = Field(default_factory=list)
+
+    @property
+    def online_workers(self) -> int:
+        """How many of its workers Prefect considers online."""
+        return sum(1 for w in self.workers if w.status == "ONLINE")
+
+
+class LateJob(BaseModel):
+    """A job whose time has come and that has not started."""
+
+    id: str
+    name: str
+    task: str
+    late_by: float
+
+
+class ProcessUsage(BaseModel):
+    """CPU and memory of one platform service."""
+
+    service: str
+    pid: int
+    cpu_seconds: float
+    rss_bytes: int
+
+
+class Snapshot(BaseModel):
+    """Everything ``tasks status`` prints and ``/metrics`` exposes, taken at one moment."""
+
+    taken: dt.datetime
+    server_ok: bool
+    server_error: str | None = None
+    database_ok: bool
+    database_error: str | None = None
+    jobs: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="task → Prefect state type → jobs."
+    )
+    delay_buckets: list[tuple[float, int]] = Field(default_factory=list)
+    delay_count: int = 0
+    delay_sum: float = 0.0
+    scheduled: int = 0
+    due: int = 0
+    late: int = 0
+    late_jobs: list[LateJob] = Field(default_factory=list)
+    pools: list[PoolHealth] = Field(default_factory=list)
+    failed_last_hour: int = 0
+    ended_last_hour: int = 0
+    canary_delay: float | None = None
+    canary_last_start: dt.datetime | None = None
+    processes: list[ProcessUsage] = Field(default_factory=list)
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed or crashed among the jobs that ended in the last hour."""
+        return self.failed_last_hour / self.ended_last_hour if self.ended_last_hour else None
+
+
+async def take_snapshot(
+    settings: Settings | None = None, engine: AsyncEngine | None = None
+) -> Snapshot:
+    """Read the platform's health now; parts that cannot be read are reported as down."""
+    settings = settings or get_settings()
+    snapshot = Snapshot(taken=dt.datetime.now(dt.UTC), server_ok=False, database_ok=False)
+    snapshot.server_ok, snapshot.server_error = await _server_health()
+    own = engine is None
+    engine = engine or create_async_engine(settings.asyncpg_url, poolclass=NullPool)
+    try:
+        await _read_database(engine, snapshot)
+        snapshot.database_ok = True
+    except Exception as exc:  # noqa: BLE001 - a down database is a figure, not a crash
+        snapshot.database_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    finally:
+        if own:
+            await engine.dispose()
+    snapshot.processes = service_processes(settings.state_dir)
+    return snapshot
+
+
+async def _server_health() -> tuple[bool, str | None]:
+    from prefect.settings import PREFECT_API_AUTH_STRING
+
+    from taskscheduler._prefect import api_url
+
+    auth = PREFECT_API_AUTH_STRING.value()
+    headers = {}
+    if auth:
+        import base64
+
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    try:
+        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
+            response = await client.get(f"{api_url()}/health", headers=headers)
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        return False, f"HTTP {response.status_code}"
+    return True, None
+
+
+async def _read_database(engine: AsyncEngine, snapshot: Snapshot) -> None:
+    async with engine.connect() as conn:
+        for row in (await conn.execute(text(_JOBS_SQL))).mappings():
+            snapshot.jobs.setdefault(row["task"], {})[str(row["state"]).lower()] = int(row["n"])
+        delay = (await conn.execute(text(_DELAY_SQL))).mappings().one()
+        snapshot.delay_buckets = [(b, int(delay[f"b{i}"])) for i, b in enumerate(DELAY_BUCKETS)]
+        snapshot.delay_count = int(delay["total"])
+        snapshot.delay_sum = float(delay["total_delay"])
+        backlog = (await conn.execute(text(_BACKLOG_SQL))).mappings().one()
+        snapshot.scheduled, snapshot.due, snapshot.late = (
+            int(backlog["scheduled"]),
+            int(backlog["due"]),
+            int(backlog["late"]),
+        )
+        snapshot.late_jobs = [
+            LateJob(id=str(r["id"]), name=r["name"], task=r["task"], late_by=float(r["late_by"]))
+            for r in (await conn.execute(text(_LATE_SQL), {"limit": LATE_LIST})).mappings()
+        ]
+        pools: dict[str, PoolHealth] = {}
+        now = dt.datetime.now(dt.UTC)
+        for r in (await conn.execute(text(_POOLS_SQL))).mappings():
+            pool = pools.setdefault(
+                r["pool"],
+                PoolHealth(
+                    name=r["pool"], type=r["type"], status=r["status"], paused=r["is_paused"]
+                ),
+            )
+            if r["worker"] is not None:
+                beat = r["last_heartbeat_time"]
+                if beat is not None and beat.tzinfo is None:
+                    beat = beat.replace(tzinfo=dt.UTC)
+                pool.workers.append(
+                    WorkerHealth(
+                        name=r["worker"],
+                        status=str(r["worker_status"]),
+                        last_heartbeat=beat,
+                        heartbeat_age=(now - beat).total_seconds() if beat else None,
+                    )
+                )
+        snapshot.pools = list(pools.values())
+        outcomes = (await conn.execute(text(_OUTCOMES_SQL))).mappings().one()
+        snapshot.failed_last_hour = int(outcomes["failed"])
+        snapshot.ended_last_hour = int(outcomes["ended"])
+        canary = (await conn.execute(text(_CANARY_SQL), {"name": CANARY_TASK})).mappings().first()
+        if canary is not None:
+            snapshot.canary_delay = float(canary["delay"])
+            snapshot.canary_last_start = dt.datetime.fromtimestamp(float(canary["started"]), dt.UTC)
+
+
+def service_processes(state_dir: Path) -> list[ProcessUsage]:
+    """CPU time and resident memory of every service with a live PID file in ``state_dir``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    found: list[ProcessUsage] = []
+    for pid_file in sorted(Path(state_dir).glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        fields = raw[raw.rfind(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        found.append(
+            ProcessUsage(
+                service=pid_file.stem, pid=pid, cpu_seconds=cpu, rss_bytes=rss_pages * page
+            )
+        )
+    return found
+
+
+class PlatformCollector(Collector):
+    """The snapshot as Prometheus metrics; ``await refresh()`` before each scrape."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+        self.snapshot: Snapshot | None = None
+        self.duration = 0.0
+
+    async def refresh(self, engine: AsyncEngine | None = None) -> Snapshot:
+        """Take a new snapshot (with the caller's engine when it has one)."""
+        started = time.monotonic()
+        self.snapshot = await take_snapshot(self.settings, engine)
+        self.duration = time.monotonic() - started
+        return self.snapshot
+
+    def collect(self) -> Iterator[Any]:
+        """The metric families of the last snapshot."""
+        snap = self.snapshot
+        if snap is None:
+            return
+        yield _gauge(
+            "taskscheduler_prefect_api_up",
+            "1 when the Prefect API answers healthy.",
+            [([], int(snap.server_ok))],
+        )
+        yield _gauge(
+            "taskscheduler_database_up", "1 when PostgreSQL answers.", [([], int(snap.database_ok))]
+        )
+        yield _gauge(
+            "taskscheduler_scrape_duration_seconds",
+            "Time to take the snapshot.",
+            [([], self.duration)],
+        )
+        if snap.database_ok:
+            yield from self._database_families(snap)
+        cpu = CounterMetricFamily(
+            "taskscheduler_process_cpu_seconds",
+            "CPU time of a platform service.",
+            labels=["service"],
+        )
+        memory = GaugeMetricFamily(
+            "taskscheduler_process_resident_memory_bytes",
+            "Resident memory of a platform service.",
+            labels=["service"],
+        )
+        for proc in snap.processes:
+            cpu.add_metric([proc.service], proc.cpu_seconds)
+            memory.add_metric([proc.service], proc.rss_bytes)
+        yield cpu
+        yield memory
+
+    def _database_families(self, snap: Snapshot) -> Iterator[Any]:
+        jobs = GaugeMetricFamily(
+            "taskscheduler_task_jobs",
+            "Jobs by task and Prefect state type.",
+            labels=["task", "state"],
+        )
+        for task, states in sorted(snap.jobs.items()):
+            for state, count in sorted(states.items()):
+                jobs.add_metric([task, state], count)
+        yield jobs
+        yield HistogramMetricFamily(
+            "taskscheduler_job_start_delay_seconds",
+            "Start delay of jobs (start time minus scheduled time), all jobs Prefect keeps.",
+            buckets=[(str(b), c) for b, c in snap.delay_buckets] + [("+Inf", snap.delay_count)],
+            sum_value=snap.delay_sum,
+        )
+        yield _gauge(
+            "taskscheduler_backlog_jobs",
+            "Waiting jobs: all scheduled, due (time has come), late (marked Late).",
+            [(["scheduled"], snap.scheduled), (["due"], snap.due), (["late"], snap.late)],
+            ["kind"],
+        )
+        yield _gauge(
+            "taskscheduler_jobs_ended_last_hour",
+            "Jobs ended in the last hour.",
+            [(["failed"], snap.failed_last_hour), (["all"], snap.ended_last_hour)],
+            ["outcome"],
+        )
+        pools = GaugeMetricFamily(
+            "taskscheduler_work_pool_ready",
+            "1 when the pool is READY (has a live worker).",
+            labels=["pool", "type"],
+        )
+        online = GaugeMetricFamily(
+            "taskscheduler_worker_online",
+            "1 when Prefect sees the worker online.",
+            labels=["pool", "worker"],
+        )
+        beats = GaugeMetricFamily(
+            "taskscheduler_worker_last_heartbeat_timestamp_seconds",
+            "Unix time of the worker's last heartbeat.",
+            labels=["pool", "worker"],
+        )
+        for pool in snap.pools:
+            pools.add_metric([pool.name, pool.type], int(pool.status == "READY"))
+            for worker in pool.workers:
+                online.add_metric([pool.name, worker.name], int(worker.status == "ONLINE"))
+                if worker.last_heartbeat is not None:
+                    beats.add_metric([pool.name, worker.name], worker.last_heartbeat.timestamp())
+        yield pools
+        yield online
+        yield beats
+        if snap.canary_delay is not None and snap.canary_last_start is not None:
+            yield _gauge(
+                "taskscheduler_canary_delay_seconds",
+                "Start delay of the canary task's latest job (end-to-end scheduling).",
+                [([], snap.canary_delay)],
+            )
+            yield _gauge(
+                "taskscheduler_canary_last_start_timestamp_seconds",
+                "Unix time the canary's latest job started (stale: scheduling stopped).",
+                [([], snap.canary_last_start.timestamp())],
+            )
+
+
+def _gauge(
+    name: str,
+    documentation: str,
+    values: list[tuple[list[str], float]],
+    labels: list[str] | None = None,
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=labels or [])
+    for label_values, value in values:
+        family.add_metric(label_values, value)
+    return family
+
+
+def render(snap: Snapshot) -> str:
+    """The snapshot as the few lines an on-call engineer reads first."""
+
+    def ok(flag: bool, error: str | None) -> str:
+        return "ok" if flag else f"DOWN ({error})"
+
+    lines = [
+        f"server:   {ok(snap.server_ok, snap.server_error)}",
+        f"database: {ok(snap.database_ok, snap.database_error)}",
+    ]
+    if not snap.database_ok:
+        return "\n".join(lines)
+    for pool in snap.pools:
+        paused = ", paused" if pool.paused else ""
+        lines.append(
+            f"pool {pool.name} ({pool.type}): {pool.status or '?'}{paused}, "
+            f"{pool.online_workers}/{len(pool.workers)} workers online"
+        )
+        for worker in pool.workers:
+            seen = worker.heartbeat_age
+            age = f"{seen:.0f}s ago" if seen is not None else "never"
+            lines.append(f"  worker {worker.name}: {worker.status}, last heartbeat {age}")
+    lines.append(f"backlog:  {snap.scheduled} scheduled, {snap.due} due, {snap.late} late")
+    for job in snap.late_jobs:
+        lines.append(f"  late {job.late_by:.0f}s: {job.task} job {job.name} ({job.id})")
+    rate = snap.failure_rate
+    shown = f"{rate:.1%}" if rate is not None else "-"
+    lines.append(
+        f"last hour: {snap.ended_last_hour} jobs ended, {snap.failed_last_hour} failed or "
+        f"crashed (failure rate {shown})"
+    )
+    if snap.canary_delay is not None and snap.canary_last_start is not None:
+        since = (snap.taken - snap.canary_last_start).total_seconds()
+        lines.append(f"canary:   started {snap.canary_delay:.2f}s late, {since:.0f}s ago")
+    else:
+        lines.append("canary:   no run yet")
+    for proc in snap.processes:
+        lines.append(
+            f"process {proc.service} (pid {proc.pid}): cpu {proc.cpu_seconds:.1f}s, "
+            f"rss {proc.rss_bytes / 2**20:.0f} MiB"
+        )
+    return "\n".join(lines)

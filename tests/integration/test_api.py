@@ -1,0 +1,528 @@
+"""The REST API for real: a uvicorn process started by the platform, real Prefect, real PostgreSQL.
+
+Every endpoint and status code, each scope, revocation, the audit rows of allowed and refused
+calls, secrets that never leak, and the Prefect API refusing callers without its auth string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from taskscheduler.platform import LocalPlatform
+from tests.integration.helpers import cli, cli_json, unique, wait_for
+
+HELLO = 'def main(who="world"):\n    print(f"hello {who}")\n    return 42\n'
+
+
+@pytest.fixture(scope="module")
+def admin(platform: LocalPlatform) -> Iterator[httpx.Client]:
+    """A client of the platform's REST API holding the first admin token (TASKS_ADMIN_TOKEN)."""
+    token = platform.credentials.admin_token.get_secret_value()
+    with httpx.Client(
+        base_url=platform.service_api_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    ) as client:
+        yield client
+
+
+def client_with(platform: LocalPlatform, admin: httpx.Client, scope: str) -> httpx.Client:
+    """A client holding a new token of ``scope``."""
+    created = admin.post("/v1/tokens", json={"name": unique(f"test-{scope}"), "scope": scope})
+    assert created.status_code == 201, created.text
+    return httpx.Client(
+        base_url=platform.service_api_url,
+        headers={"Authorization": f"Bearer {created.json()['token']}"},
+        timeout=60,
+    )
+
+
+def audit_rows(admin: httpx.Client, **filters: str) -> list[dict[str, Any]]:
+    response = admin.get("/v1/audit", params=filters)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# ---- open endpoints and the Prefect server's own protection --------------------------------
+
+
+def test_healthz_needs_no_token_and_checks_prefect_and_the_database(
+    platform: LocalPlatform,
+) -> None:
+    response = httpx.get(f"{platform.service_api_url}/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "prefect": "ok", "database": "ok"}
+
+
+def test_metrics_are_prometheus_text_with_requests_latency_and_jobs_by_state(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    assert admin.get("/v1/tasks").status_code == 200
+    body = httpx.get(f"{platform.service_api_url}/metrics").text
+    assert 'taskscheduler_api_requests_total{method="GET",route="/v1/tasks",status="200"}' in body
+    assert "taskscheduler_api_request_duration_seconds_bucket" in body
+    assert 'taskscheduler_jobs{state="completed"}' in body
+
+
+def test_the_prefect_api_refuses_callers_without_its_auth_string(platform: LocalPlatform) -> None:
+    assert httpx.get(f"{platform.api_url}/admin/version").status_code == 401
+    assert httpx.post(f"{platform.api_url}/flows/filter", json={}).status_code in (401, 403)
+    user, _, password = platform.prefect_auth_string.partition(":")
+    authed = httpx.get(f"{platform.api_url}/admin/version", auth=(user, password))
+    assert authed.status_code == 200
+    # With the auth string but without a CSRF token, a state change is still refused.
+    no_csrf = httpx.post(f"{platform.api_url}/flows/filter", json={}, auth=(user, password))
+    assert no_csrf.status_code == 403
+    env = platform.server_env()
+    assert env["PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED"] == "true"
+    assert env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] == platform.ui_url
+    assert env["PREFECT_SERVER_ENCRYPTION_KEY"]
+    assert "TASKS_ADMIN_TOKEN" not in platform.worker_env(), "user code never sees the admin token"
+
+
+# ---- authentication and scopes -----------------------------------------------------------------
+
+
+def test_no_token_or_an_unknown_one_is_401_and_refused_changes_are_audited(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    name = unique()
+    base = platform.service_api_url
+    assert httpx.get(f"{base}/v1/tasks").status_code == 401
+    request_id = unique("req")
+    refused = httpx.post(
+        f"{base}/v1/tasks",
+        json={"name": name, "code": HELLO},
+        headers={"X-Request-ID": request_id},
+    )
+    assert refused.status_code == 401
+    assert refused.headers["X-Request-ID"] == request_id
+    assert refused.headers["WWW-Authenticate"] == "Bearer"
+    wrong = httpx.delete(f"{base}/v1/tasks/{name}", headers={"Authorization": "Bearer tsk_nope"})
+    assert wrong.status_code == 401
+    # Even a malformed body is refused for want of a token, before it is parsed.
+    garbled = httpx.post(
+        f"{base}/v1/tasks", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert garbled.status_code == 401
+    rows = audit_rows(admin, task=name)
+    assert {(r["action"], r["outcome"], r["actor_kind"]) for r in rows} == {
+        ("task.delete", "unauthorized", "anonymous"),
+    }
+    # The body of an unauthenticated call is not even read: its row has the request id.
+    anonymous = audit_rows(admin, actor="anonymous", action="task.create")
+    assert any(r["request_id"] == request_id and r["outcome"] == "unauthorized" for r in anonymous)
+
+
+def test_each_scope_allows_what_it_should_and_403_otherwise(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    name = unique()
+    with (
+        client_with(platform, admin, "read") as reader,
+        client_with(platform, admin, "write") as writer,
+    ):
+        assert reader.get("/v1/tasks").status_code == 200
+        assert reader.get("/v1/audit").status_code == 200
+        forbidden = reader.post("/v1/tasks", json={"name": name, "code": HELLO})
+        assert forbidden.status_code == 403
+        assert "write" in forbidden.json()["detail"]
+        assert reader.get("/v1/tokens").status_code == 403
+        assert writer.post("/v1/tasks", json={"name": name, "code": HELLO}).status_code == 201
+        assert writer.get("/v1/tokens").status_code == 403
+        assert writer.post("/v1/tokens", json={"name": "x", "scope": "admin"}).status_code == 403
+        assert admin.get("/v1/tokens").status_code == 200
+        rows = audit_rows(admin, task=name)
+        assert [(r["action"], r["outcome"]) for r in rows] == [
+            ("task.create", "ok"),
+            ("task.create", "forbidden"),
+        ]
+        assert rows[0]["actor_kind"] == "token" and rows[0]["source"] == "api"
+        assert rows[0]["actor_name"].startswith("test-write")
+        assert rows[0]["code_sha256_after"]
+        admin.delete(f"/v1/tasks/{name}")
+
+
+def test_tokens_are_shown_once_listed_without_secrets_and_revoked_for_good(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    created = admin.post("/v1/tokens", json={"name": unique("revokee"), "scope": "read"})
+    assert created.status_code == 201
+    token, token_id = created.json()["token"], created.json()["id"]
+    listed = admin.get("/v1/tokens")
+    assert token not in listed.text
+    mine = next(t for t in listed.json() if t["id"] == token_id)
+    assert mine["scope"] == "read" and mine["revoked_at"] is None
+    headers = {"Authorization": f"Bearer {token}"}
+    base = platform.service_api_url
+    assert httpx.get(f"{base}/v1/tasks", headers=headers).status_code == 200
+    assert admin.delete(f"/v1/tokens/{token_id}").status_code == 204
+    assert httpx.get(f"{base}/v1/tasks", headers=headers).status_code == 401
+    assert admin.delete("/v1/tokens/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert admin.delete("/v1/tokens/not-a-uuid").status_code == 404
+    actions = {(r["action"], r["outcome"]) for r in audit_rows(admin, action="token.revoke")}
+    assert ("token.revoke", "ok") in actions and ("token.revoke", "not_found") in actions
+    bad = admin.post("/v1/tokens", json={"name": "x", "scope": "root"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "scope"]
+
+
+# ---- tasks and jobs -----------------------------------------------------------------------------
+
+
+def test_task_lifecycle_through_every_task_endpoint(admin: httpx.Client) -> None:
+    name = unique()
+    created = admin.post(
+        "/v1/tasks", json={"name": name, "code": HELLO, "cron": "0 9 * * *", "timezone": "UTC"}
+    )
+    assert created.status_code == 201, created.text
+    task = created.json()
+    assert task["name"] == name and task["state"] == "active" and task["next_runs"]
+    assert all(t.endswith("Z") for t in task["next_runs"]), "times are ISO 8601 UTC"
+
+    assert admin.post("/v1/tasks", json={"name": name, "code": HELLO}).status_code == 409
+    assert admin.get(f"/v1/tasks/{name}").json()["id"] == task["id"]
+    assert admin.get(f"/v1/tasks/{unique()}").status_code == 404
+
+    updated = admin.patch(f"/v1/tasks/{name}", json={"code": HELLO.replace("42", "43")})
+    assert updated.status_code == 200 and updated.json()["version"] == 2
+    assert admin.patch(f"/v1/tasks/{name}", json={}).status_code == 422
+    assert admin.patch(f"/v1/tasks/{unique()}", json={"retries": 1}).status_code == 404
+
+    paused = admin.post(f"/v1/tasks/{name}/pause")
+    assert paused.status_code == 200 and paused.json()["state"] == "paused"
+    resumed = admin.post(f"/v1/tasks/{name}/resume")
+    assert resumed.status_code == 200 and resumed.json()["state"] == "active"
+
+    at = (now() + dt.timedelta(hours=2)).isoformat()
+    scheduled = admin.post(f"/v1/tasks/{name}/schedule", json={"at": at})
+    assert scheduled.status_code == 201
+    job_id = scheduled.json()["job_id"]
+    assert admin.get(f"/v1/jobs/{job_id}").json()["state"] == "pending"
+
+    later = (now() + dt.timedelta(hours=3)).isoformat()
+    moved = admin.post(f"/v1/jobs/{job_id}/reschedule", json={"at": later})
+    assert moved.status_code == 200
+    new_id = moved.json()["job_id"]
+    assert new_id != job_id
+    cancelled = admin.post(f"/v1/jobs/{new_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert admin.post(f"/v1/jobs/{new_id}/cancel").status_code == 409
+    assert admin.post(f"/v1/jobs/{new_id}/reschedule", json={"at": later}).status_code == 409
+
+    update_rows = audit_rows(admin, task=name, action="task.update")
+    ok = next(r for r in update_rows if r["outcome"] == "ok")
+    assert ok["code_sha256_before"] == task["code_sha256"]
+    assert ok["code_sha256_after"] == updated.json()["code_sha256"]
+    assert ok["request_id"]
+
+    assert admin.delete(f"/v1/tasks/{name}").status_code == 204
+    assert admin.get(f"/v1/tasks/{name}").status_code == 404
+    assert admin.delete(f"/v1/tasks/{name}").status_code == 404
+    outcomes = [(r["action"], r["outcome"]) for r in audit_rows(admin, task=name)]
+    outcomes += [
+        (r["action"], r["outcome"])
+        for action in ("job.cancel", "job.reschedule")
+        for r in audit_rows(admin, action=action)
+        if r["job"] == new_id
+    ]
+    for expected in [
+        ("task.create", "ok"),
+        ("task.create", "conflict"),
+        ("task.update", "ok"),
+        ("task.pause", "ok"),
+        ("task.resume", "ok"),
+        ("task.schedule", "ok"),
+        ("job.reschedule", "ok"),
+        ("job.cancel", "ok"),
+        ("job.cancel", "conflict"),
+        ("job.reschedule", "conflict"),
+        ("task.delete", "ok"),
+        ("task.delete", "not_found"),
+    ]:
+        assert expected in outcomes, expected
+
+
+def test_run_now_completes_and_its_job_logs_and_list_are_readable(admin: httpx.Client) -> None:
+    name = unique()
+    assert admin.post("/v1/tasks", json={"name": name, "code": HELLO}).status_code == 201
+    ran = admin.post(f"/v1/tasks/{name}/run", json={"parameters": {"who": "Ada"}})
+    assert ran.status_code == 201, ran.text
+    job_id = ran.json()["job_id"]
+
+    def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = admin.get(f"/v1/jobs/{job_id}").json()
+        return job if job["state"] in ("completed", "failed", "cancelled") else None
+
+    job = wait_for(finished, timeout=120, what="the job to finish")
+    assert job["state"] == "completed", job
+    assert [s["state"] for s in job["timeline"]][-1] == "completed"
+    lines = admin.get(f"/v1/jobs/{job_id}/logs").json()["items"]
+    assert "hello Ada" in [line["message"] for line in lines]
+    listed = admin.get("/v1/jobs", params={"task": name, "state": "completed"}).json()
+    assert [j["id"] for j in listed["items"]] == [job_id]
+    assert admin.get("/v1/jobs", params={"state": "sleeping"}).status_code == 422
+    assert admin.get("/v1/jobs", params={"task": unique()}).status_code == 404
+    assert admin.get("/v1/jobs/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert admin.get("/v1/jobs/not-a-job/logs").status_code == 404
+    assert admin.post(f"/v1/tasks/{unique()}/run").status_code == 404
+    admin.delete(f"/v1/tasks/{name}")
+
+
+def test_tasks_are_paginated_with_an_opaque_cursor(admin: httpx.Client) -> None:
+    prefix = unique("page")
+    for i in range(3):
+        assert (
+            admin.post("/v1/tasks", json={"name": f"{prefix}-{i}", "code": HELLO}).status_code
+            == 201
+        )
+    first = admin.get("/v1/tasks", params={"limit": 2, "search": prefix}).json()
+    assert [t["name"] for t in first["items"]] == [f"{prefix}-0", f"{prefix}-1"]
+    second = admin.get(
+        "/v1/tasks", params={"limit": 2, "search": prefix, "cursor": first["next_cursor"]}
+    ).json()
+    assert [t["name"] for t in second["items"]] == [f"{prefix}-2"]
+    assert second["next_cursor"] is None
+    assert admin.get("/v1/tasks", params={"cursor": "garbage!"}).status_code == 422
+    assert admin.get("/v1/tasks", params={"limit": 0}).status_code == 422
+    for i in range(3):
+        admin.delete(f"/v1/tasks/{prefix}-{i}")
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"name": "Bad Name", "code": HELLO}, ["body", "name"]),
+        ({"name": "ok-name", "code": HELLO, "colour": "red"}, ["body", "colour"]),
+        ({"name": "ok-name", "code": HELLO, "retries": "many"}, ["body", "retries"]),
+        ({"name": "ok-name", "code": HELLO, "retries": 99}, ["body", "retries"]),
+        ({"name": "ok-name"}, ["body", "code"]),
+        ({"name": "ok-name", "code": "def main(:"}, ["body", "code"]),
+        ({"name": "ok-name", "code": "x" * (256 * 1024 + 1)}, ["body", "code"]),
+        ({"name": "ok-name", "code": HELLO, "cron": "* * * * * *"}, ["body", "cron"]),
+        ({"name": "ok-name", "code": HELLO, "every": "0.1s"}, ["body", "every"]),
+        ({"name": "ok-name", "code": HELLO, "every": 1e300}, ["body", "every"]),
+        ({"name": "ok-name", "code": HELLO, "cron": "0 9 * * *", "every": "1m"}, ["body", "every"]),
+        ({"name": "ok-name", "code": HELLO, "at": "2001-01-01T00:00:00Z"}, ["body", "at"]),
+        ({"name": "ok-name", "code": HELLO, "at": "9999-01-01T00:00:00Z"}, ["body", "at"]),
+        (
+            {"name": "ok-name", "code": HELLO, "parameters": {"who": "a\u0000b"}},
+            ["body", "parameters", "who"],
+        ),
+        (
+            {"name": "ok-name", "code": HELLO, "parameters": {"nope": 1}},
+            ["body", "parameters", "nope"],
+        ),
+        ({"name": "ok-name", "code": HELLO, "secrets": {"PATH": "x"}}, ["body", "secrets", "PATH"]),
+        (
+            {"name": "ok-name", "code": HELLO, "secrets": {"DB": "missing-block"}},
+            ["body", "secrets", "DB"],
+        ),
+        ([1, 2, 3], ["body"]),
+    ],
+)
+def test_bad_input_is_422_naming_the_field_and_changes_nothing(
+    admin: httpx.Client, body: Any, loc: list[str]
+) -> None:
+    if isinstance(body, dict) and body.get("name") == "ok-name":
+        body = {**body, "name": unique()}
+    response = admin.post("/v1/tasks", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail[0]["loc"][: len(loc)] == loc, detail
+    assert detail[0]["msg"] and detail[0]["type"]
+    if isinstance(body, dict) and "name" in body and loc != ["body", "name"]:
+        assert admin.get(f"/v1/tasks/{body['name']}").status_code == 404
+        rows = audit_rows(admin, task=body["name"])
+        assert [(r["action"], r["outcome"]) for r in rows] == [("task.create", "invalid")]
+
+
+def test_malformed_json_and_bad_times_are_4xx_not_500(admin: httpx.Client) -> None:
+    garbled = admin.post(
+        "/v1/tasks", content=b'{"name": ', headers={"content-type": "application/json"}
+    )
+    assert garbled.status_code == 422
+    assert garbled.json()["detail"][0]["loc"][0] == "body"
+    name = unique()
+    admin.post("/v1/tasks", json={"name": name, "code": HELLO})
+    past = admin.post(f"/v1/tasks/{name}/schedule", json={"at": "2001-01-01T00:00:00Z"})
+    assert past.status_code == 422 and past.json()["detail"][0]["loc"] == ["body", "at"]
+    extra = admin.post(f"/v1/tasks/{name}/schedule", json={"at": "2030-01-01T00:00:00Z", "x": 1})
+    assert extra.status_code == 422
+    assert admin.post(f"/v1/tasks/{name}/run", json={"parameters": {"bad": 1}}).status_code == 422
+    assert admin.get("/v1/audit", params={"since": "yesterday"}).status_code == 422
+    admin.delete(f"/v1/tasks/{name}")
+
+
+# ---- secrets ---------------------------------------------------------------------------------
+
+
+def test_secrets_reach_the_code_and_never_an_api_response_log_or_audit_row(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    from prefect.blocks.system import Secret
+
+    value = f"s3cr3t-{unique()}"
+    block = unique("pw")
+    Secret(value=value).save(block)
+    name = unique()
+    code = (
+        "import os\n"
+        "def main():\n"
+        "    secret = os.environ['DB_PASSWORD']\n"
+        "    print('the password is', secret)\n"
+        "    return len(secret)\n"
+    )
+    created = admin.post(
+        "/v1/tasks", json={"name": name, "code": code, "secrets": {"DB_PASSWORD": block}}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["secrets"] == {"DB_PASSWORD": block}
+    job_id = admin.post(f"/v1/tasks/{name}/run").json()["job_id"]
+
+    def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = admin.get(f"/v1/jobs/{job_id}").json()
+        return job if job["state"] in ("completed", "failed", "cancelled") else None
+
+    job = wait_for(finished, timeout=120, what="the job to finish")
+    assert job["state"] == "completed", job
+    logs = admin.get(f"/v1/jobs/{job_id}/logs").json()["items"]
+    messages = [line["message"] for line in logs]
+    assert "the password is ***" in messages, messages
+    assert f"Result: {len(value)}" in messages, "the code saw the real value"
+    seen = " ".join(
+        [
+            admin.get(f"/v1/tasks/{name}").text,
+            admin.get(f"/v1/jobs/{job_id}").text,
+            admin.get(f"/v1/jobs/{job_id}/logs").text,
+            admin.get("/v1/jobs", params={"task": name}).text,
+            admin.get("/v1/audit", params={"task": name}).text,
+        ]
+    )
+    assert value not in seen
+    assert value not in (platform.log_dir / "taskscheduler-api.log").read_text()
+    admin.delete(f"/v1/tasks/{name}")
+
+
+# ---- audit log -------------------------------------------------------------------------------
+
+
+def test_audit_rows_cannot_be_updated_or_deleted(platform: LocalPlatform) -> None:
+    async def tamper(statement: str) -> str:
+        engine = create_async_engine(platform.settings.asyncpg_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(statement))
+        except Exception as exc:
+            return str(exc)
+        finally:
+            await engine.dispose()
+        return "allowed"
+
+    for statement in (
+        "UPDATE taskscheduler.audit_log SET outcome = 'ok'",
+        "DELETE FROM taskscheduler.audit_log",
+        "TRUNCATE taskscheduler.audit_log",
+    ):
+        assert "append-only" in asyncio.run(tamper(statement)), statement
+
+
+def test_audit_is_filtered_and_paginated(admin: httpx.Client) -> None:
+    name = unique()
+    for _ in range(3):
+        admin.post("/v1/tasks", json={"name": name})  # invalid: no code
+    page = admin.get("/v1/audit", params={"task": name, "limit": 2}).json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    rest = admin.get(
+        "/v1/audit", params={"task": name, "limit": 2, "cursor": page["next_cursor"]}
+    ).json()
+    assert len(rest["items"]) == 1 and rest["next_cursor"] is None
+    since = (now() - dt.timedelta(minutes=5)).isoformat()
+    assert admin.get("/v1/audit", params={"since": since, "action": "task.create"}).json()["items"]
+
+
+def test_cli_tokens_and_audit_work_on_the_database_as_the_local_user(
+    platform: LocalPlatform,
+) -> None:
+    made = cli_json("token", "create", "--scope", "write", "--name", unique("cli"))
+    assert made["scope"] == "write" and made["token"].startswith("tsk_")
+    headers = {"Authorization": f"Bearer {made['token']}"}
+    base = platform.service_api_url
+    assert httpx.get(f"{base}/v1/tasks", headers=headers).status_code == 200
+    listed = cli_json("token", "list")
+    assert made["token"] not in json.dumps(listed)
+    assert any(t["id"] == made["id"] for t in listed)
+    cli("token", "revoke", made["id"])
+    assert httpx.get(f"{base}/v1/tasks", headers=headers).status_code == 401
+    assert cli("token", "revoke", "nope", check=False).returncode == 1
+
+    name = unique()
+    cli("create", name, "--code", HELLO)
+    cli("delete", name)
+    rows = cli_json("audit", "--task", name)
+    assert [(r["action"], r["outcome"], r["source"]) for r in rows] == [
+        ("task.delete", "ok", "cli"),
+        ("task.create", "ok", "cli"),
+    ]
+    assert rows[0]["actor_kind"] == "local"
+    revokes = cli_json("audit", "--action", "token.revoke", "--actor", rows[0]["actor_name"])
+    assert {r["outcome"] for r in revokes} >= {"ok", "not_found"}
+
+
+# ---- property-based fuzzing of the OpenAPI description ---------------------------------------
+
+
+FUZZ_EXAMPLES = 5  # per operation; about a minute for all of them on two cores
+
+
+def test_fuzzed_calls_never_get_a_5xx_nor_an_answer_outside_the_spec(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    """Generated requests for every operation of the served OpenAPI description (schemathesis):
+    no server error, and every answer has a documented status code and matches its schema."""
+    schema = schemathesis.openapi.from_url(f"{platform.service_api_url}/openapi.json")
+    headers = {"Authorization": admin.headers["Authorization"]}
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=FUZZ_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def call(case: Any) -> None:
+            case.call_and_validate(
+                base_url=platform.service_api_url,
+                headers=headers,
+                checks=[
+                    checks.not_a_server_error,
+                    checks.response_schema_conformance,
+                    checks.status_code_conformance,
+                ],
+                timeout=60,
+            )
+
+        try:
+            call()
+        except Exception as exc:
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}"[:2000])
+    assert not failures, "\n\n".join(failures)

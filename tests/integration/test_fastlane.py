@@ -1,0 +1,257 @@
+"""The fast lane against a real server: exactly once, on the instant, retries, timeouts,
+cancellation, logs and crashes. Correctness only: no timing here is a performance claim."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, State
+
+from taskscheduler import JobState, TaskScheduler, models
+from taskscheduler.platform import FAST_POOL, LocalPlatform
+from tests.integration.helpers import unique, wait_for
+
+# Prefect stamps start_time on the server and the worker holds on the same machine's clock, so
+# a start "before" the scheduled time can only be rounding of the clocks, never a real one.
+CLOCK_GRANULARITY = 0.005
+STOP_TIMEOUT = 20.0
+
+# The first test also pays for starting the session's platform, which takes minutes on a
+# loaded two-core machine.
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def ts(platform: LocalPlatform) -> Iterator[TaskScheduler]:
+    with TaskScheduler() as scheduler:
+        yield scheduler
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def fast_task(ts: TaskScheduler, code: str, **extra: Any) -> str:
+    name = unique("fast")
+    ts.create({"name": name, "code": code, "pool": FAST_POOL, **extra})
+    return name
+
+
+def read_run(job_id: str) -> FlowRun:
+    async def read() -> FlowRun:
+        async with get_client() as client:
+            return await client.read_flow_run(uuid.UUID(job_id))
+
+    return asyncio.run(read())
+
+
+def read_states(job_id: str) -> list[State]:
+    async def read() -> list[State]:
+        async with get_client() as client:
+            return await client.read_flow_run_states(uuid.UUID(job_id))
+
+    return sorted(asyncio.run(read()), key=lambda s: s.timestamp)
+
+
+def finished(ts: TaskScheduler, job_id: str, timeout: float = 60.0) -> models.Job:
+    return wait_for(
+        lambda: (j := ts.job(job_id)).state.is_final and j,
+        timeout=timeout,
+        what=f"job {job_id} to end",
+    )
+
+
+@contextlib.contextmanager
+def second_fast_worker(platform: LocalPlatform, name: str) -> Iterator[None]:
+    """Another fast worker on the same pool, stopped (by its PID) afterwards."""
+    log = platform.log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskscheduler.fastlane", "--pool", FAST_POOL, "--name", name],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=platform.env(),
+            cwd=platform.settings.project_dir,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: platform._worker_online(FAST_POOL, name) or process.poll() is not None,
+            timeout=60,
+            what="the second fast worker",
+        )
+        assert process.poll() is None, log.read_text()[-3000:]
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(STOP_TIMEOUT)
+
+
+def test_two_fast_workers_run_each_job_exactly_once(
+    ts: TaskScheduler, platform: LocalPlatform, tmp_path: Path
+) -> None:
+    hits = tmp_path / "hits"
+    code = (
+        f"def main(i=-1):\n    with open({str(hits)!r}, 'a') as f:\n        f.write(f'{{i}}\\n')\n"
+    )
+    name = fast_task(ts, code)
+    with second_fast_worker(platform, f"second-{uuid.uuid4().hex[:6]}"):
+        # Due now: both workers see every run in the same poll and race to claim it.
+        jobs = [ts.run(name, {"i": i}).id for i in range(30)]
+        # Due together a little later: claimed ahead, held, released in one batch.
+        at = now() + dt.timedelta(seconds=3)
+        jobs += [ts.schedule(name, at).id for _ in range(10)]
+        done = [finished(ts, job_id, timeout=90) for job_id in jobs]
+    assert all(j.state is JobState.COMPLETED for j in done), [j.state_name for j in done]
+    lines = Counter(hits.read_text().split())
+    assert lines == Counter([str(i) for i in range(30)] + ["-1"] * 10), lines
+    for job_id in jobs:
+        run = read_run(job_id)
+        assert run.run_count == 1, (job_id, run.run_count)
+        names = [s.name for s in read_states(job_id)]
+        assert names.count("Running") == 1 and names.count("Pending") == 1, names
+
+
+def test_held_jobs_start_on_their_instant_never_before(ts: TaskScheduler) -> None:
+    name = fast_task(ts, "def main():\n    return 1\n")
+    # Far enough ahead that the claim (lookahead 5 s) lands before it even on a busy machine.
+    at = now() + dt.timedelta(seconds=12)
+    jobs = [ts.schedule(name, at).id for _ in range(5)]
+    done = [finished(ts, job_id, timeout=90) for job_id in jobs]
+    for job in done:
+        assert job.state is JobState.COMPLETED
+        assert job.start_time is not None and job.scheduled_time is not None
+        delay = (job.start_time - job.scheduled_time).total_seconds()
+        assert delay >= -CLOCK_GRANULARITY, f"started {-delay:.3f}s before its time"
+        states = read_states(job.id)
+        pending = next(s for s in states if s.type.value == "PENDING")
+        running = next(s for s in states if s.type.value == "RUNNING")
+        assert pending.timestamp < job.scheduled_time, "claimed ahead of its time, then held"
+        assert running.timestamp >= job.scheduled_time - dt.timedelta(seconds=CLOCK_GRANULARITY)
+
+
+def test_failed_attempts_are_retried_as_awaiting_retry_then_retrying(ts: TaskScheduler) -> None:
+    name = fast_task(ts, "def main():\n    raise ValueError('boom')\n", retries=2, retry_delay="1s")
+    job = finished(ts, ts.run(name).id)
+    assert job.state is JobState.FAILED
+    assert "ValueError: boom" in (job.error or "")
+    names = [s.name for s in read_states(job.id)]
+    assert names.count("AwaitingRetry") == 2 and names.count("Retrying") == 2, names
+    assert read_run(job.id).run_count == 3
+    logs = "\n".join(line.message for line in ts.logs(job.id))
+    assert "Retry 1/2" in logs and "Retry 2/2" in logs
+    assert "Traceback" in logs and "raise ValueError('boom')" in logs
+
+
+def test_a_retry_that_succeeds_completes_the_job(ts: TaskScheduler, tmp_path: Path) -> None:
+    marker = tmp_path / "tried"
+    code = (
+        "import os\ndef main():\n"
+        f"    if not os.path.exists({str(marker)!r}):\n"
+        f"        open({str(marker)!r}, 'w').close()\n"
+        "        raise RuntimeError('first attempt fails')\n"
+        "    return 'second'\n"
+    )
+    name = fast_task(ts, code, retries=3, retry_delay="1s")
+    job = finished(ts, ts.run(name).id)
+    assert job.state is JobState.COMPLETED
+    assert read_run(job.id).run_count == 2
+    assert "Result: 'second'" in [line.message for line in ts.logs(job.id)]
+
+
+def test_a_timeout_kills_the_attempt_and_the_lane_keeps_working(
+    ts: TaskScheduler, tmp_path: Path
+) -> None:
+    marker = tmp_path / "finished"
+    code = f"import time\ndef main():\n    time.sleep(30)\n    open({str(marker)!r}, 'w').close()\n"
+    name = fast_task(ts, code, timeout="2s")
+    job = finished(ts, ts.run(name).id)
+    assert job.state is JobState.FAILED and job.state_name == "TimedOut", job
+    assert job.end_time and job.start_time
+    assert (job.end_time - job.start_time).total_seconds() < 15
+    after = fast_task(ts, "def main():\n    return 'still here'\n")
+    assert finished(ts, ts.run(after).id).state is JobState.COMPLETED
+    assert not marker.exists()
+
+
+def test_cancelling_a_held_job_means_it_never_starts(ts: TaskScheduler, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    name = fast_task(ts, f"def main():\n    open({str(marker)!r}, 'w').close()\n")
+    at = now() + dt.timedelta(seconds=4)
+    job = ts.schedule(name, at)
+    wait_for(
+        lambda: read_run(job.id).state_type.value == "PENDING",  # type: ignore[union-attr]
+        timeout=10,
+        interval=0.1,
+        what="the fast worker to claim and hold the job",
+    )
+    assert ts.cancel(job.id).state is JobState.CANCELLED
+    wait_for(lambda: now() > at + dt.timedelta(seconds=3), timeout=15, what="its time to pass")
+    assert ts.job(job.id).state is JobState.CANCELLED
+    assert not marker.exists()
+    # (Prefect sets start_time on a final state of a run that never ran, so the states say it.)
+    assert not [s for s in read_states(job.id) if s.type.value == "RUNNING"]
+
+
+def test_cancelling_a_running_job_stops_its_code(ts: TaskScheduler, tmp_path: Path) -> None:
+    started, done = tmp_path / "started", tmp_path / "finished"
+    code = (
+        "import time\ndef main():\n"
+        f"    open({str(started)!r}, 'w').close()\n"
+        "    time.sleep(10)\n"
+        f"    open({str(done)!r}, 'w').close()\n"
+    )
+    name = fast_task(ts, code)
+    job = ts.run(name)
+    wait_for(started.exists, timeout=30, what="the job to start")
+    ts.cancel(job.id)
+    ended = finished(ts, job.id, timeout=30)
+    assert ended.state is JobState.CANCELLED
+    wait_for(lambda: now() > ended.start_time + dt.timedelta(seconds=12), timeout=20)  # type: ignore[operator]
+    assert not done.exists(), "the process running the job was stopped"
+
+
+def test_prints_and_logging_become_the_runs_logs_before_it_ends(ts: TaskScheduler) -> None:
+    code = (
+        "import logging\n"
+        "def main(who='world'):\n"
+        "    print(f'hello {who}')\n"
+        "    logging.getLogger('mine').warning('LOUD')\n"
+        "    return 42\n"
+    )
+    name = fast_task(ts, code)
+    job = finished(ts, ts.run(name, {"who": "Ada"}).id)
+    assert job.state is JobState.COMPLETED
+    lines = ts.logs(job.id)
+    messages = [line.message for line in lines]
+    assert "hello Ada" in messages and "LOUD" in messages and "Result: 42" in messages
+    assert next(x for x in lines if x.message == "LOUD").level == "WARNING"
+    assert not any(m.startswith("HTTP Request") for m in messages)
+
+
+def test_a_crashed_warm_process_marks_its_job_crashed(ts: TaskScheduler) -> None:
+    name = fast_task(ts, "import os\ndef main():\n    print('going down')\n    os._exit(3)\n")
+    job = finished(ts, ts.run(name).id)
+    assert job.state_name == "Crashed", job
+    messages = "\n".join(line.message for line in ts.logs(job.id))
+    assert "exited unexpectedly" in messages and "exit code 3" in messages
+    assert "going down" in messages
+    after = fast_task(ts, "def main():\n    return 'still here'\n")
+    assert finished(ts, ts.run(after).id).state is JobState.COMPLETED

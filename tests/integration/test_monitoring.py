@@ -1,0 +1,177 @@
+"""Monitoring figures match what Prefect reports; ``tasks status``; pg_dump and pg_restore."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas import filters, objects
+from sqlalchemy.engine import make_url
+
+from taskscheduler import JobState, TaskScheduler, monitoring
+from taskscheduler.platform import LocalPlatform
+from tests.integration.conftest import drop_database, free_port, pointing_at
+from tests.integration.helpers import cli, unique, wait_for
+
+
+@pytest.fixture(scope="module")
+def ts(platform: LocalPlatform) -> Iterator[TaskScheduler]:
+    with TaskScheduler() as scheduler:
+        yield scheduler
+
+
+async def _prefect_counts(deployment_id: str) -> dict[str, int]:
+    async with get_client() as client:
+        counts = {}
+        for state in objects.StateType:
+            counts[state.value.lower()] = await client.count_flow_runs(
+                flow_run_filter=filters.FlowRunFilter(
+                    deployment_id=filters.FlowRunFilterDeploymentId(any_=[deployment_id]),
+                    state=filters.FlowRunFilterState(
+                        type=filters.FlowRunFilterStateType(any_=[state])
+                    ),
+                )
+            )
+        return {k: v for k, v in counts.items() if v}
+
+
+def test_job_counts_backlog_and_workers_match_what_prefect_reports(
+    ts: TaskScheduler, platform: LocalPlatform
+) -> None:
+    name = unique("metrics")
+    task = ts.create({"name": name, "code": "def main():\n    return 1\n", "cron": "0 3 * * *"})
+    done = [ts.wait(ts.run(name).id, timeout=180) for _ in range(2)]
+    assert all(j.state is JobState.COMPLETED for j in done)
+    snapshot = asyncio.run(monitoring.take_snapshot())
+    assert snapshot.server_ok and snapshot.database_ok
+    assert snapshot.jobs[name] == asyncio.run(_prefect_counts(task.deployment_id))
+    assert snapshot.jobs[name]["completed"] == 2 and snapshot.jobs[name]["scheduled"] >= 1
+
+    async def scheduled_total() -> int:
+        async with get_client() as client:
+            return await client.count_flow_runs(
+                flow_run_filter=filters.FlowRunFilter(
+                    deployment_id=filters.FlowRunFilterDeploymentId(is_null_=False),
+                    state=filters.FlowRunFilterState(
+                        type=filters.FlowRunFilterStateType(any_=[objects.StateType.SCHEDULED])
+                    ),
+                )
+            )
+
+    assert snapshot.scheduled == asyncio.run(scheduled_total())
+    pool = next(p for p in snapshot.pools if p.name == "process")
+    assert pool.online_workers >= 1
+    assert all(w.heartbeat_age is not None and w.heartbeat_age < 120 for w in pool.workers)
+    assert snapshot.delay_count >= 2
+    assert any(p.service == "prefect-server" and p.rss_bytes > 0 for p in snapshot.processes)
+
+
+def test_metrics_endpoint_exposes_platform_figures(
+    ts: TaskScheduler, platform: LocalPlatform
+) -> None:
+    name = unique("scrape")
+    ts.create({"name": name, "code": "def main():\n    return 1\n"})
+    ts.wait(ts.run(name).id, timeout=180)
+    text = httpx.get(f"{platform.service_api_url}/metrics", timeout=30).text
+    assert f'taskscheduler_task_jobs{{state="completed",task="{name}"}} 1.0' in text
+    for family in (
+        "taskscheduler_job_start_delay_seconds_bucket",
+        'taskscheduler_backlog_jobs{kind="due"}',
+        'taskscheduler_worker_online{pool="process"',
+        "taskscheduler_worker_last_heartbeat_timestamp_seconds",
+        'taskscheduler_process_resident_memory_bytes{service="prefect-server"}',
+        "taskscheduler_database_up 1.0",
+    ):
+        assert family in text, family
+
+
+def test_tasks_status_prints_health_at_a_glance(platform: LocalPlatform) -> None:
+    out = cli("status").stdout
+    assert "server:   ok" in out and "database: ok" in out
+    assert "pool process (process)" in out and "backlog:" in out and "last hour:" in out
+
+
+def test_canary_delay_is_reported_when_the_canary_runs(ts: TaskScheduler) -> None:
+    """The canary task `up` creates runs on schedule and its delay reaches the snapshot."""
+    assert ts.get("tasks-canary").spec is not None
+
+    def measured() -> monitoring.Snapshot | None:
+        snap = asyncio.run(monitoring.take_snapshot())
+        return snap if snap.canary_delay is not None else None
+
+    snap = wait_for(measured, timeout=150, interval=5, what="a canary run")
+    started = [j for j in ts.jobs(task="tasks-canary", limit=20) if j.start_time is not None]
+    latest = max(started, key=lambda j: j.start_time or dt.datetime.min.replace(tzinfo=dt.UTC))
+    assert snap.canary_last_start is not None and latest.start_time is not None
+    # Unless a newer canary job started in between, the figure is that job's delay.
+    if abs((latest.start_time - snap.canary_last_start).total_seconds()) < 0.01:
+        assert snap.canary_delay == pytest.approx(latest.start_delay, abs=0.01)
+
+
+# ---- backup and restore -----------------------------------------------------------------------
+
+
+def test_pg_dump_and_restore_bring_back_tasks_and_schedules_that_keep_firing(
+    ts: TaskScheduler, platform: LocalPlatform, tmp_path: Path
+) -> None:
+    """pg_dump of the platform database, pg_restore into a new one, a platform on it: it fires."""
+    name = unique("backup")
+    ts.create({"name": name, "code": "def main():\n    return 1\n", "every": "5s"})
+    url = make_url(platform.settings.database_url)
+    dump = tmp_path / "platform.dump"
+    host = [
+        "-h",
+        url.host or "127.0.0.1",
+        "-p",
+        str(url.port or 5432),
+        "-U",
+        url.username or "postgres",
+    ]
+    subprocess.run(
+        ["pg_dump", *host, "-Fc", "-f", str(dump), url.database or ""], check=True, timeout=300
+    )
+    restored_db = f"tasks_restore_{secrets.token_hex(4)}"
+    restored_url = url.set(database=restored_db).render_as_string(hide_password=False)
+    subprocess.run(["createdb", *host, restored_db], check=True, timeout=60)
+    state_dir = tmp_path / "restored"
+    state_dir.mkdir()
+    # The credentials (block encryption key, API secrets) are part of the backup too.
+    shutil.copy(platform.settings.state_dir / "credentials.json", state_dir / "credentials.json")
+    settings = platform.settings.model_copy(
+        update={"database_url": restored_url, "prefect_port": free_port(), "api_port": free_port(),
+                "state_dir": state_dir}
+    )  # fmt: skip
+    second = LocalPlatform(settings, {"TASKS_CANARY_EVERY": "0"}, docker=False)
+    try:
+        subprocess.run(
+            ["pg_restore", *host, "--no-owner", "-d", restored_db, str(dump)],
+            check=True,
+            timeout=300,
+        )
+        ts.pause(name)  # the original stops firing: what fires next comes from the restore
+        second.up()
+        with pointing_at(second), TaskScheduler() as restored:
+            task = restored.get(name)
+            assert task.spec is not None and task.spec.every == dt.timedelta(seconds=5)
+            restored.resume(name)
+            since = dt.datetime.now(dt.UTC)
+
+            def fired() -> bool:
+                return any(
+                    j.state is JobState.COMPLETED and j.scheduled_time and j.scheduled_time > since
+                    for j in restored.jobs(task=name, limit=20)
+                )
+
+            wait_for(fired, timeout=180, interval=2, what="a job of the restored task")
+            print(f"\nbackup: pg_dump {dump.stat().st_size // 1024} KiB, restored task fired")
+    finally:
+        second.down()
+        drop_database(restored_url)

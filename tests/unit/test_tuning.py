@@ -1,0 +1,35 @@
+"""The tuned topology's Prefect settings: none by default, Redis for every shared piece above 1."""
+
+from __future__ import annotations
+
+from taskscheduler.tuning import TuningSettings
+
+
+def test_defaults_leave_prefect_alone() -> None:
+    settings = TuningSettings()
+    assert not settings.active
+    assert settings.server_env() == {} and settings.database_settings() == {}
+
+
+def test_several_api_processes_move_shared_state_to_redis() -> None:
+    env = TuningSettings(api_workers=2, redis_url="redis://127.0.0.1:6379/5").server_env()
+    for key in (
+        "PREFECT_SERVER_EVENTS_MESSAGING_BROKER",
+        "PREFECT_SERVER_EVENTS_MESSAGING_CACHE",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE",
+    ):
+        assert env[key].startswith("prefect_redis.")
+    assert env["PREFECT_SERVER_DOCKET_URL"] == "redis://127.0.0.1:6379/5"
+    assert env["PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME"] == "PT300S"
+
+
+def test_one_tuned_process_needs_no_redis() -> None:
+    env = TuningSettings(tuned=True).server_env()
+    assert "PREFECT_SERVER_DOCKET_URL" not in env
+    assert env["PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE"] == "10"
+    assert TuningSettings(tuned=True).database_settings() == {"synchronous_commit": "off"}
+
+
+def test_every_setting_is_described() -> None:
+    assert all(f.description for f in TuningSettings.model_fields.values())
