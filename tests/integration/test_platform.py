@@ -112,6 +112,9 @@ def test_status_command_reports_a_running_platform(platform: LocalPlatform) -> N
 
 
 @pytest.mark.slow
+# Starts a whole platform twice on a fresh database: on two loaded cores that alone can pass the
+# default 300 s per test (which counts fixture set-up too).
+@pytest.mark.timeout(900)
 def test_restart_keeps_data_and_down_leaves_no_process(
     fresh_platform: LocalPlatform, tmp_path: Path
 ) -> None:
