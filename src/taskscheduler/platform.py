@@ -45,7 +45,7 @@ from taskscheduler.reliability import ReliabilitySettings
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.tuning import TuningSettings
 
-__all__ = ["LocalPlatform", "PlatformStatus", "ServiceFailed", "main"]
+__all__ = ["LocalPlatform", "PlatformStatus", "ServiceFailed", "drop_database", "free_port", "main"]
 
 SERVER = "prefect-server"
 WORKER = "prefect-worker"
@@ -998,6 +998,38 @@ def _wait_for(ready: Callable[[], bool], timeout: float, message: str) -> None:
         if time.monotonic() > deadline:
             raise errors.PlatformUnavailable(message)
         time.sleep(POLL_SECONDS)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def drop_database(database_url: str) -> None:
+    """Drop a throwaway database (tests, benchmarks) after ending its connections."""
+
+    async def drop() -> None:
+        url = make_url(database_url)
+        admin = url.set(drivername="postgresql+asyncpg", database="postgres")
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": url.database},
+                )
+                quoted = engine.dialect.identifier_preparer.quote(url.database or "")
+                await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(drop())
 
 
 # -- command line ------------------------------------------------------------------------------

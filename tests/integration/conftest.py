@@ -7,28 +7,16 @@ disturbed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskscheduler.platform import LocalPlatform
+from taskscheduler.platform import LocalPlatform, drop_database, free_port
 from taskscheduler.settings import Settings, get_settings
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def throwaway_settings(state_dir: Path) -> Settings:
@@ -45,30 +33,6 @@ def throwaway_settings(state_dir: Path) -> Settings:
         api_port=free_port(),
         state_dir=state_dir,
     )
-
-
-def drop_database(database_url: str) -> None:
-    """Drop the database after ending its remaining connections."""
-
-    async def drop() -> None:
-        url = make_url(database_url)
-        admin = url.set(drivername="postgresql+asyncpg", database="postgres")
-        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": url.database},
-                )
-                quoted = engine.dialect.identifier_preparer.quote(url.database or "")
-                await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}"))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(drop())
 
 
 @contextlib.contextmanager
