@@ -119,14 +119,20 @@ class Gateway:
     async def list_deployments(
         self, client: PrefectClient, *, limit: int, offset: int, search: str | None = None
     ) -> list[DeploymentResponse]:
-        """Deployments sorted by name, one page."""
+        """Deployments sorted by name, one page of any size (read in Prefect's largest pages)."""
         name_filter = filters.DeploymentFilterName(like_=search) if search else None
-        return await client.read_deployments(
-            deployment_filter=filters.DeploymentFilter(name=name_filter) if search else None,
-            sort=sorting.DeploymentSort.NAME_ASC,
-            limit=limit,
-            offset=offset,
-        )
+        found: list[DeploymentResponse] = []
+        while True:
+            want = min(PAGE, limit - len(found))
+            page = await client.read_deployments(
+                deployment_filter=filters.DeploymentFilter(name=name_filter) if search else None,
+                sort=sorting.DeploymentSort.NAME_ASC,
+                limit=want,
+                offset=offset + len(found),
+            )
+            found.extend(page)
+            if len(page) < want or len(found) >= limit:
+                return found
 
     async def save_version(self, client: PrefectClient, block: TaskCode) -> None:
         """Store one version of a task's code (block documents are immutable once written)."""
@@ -352,18 +358,18 @@ class Gateway:
             else sorting.FlowRunSort.EXPECTED_START_TIME_ASC
         )
         runs: list[objects.FlowRun] = []
+        read = 0  # rows read from the server, before the auto_scheduled filter
         while True:
+            want = min(PAGE, limit - len(runs)) if limit else PAGE
             page = await client.read_flow_runs(
-                flow_run_filter=run_filter,
-                sort=sort,
-                limit=min(PAGE, limit - len(runs)) if limit else PAGE,
-                offset=offset + len(runs),
+                flow_run_filter=run_filter, sort=sort, limit=want, offset=offset + read
             )
-            if auto_scheduled is not None:
-                page = [r for r in page if r.auto_scheduled is auto_scheduled]
-            runs.extend(page)
-            if len(page) < PAGE or (limit and len(runs) >= limit):
-                return runs
+            read += len(page)
+            runs.extend(
+                r for r in page if auto_scheduled is None or r.auto_scheduled is auto_scheduled
+            )
+            if len(page) < want or (limit and len(runs) >= limit):
+                return runs[:limit] if limit else runs
 
     async def count_runs(self, client: PrefectClient, states: Sequence[objects.StateType]) -> int:
         """How many flow runs of deployments are in one of ``states``."""

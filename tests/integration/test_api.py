@@ -301,6 +301,10 @@ def test_tasks_are_paginated_with_an_opaque_cursor(admin: httpx.Client) -> None:
     assert second["next_cursor"] is None
     assert admin.get("/v1/tasks", params={"cursor": "garbage!"}).status_code == 422
     assert admin.get("/v1/tasks", params={"limit": 0}).status_code == 422
+    # The largest page asks Prefect for one row more than its own page limit (found by fuzzing).
+    assert admin.get("/v1/tasks", params={"limit": 200, "search": prefix}).status_code == 200
+    assert admin.get("/v1/jobs", params={"limit": 200}).status_code == 200
+    assert admin.get("/v1/tasks", params={"limit": 201}).status_code == 422
     for i in range(3):
         admin.delete(f"/v1/tasks/{prefix}-{i}")
 
