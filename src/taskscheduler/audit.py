@@ -23,7 +23,7 @@ from taskscheduler.settings import Settings
 from taskscheduler.store import tables
 
 ActorKind = Literal["token", "local", "anonymous"]
-Source = Literal["api", "cli", "sdk"]
+Source = Literal["api", "cli", "sdk", "ui"]
 MAX_DETAIL = 500
 
 __all__ = [

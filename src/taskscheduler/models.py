@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -119,7 +119,118 @@ class MisfirePolicy(enum.StrEnum):
     SKIP = "skip"
 
 
-class TaskSpec(BaseModel):
+class Schedule(BaseModel):
+    """When a task runs: at most one of cron / every / at / rrule, in a zone, within a window.
+
+    Naive times are wall-clock times in ``timezone``. A ``TaskSpec`` is a schedule plus the rest
+    of the task; a schedule alone is what a preview of the next run times needs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str | None = None
+    every: Duration | None = None
+    at: UtcDateTime | None = None
+    rrule: str | None = None
+    timezone: str = "UTC"
+    start: UtcDateTime | None = None
+    end: UtcDateTime | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every_at_least_a_second(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        if value is not None and value < dt.timedelta(seconds=1):
+            raise ValueError("interval must be at least 1 second")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_consistent(self) -> Schedule:
+        zone = ZoneInfo(self.timezone)
+        for field in ("at", "start", "end"):
+            value = getattr(self, field)
+            if value is not None and value.tzinfo is None:
+                value = value.replace(tzinfo=zone)
+                setattr(self, field, value)
+            if value is not None:
+                check_time(value, field)
+        chosen = [k for k in ("cron", "every", "at", "rrule") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise errors.InvalidSchedule(chosen[1], f"give at most one schedule, not {chosen}")
+        if self.start and self.end and self.end <= self.start:
+            raise errors.InvalidTask("end", "must be after start")
+        if self.at is not None:
+            if self.start and self.at < self.start:
+                raise errors.InvalidSchedule("at", "is before start")
+            if self.end and self.at > self.end:
+                raise errors.InvalidSchedule("at", "is after end")
+        schedules.validate(self.schedule_kind, self.schedule_expression, self.timezone)
+        return self
+
+    @property
+    def schedule_kind(self) -> schedules.Kind | None:
+        """Which of cron / every / at / rrule the task uses, if any."""
+        for kind in ("cron", "every", "at", "rrule"):
+            if getattr(self, kind) is not None:
+                return kind
+        return None
+
+    @property
+    def schedule_expression(self) -> str | None:
+        """The schedule as text: the cron or RRULE string, seconds, or an ISO time."""
+        if self.cron is not None:
+            return self.cron
+        if self.rrule is not None:
+            return self.rrule
+        if self.every is not None:
+            return durations.format_duration(self.every)
+        if self.at is not None:
+            return self.at.isoformat()
+        return None
+
+    def schedule_plan(self, now: dt.datetime) -> schedules.Plan | None:
+        """What Prefect should be told, with the window folded in (see ``schedules``)."""
+        kind = self.schedule_kind
+        if kind is None:
+            return None
+        return schedules.plan(
+            kind,
+            self.schedule_expression or "",
+            timezone=self.timezone,
+            start=self.start,
+            end=self.end,
+            now=now,
+        )
+
+    def describe(self) -> str | None:
+        """The schedule in one line, e.g. ``cron 0 9 * * 1-5 (Europe/Berlin) until ...``."""
+        kind = self.schedule_kind
+        if kind is None:
+            return None
+        text = f"{kind} {self.schedule_expression}"
+        if kind != "every":
+            text += f" ({self.timezone})"
+        if self.start is not None:
+            text += f" from {self.start.isoformat()}"
+        if self.end is not None:
+            text += f" until {self.end.isoformat()}"
+        return text
+
+    def next_times(self, count: int, now: dt.datetime) -> list[dt.datetime]:
+        """The next ``count`` run times after ``now``, in UTC (a preview: Prefect decides)."""
+        plan = self.schedule_plan(now)
+        return schedules.preview(plan, count, after=now) if plan else []
+
+
+class TaskSpec(Schedule):
     """A task as its author defines it: code, parameters, when it runs and how it behaves.
 
     Field names match the CLI options and the REST API's JSON fields.
@@ -141,13 +252,6 @@ class TaskSpec(BaseModel):
     parameters: dict[str, JsonValue] = Field(
         default_factory=dict, description="Keyword arguments passed to the entry function."
     )
-    cron: str | None = None
-    every: Duration | None = None
-    at: UtcDateTime | None = None
-    rrule: str | None = None
-    timezone: str = "UTC"
-    start: UtcDateTime | None = None
-    end: UtcDateTime | None = None
     retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
     retry_delay: Duration = Field(
         default=dt.timedelta(seconds=10),
@@ -235,15 +339,6 @@ class TaskSpec(BaseModel):
                     raise errors.InvalidTask(".".join([str(key), *path]), message)
         return data
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
-
     @field_validator("code")
     @classmethod
     def _code_size(cls, value: str | None) -> str | None:
@@ -278,80 +373,19 @@ class TaskSpec(BaseModel):
                 raise ValueError(f"invalid tag {tag!r}")
         return value
 
-    @field_validator("every")
-    @classmethod
-    def _every_at_least_a_second(cls, value: dt.timedelta | None) -> dt.timedelta | None:
-        if value is not None and value < dt.timedelta(seconds=1):
-            raise ValueError("interval must be at least 1 second")
-        return value
-
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
-        zone = ZoneInfo(self.timezone)  # naive times are wall-clock times in the task's zone
-        for field in ("at", "start", "end"):
-            value = getattr(self, field)
-            if value is not None and value.tzinfo is None:
-                value = value.replace(tzinfo=zone)
-                setattr(self, field, value)
-            if value is not None:
-                check_time(value, field)
         if (self.code is None) == (self.entrypoint is None):
             raise errors.InvalidTask("code", "give exactly one of code or entrypoint")
         if self.code is not None:
             check_source(self.code, self.entry, self.parameters)
-        chosen = [k for k in ("cron", "every", "at", "rrule") if getattr(self, k) is not None]
-        if len(chosen) > 1:
-            raise errors.InvalidSchedule(chosen[1], f"give at most one schedule, not {chosen}")
-        if self.start and self.end and self.end <= self.start:
-            raise errors.InvalidTask("end", "must be after start")
-        if self.at is not None:
-            if self.start and self.at < self.start:
-                raise errors.InvalidSchedule("at", "is before start")
-            if self.end and self.at > self.end:
-                raise errors.InvalidSchedule("at", "is after end")
-        schedules.validate(self.schedule_kind, self.schedule_expression, self.timezone)
         return self
-
-    @property
-    def schedule_kind(self) -> schedules.Kind | None:
-        """Which of cron / every / at / rrule the task uses, if any."""
-        for kind in ("cron", "every", "at", "rrule"):
-            if getattr(self, kind) is not None:
-                return kind
-        return None
-
-    @property
-    def schedule_expression(self) -> str | None:
-        """The schedule as text: the cron or RRULE string, seconds, or an ISO time."""
-        if self.cron is not None:
-            return self.cron
-        if self.rrule is not None:
-            return self.rrule
-        if self.every is not None:
-            return durations.format_duration(self.every)
-        if self.at is not None:
-            return self.at.isoformat()
-        return None
 
     @property
     def code_sha256(self) -> str:
         """Content hash of the code: the inline source, or the entrypoint reference."""
         payload = self.code if self.code is not None else f"entrypoint:{self.entrypoint}"
         return hashlib.sha256(payload.encode()).hexdigest()
-
-    def schedule_plan(self, now: dt.datetime) -> schedules.Plan | None:
-        """What Prefect should be told, with the window folded in (see ``schedules``)."""
-        kind = self.schedule_kind
-        if kind is None:
-            return None
-        return schedules.plan(
-            kind,
-            self.schedule_expression or "",
-            timezone=self.timezone,
-            start=self.start,
-            end=self.end,
-            now=now,
-        )
 
     def check_entrypoint(self, project_dir: Path) -> None:
         """Refuse an entrypoint whose file or function cannot be found in the project."""
@@ -377,10 +411,22 @@ class TaskSpec(BaseModel):
         return build_spec(data)
 
 
+_M = TypeVar("_M", bound=Schedule)
+
+
 def build_spec(data: dict[str, Any]) -> TaskSpec:
     """Build a ``TaskSpec``, turning pydantic's errors into one ``InvalidTask`` naming the field."""
+    return _build(TaskSpec, data)
+
+
+def build_schedule(data: dict[str, Any]) -> Schedule:
+    """Build a bare ``Schedule`` (for previews), with the errors of ``build_spec``."""
+    return _build(Schedule, data)
+
+
+def _build(model: type[_M], data: dict[str, Any]) -> _M:
     try:
-        return TaskSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "task"

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         description="Outside development, missing or template secrets are refused at start-up.",
     )
     api_port: int = Field(default=8000, description="Port of our REST API (uvicorn).")
+    prefect_ui: str | None = Field(
+        default=None,
+        description="The Prefect UI's address as users reach it, for links from our web page "
+        "(default: the Prefect API's address without /api).",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="First admin bearer token of the REST API, registered (hashed) at start-up.",
@@ -101,6 +106,11 @@ class Settings(BaseSettings):
     def prefect_api_url(self) -> str:
         """The Prefect API address: ``PREFECT_API_URL`` when set, else the local server."""
         return os.environ.get("PREFECT_API_URL") or DEFAULT_API_URL
+
+    @property
+    def prefect_ui_url(self) -> str:
+        """Where people open the Prefect UI: ``TASKS_PREFECT_UI_URL``, else beside the API."""
+        return (self.prefect_ui or self.prefect_api_url.removesuffix("/api")).rstrip("/")
 
     @property
     def asyncpg_url(self) -> str:

@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
-from taskscheduler import audit, store, tokens
+from taskscheduler import audit, store, tokens, ui
 from taskscheduler.api import auth, errors, metrics
 from taskscheduler.api.routes import audit as audit_routes
-from taskscheduler.api.routes import health, jobs
+from taskscheduler.api.routes import health, jobs, schedules
 from taskscheduler.api.routes import tasks as task_routes
 from taskscheduler.api.routes import tokens as token_routes
 from taskscheduler.settings import Settings, get_settings
@@ -65,12 +66,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics.Metrics()
     errors.install(app)
+    ui.install(app)
     app.include_router(health.router)
-    routers = (task_routes.router, jobs.router, token_routes.router, audit_routes.router)
+    app.include_router(ui.router)
+    app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui.static")
+    routers = (
+        task_routes.router,
+        jobs.router,
+        schedules.router,
+        token_routes.router,
+        audit_routes.router,
+    )
     for router in routers:
         app.include_router(router, dependencies=[Depends(auth.bearer)])
     # Our own routes, to name a request's route (metrics) and action (audit) before it runs.
-    app.state.known_routes = [r for router in (health.router, *routers) for r in router.routes]
+    app.state.known_routes = [
+        r for router in (health.router, ui.router, *routers) for r in router.routes
+    ]
     app.middleware("http")(_authenticate)  # runs second: knows the request id
     app.middleware("http")(_observe)  # runs first
     return app
@@ -111,6 +123,13 @@ async def _authenticate(
     if needed is None:
         return await call_next(request)
     secret = auth.bearer_token(request)
+    from_page = secret is None and auth.session_token(request) is not None
+    if from_page:
+        if request.method.upper() not in auth.SAFE_METHODS and not auth.same_origin(request):
+            detail = "cross-site request refused: call from the web page, or send a bearer token"
+            await errors.record_refusal(request, "forbidden", detail)
+            return JSONResponse(status_code=403, content={"detail": detail})
+        secret = auth.session_token(request)
     token = await tokens.authenticate(request.app.state.engine, secret) if secret else None
     if token is None:
         reason = "missing bearer token" if secret is None else "unknown or revoked token"
@@ -120,7 +139,8 @@ async def _authenticate(
             content={"detail": f"not authenticated: {reason}"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    request.state.principal = auth.Principal(token=token, actor=auth.actor_of(token))
+    actor = auth.actor_of(token, "ui" if from_page else "api")
+    request.state.principal = auth.Principal(token=token, actor=actor)
     if not token.scope.allows(needed):
         detail = f"this call needs scope {needed.value}; the token has {token.scope.value}"
         await errors.record_refusal(request, "forbidden", detail, task=await _task_named(request))

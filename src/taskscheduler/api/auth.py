@@ -16,6 +16,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from taskscheduler import audit, tokens
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The web page's session: the token itself, in an HttpOnly, SameSite=Strict cookie.
+SESSION_COOKIE = "tasks_session"
 
 # Only documents the scheme in OpenAPI (the "Authorize" button of /docs); the middleware enforces.
 bearer = HTTPBearer(auto_error=False, description="An API token: `tasks token create`.")
@@ -47,6 +49,32 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
+def session_token(request: Request) -> str | None:
+    """The token of the web page's session cookie, if any."""
+    value = request.cookies.get(SESSION_COOKIE, "").strip()
+    return value or None
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a call comes from one of our own pages: a cookie alone must not change anything
+    (cross-site request forgery), so unsafe calls on a session also need the browser to say
+    they are same-origin (``Sec-Fetch-Site``, else ``Origin``)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("origin")
+    host = request.headers.get("host")
+    return (
+        origin is not None
+        and host is not None
+        and origin
+        in (
+            f"http://{host}",
+            f"https://{host}",
+        )
+    )
+
+
 def principal(request: Request) -> Principal:
     """The caller the middleware authenticated (every /v1 route has one)."""
     found = getattr(request.state, "principal", None)
@@ -60,6 +88,6 @@ async def documented(
     """Placeholder dependency so OpenAPI lists the bearer scheme on /v1 routes."""
 
 
-def actor_of(token: tokens.TokenInfo) -> audit.Actor:
-    """The audit identity of a token."""
-    return audit.Actor(kind="token", id=token.id, name=token.name, source="api")
+def actor_of(token: tokens.TokenInfo, source: audit.Source = "api") -> audit.Actor:
+    """The audit identity of a token, calling through the API or from the web page."""
+    return audit.Actor(kind="token", id=token.id, name=token.name, source=source)

@@ -46,7 +46,8 @@ def invalid(loc: list[str | int], msg: str, kind: str = "value_error") -> JSONRe
     )
 
 
-async def _scheduler_error(request: Request, exc: Exception) -> JSONResponse:
+async def scheduler_error(request: Request, exc: Exception) -> JSONResponse:
+    """One of our errors as a JSON answer with its status code."""
     assert isinstance(exc, errors.TaskSchedulerError)
     code = status_of(exc)
     if isinstance(exc, errors.InvalidTask):
@@ -122,7 +123,7 @@ async def record_refusal(
 
 def install(app: FastAPI) -> None:
     """Register the handlers on the app."""
-    app.add_exception_handler(errors.TaskSchedulerError, _scheduler_error)
+    app.add_exception_handler(errors.TaskSchedulerError, scheduler_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
