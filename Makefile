@@ -11,7 +11,7 @@ endif
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: help install up down status test lint bench images compose-config
+.PHONY: help install up down status test lint bench images browser compose-config
 
 help:
 	@echo "make install  create .venv from uv.lock (installs uv if missing)"
@@ -21,6 +21,7 @@ help:
 	@echo "make test     run the tests (unit and integration)"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make images   start Docker if needed; build the job image unless it exists"
+	@echo "make browser  install Debian's chromium and chromedriver for the web page's tests"
 	@echo "make bench    benchmark on throwaway databases (BENCH_ARGS='--profile full' for the targets)"
 
 # uv is a self-contained binary, so installing it into a system Python (PEP 668) is harmless.
@@ -45,7 +46,7 @@ status:
 
 # The docker tests need the engine and the job image; building them (minutes on a fresh
 # machine) happens here, not inside a test's time limit. A failure stops the run, saying why.
-test: install images
+test: install images browser
 	$(VENV)/bin/pytest
 
 lint: install
@@ -62,6 +63,15 @@ bench: install
 
 images:
 	docker/ensure.sh all
+
+# The web page's tests drive Debian's Chromium through its chromedriver (nothing downloaded
+# at run time). Installing needs root, as CI runs; elsewhere sudo is used when present.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 compose-config:
 	compose="docker compose"; $$compose version >/dev/null 2>&1 || compose=docker-compose; \

@@ -1038,6 +1038,7 @@ def drop_database(database_url: str) -> None:
 def _print_where(platform: LocalPlatform) -> None:
     print(f"Prefect UI:  {platform.ui_url}")
     print(f"Prefect API: export PREFECT_API_URL={platform.api_url}")
+    print(f"Web page:    {platform.service_api_url}/ui (sign in with a token, e.g. the admin one)")
     print(f"REST API:    {platform.service_api_url}/docs")
     print(f"Secrets:     {credentials.path(platform.settings)} (Prefect auth string, admin token)")
     print(f"Logs:        {platform.log_dir}")
