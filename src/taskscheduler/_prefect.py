@@ -145,12 +145,25 @@ class Gateway:
         blocks = [TaskCode.model_validate(d.data) for d in documents]
         return sorted((b for b in blocks if b.task == task), key=lambda b: b.version)
 
-    async def read_version(self, client: PrefectClient, name: str) -> TaskCode | None:
-        """One stored version by its document name, if it exists."""
-        try:
-            return await TaskCode.aload(name, client=client)
-        except ValueError:
-            return None
+    async def read_versions_named(
+        self, client: PrefectClient, names: Sequence[str]
+    ) -> dict[str, TaskCode]:
+        """Stored versions by document name (those that exist), one call per page of names."""
+        found: dict[str, TaskCode] = {}
+        for start in range(0, len(names), PAGE):
+            response = await client.request(
+                "POST",
+                "/block_documents/filter",
+                json={
+                    "block_documents": {"name": {"any_": list(names[start : start + PAGE])}},
+                    "block_types": {"slug": {"any_": [TaskCode.get_block_type_slug()]}},
+                    "limit": PAGE,
+                },
+            )
+            for document in objects.BlockDocument.model_validate_list(response.json()):
+                if document.name is not None:
+                    found[document.name] = TaskCode.model_validate(document.data)
+        return found
 
     async def delete_versions(self, client: PrefectClient, task: str) -> None:
         """Remove every stored version of a task (when the task is deleted)."""

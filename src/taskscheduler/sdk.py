@@ -227,9 +227,8 @@ class AsyncTaskScheduler:
             deployments = await gw.list_deployments(
                 client, limit=limit, offset=offset, search=search
             )
-            tasks = builtins.list(
-                await asyncio.gather(*(self._to_task(client, d, detail=False) for d in deployments))
-            )
+            blocks = await self._latest_blocks(client, deployments)
+            tasks = [_summary(d, b) for d, b in zip(deployments, blocks, strict=True)]
             if with_runs:
                 ids = [d.id for d in deployments]
                 upcoming = await gw.first_runs(
@@ -477,39 +476,38 @@ class AsyncTaskScheduler:
         return _spec_from_block(block), block.version
 
     async def _latest_block(self, client: Any, deployment: Any) -> TaskCode | None:
-        version = _version_of(deployment.version)
-        if deployment.flow_id != await self._gateway._flow_id(client) or version is None:
-            return None
-        return await self._gateway.read_version(
-            client, TaskCode.document_name(deployment.name, version)
-        )
+        return (await self._latest_blocks(client, [deployment]))[0]
+
+    async def _latest_blocks(
+        self, client: Any, deployments: builtins.list[Any]
+    ) -> builtins.list[TaskCode | None]:
+        """The current code version of each deployment this platform made (None for the
+        others), read in one call rather than one per task."""
+        flow_id = await self._gateway._flow_id(client)
+        names = {
+            d.id: TaskCode.document_name(d.name, version)
+            for d in deployments
+            if d.flow_id == flow_id and (version := _version_of(d.version)) is not None
+        }
+        found = await self._gateway.read_versions_named(client, builtins.list(names.values()))
+        return [found.get(names[d.id]) if d.id in names else None for d in deployments]
 
     async def _read_task(self, client: Any, name: str, *, detail: bool) -> models.Task:
         deployment = await self._gateway.find_deployment(client, name)
         return await self._to_task(client, deployment, detail=detail)
 
     async def _to_task(self, client: Any, deployment: Any, *, detail: bool) -> models.Task:
-        gw = self._gateway
         block = await self._latest_block(client, deployment)
-        spec = _spec_from_block(block) if block else None
-        task = models.Task(
-            id=str(deployment.id),
-            deployment_id=str(deployment.id),
-            name=deployment.name,
-            flow=_prefect.FLOW_NAME if block else str(deployment.flow_id),
-            managed=block is not None,
-            spec=spec,
-            schedule=spec.describe() if spec else _prefect.describe_schedules(deployment),
-            paused=deployment.paused,
-            pool=deployment.work_pool_name,
-            tags=list(deployment.tags),
-            version=block.version if block else None,
-            code_sha256=block.sha256 if block else None,
-            created=deployment.created,
-            updated=deployment.updated,
-        )
-        if not detail:
-            return task
+        task = _summary(deployment, block)
+        if detail:
+            await self._add_detail(client, deployment, task, block)
+        return task
+
+    async def _add_detail(
+        self, client: Any, deployment: Any, task: models.Task, block: TaskCode | None
+    ) -> None:
+        """The next five runs, the last job and every code version of one task."""
+        gw = self._gateway
         upcoming = await gw.read_runs(
             client,
             deployment_id=deployment.id,
@@ -527,7 +525,6 @@ class AsyncTaskScheduler:
                 models.CodeVersion(version=b.version, sha256=b.sha256)
                 for b in await gw.read_versions(client, deployment.name)
             ]
-        return task
 
     async def _read_job(self, client: Any, job_id: str) -> models.Job:
         gw = self._gateway
@@ -677,6 +674,27 @@ def _spec_from_block(block: TaskCode) -> models.TaskSpec:
 def _full_changes(spec: models.TaskSpec) -> dict[str, Any]:
     """Every field of a spec as a change set, so an applied file replaces the definition."""
     return dict(spec)
+
+
+def _summary(deployment: Any, block: TaskCode | None) -> models.Task:
+    """A task as its deployment and current code version describe it (no run read)."""
+    spec = _spec_from_block(block) if block else None
+    return models.Task(
+        id=str(deployment.id),
+        deployment_id=str(deployment.id),
+        name=deployment.name,
+        flow=_prefect.FLOW_NAME if block else str(deployment.flow_id),
+        managed=block is not None,
+        spec=spec,
+        schedule=spec.describe() if spec else _prefect.describe_schedules(deployment),
+        paused=deployment.paused,
+        pool=deployment.work_pool_name,
+        tags=list(deployment.tags),
+        version=block.version if block else None,
+        code_sha256=block.sha256 if block else None,
+        created=deployment.created,
+        updated=deployment.updated,
+    )
 
 
 def _version_of(text: str | None) -> int | None:
