@@ -113,7 +113,14 @@ def test_canary_delay_is_reported_when_the_canary_runs(ts: TaskScheduler) -> Non
         return snap if snap.canary_delay is not None else None
 
     snap = wait_for(measured, timeout=150, interval=5, what="a canary run")
-    started = [j for j in ts.jobs(task="tasks-canary", limit=20) if j.start_time is not None]
+    # Jobs come newest scheduled first, and the canary's future runs are planned ahead: ask for
+    # the ones that started.
+    started = [
+        j
+        for state in (JobState.RUNNING, JobState.COMPLETED, JobState.FAILED)
+        for j in ts.jobs(task="tasks-canary", state=state, limit=5)
+        if j.start_time is not None
+    ]
     latest = max(started, key=lambda j: j.start_time or dt.datetime.min.replace(tzinfo=dt.UTC))
     assert snap.canary_last_start is not None and latest.start_time is not None
     # Unless a newer canary job started in between, the figure is that job's delay.
@@ -175,9 +182,11 @@ def test_pg_dump_and_restore_bring_back_tasks_and_schedules_that_keep_firing(
             since = dt.datetime.now(dt.UTC)
 
             def fired() -> bool:
+                # Newest scheduled first would list only the runs planned ahead: ask for the
+                # completed ones.
                 return any(
-                    j.state is JobState.COMPLETED and j.scheduled_time and j.scheduled_time > since
-                    for j in restored.jobs(task=name, limit=20)
+                    j.scheduled_time and j.scheduled_time > since
+                    for j in restored.jobs(task=name, state=JobState.COMPLETED, limit=20)
                 )
 
             wait_for(fired, timeout=180, interval=2, what="a job of the restored task")
