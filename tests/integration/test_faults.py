@@ -107,9 +107,12 @@ def ts(faulty: LocalPlatform) -> Iterator[TaskScheduler]:
         yield scheduler
 
 
-# Fault tests that failed in the clean-clone run of 2026-11-27 for causes not yet found; they
-# still run, and issue 6 stays open until they pass.
-UNPROVEN = "unproven fault test (issue 6 open): failed in a clean-clone run, cause not yet found"
+# Fault tests that have not passed in a whole-suite run yet; they still run, and issue 6 stays
+# open until they pass. In the runs of 2026-11-27 they hit pytest's 300 s limit while their own
+# waits (jobs started one process each, on two loaded cores) were still within bounds, and the
+# PostgreSQL restart hung on pg_ctl's output pipe (fixed); hence the longer limit.
+UNPROVEN = "unproven fault test (issue 6 open): timed out at 300 s in the runs of 2026-11-27"
+SLOW_FAULT = pytest.mark.timeout(600)
 
 
 def kill_worker_and_its_jobs(platform: LocalPlatform) -> int:
@@ -136,7 +139,6 @@ def final_jobs(ts: TaskScheduler, task: str, count: int, timeout: float) -> list
     return wait_for(probe, timeout=timeout, interval=1.0, what=f"{count} jobs of {task} ended")
 
 
-@pytest.mark.xfail(reason=UNPROVEN + "; it passed once on the loaded shared machine", strict=False)
 def test_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
     faulty: LocalPlatform, ts: TaskScheduler, tmp_path: Path
 ) -> None:
@@ -273,6 +275,7 @@ def test_server_restart_during_scheduled_stream_runs_every_due_job_once(
     assert lost == 0 and duplicated == 0
 
 
+@SLOW_FAULT
 @pytest.mark.xfail(reason=UNPROVEN + "; it has not passed yet", strict=False)
 def test_misfire_policies_decide_what_runs_of_the_ticks_missed_while_down(
     faulty: LocalPlatform, ts: TaskScheduler, tmp_path: Path
@@ -346,6 +349,7 @@ def test_misfire_policies_decide_what_runs_of_the_ticks_missed_while_down(
     ts.pause(limited)
 
 
+@SLOW_FAULT
 @pytest.mark.xfail(reason=UNPROVEN + "; it has not passed yet", strict=False)
 def test_burst_of_failing_jobs_does_not_starve_healthy_ones(
     faulty: LocalPlatform, ts: TaskScheduler, tmp_path: Path
@@ -423,6 +427,7 @@ def own_cluster() -> Iterator[tuple[str, int]]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@SLOW_FAULT
 @pytest.mark.xfail(reason=UNPROVEN + "; it has not passed yet", strict=False)
 def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
     own_cluster: tuple[str, int], tmp_path: Path
@@ -447,7 +452,12 @@ def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
             start = now()
             time.sleep(10)
             options = f"-p {port} -k {Path(data).parent} -c listen_addresses=127.0.0.1"
-            _as_postgres(pg_ctl, "-D", data, "-m", "fast", "-w", "restart", "-o", options)
+            # With its own log file: a server left on pg_ctl's output pipes keeps them open,
+            # and waiting for pg_ctl's output would then never end.
+            log = str(Path(data).parent / "log")
+            _as_postgres(
+                pg_ctl, "-D", data, "-m", "fast", "-w", "-l", log, "restart", "-o", options
+            )
             time.sleep(14)
             end = now()
 

@@ -112,11 +112,6 @@ def test_status_command_reports_a_running_platform(platform: LocalPlatform) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="failed in the clean-clone run of 2026-11-27 (passed in the earlier one); suspected "
-    "cause the 300 s timeout, now 900 s; to be confirmed",
-    strict=False,
-)
 def test_restart_keeps_data_and_down_leaves_no_process(
     fresh_platform: LocalPlatform, tmp_path: Path
 ) -> None:
