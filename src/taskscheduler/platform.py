@@ -66,7 +66,7 @@ SERVICES = "prefect-services"
 # Our REST API (taskscheduler.api), served by uvicorn on TASKS_HOST:TASKS_API_PORT.
 API = "taskscheduler-api"
 API_MODULE = "taskscheduler.api"
-API_TIMEOUT = 60.0
+API_TIMEOUT = 180.0
 # Secrets only the process that needs them may see: never the workers, whose children run
 # user code (the Prefect auth string does reach them: flow runs must talk to the API).
 _PRIVATE_ENV = ("TASKS_ADMIN_TOKEN", "TASKS_ENCRYPTION_KEY")
