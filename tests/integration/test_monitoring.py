@@ -100,8 +100,8 @@ def test_tasks_status_prints_health_at_a_glance(platform: LocalPlatform) -> None
 
 
 @pytest.mark.xfail(
-    reason="unproven (issue 6 open): failed in the clean-clone run of 2026-11-27, cause not yet "
-    "found",
+    reason="unproven (issue 6 open): its max() of no started job is fixed; on 2026-11-27 it then "
+    "passed once and failed once, the second cause not yet read",
     strict=False,
 )
 def test_canary_delay_is_reported_when_the_canary_runs(ts: TaskScheduler) -> None:
@@ -131,9 +131,10 @@ def test_canary_delay_is_reported_when_the_canary_runs(ts: TaskScheduler) -> Non
 # ---- backup and restore -----------------------------------------------------------------------
 
 
+@pytest.mark.timeout(900)  # it starts a second whole platform on the restored database
 @pytest.mark.xfail(
-    reason="unproven (issue 6 open): failed in the clean-clone run of 2026-11-27, cause not yet "
-    "found",
+    reason="unproven (issue 6 open): it looked for a completed job among the runs planned ahead "
+    "(fixed), then hit 300 s while a second platform started; not yet passed with 900 s",
     strict=False,
 )
 def test_pg_dump_and_restore_bring_back_tasks_and_schedules_that_keep_firing(
