@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -108,6 +109,18 @@ def docker_platform(platform: LocalPlatform) -> LocalPlatform:
     except errors.PlatformUnavailable as exc:
         pytest.fail(f"the Docker tests need a working Docker engine: {exc}", pytrace=False)
     return platform
+
+
+@pytest.fixture(scope="module")
+def admin(platform: LocalPlatform) -> Iterator[httpx.Client]:
+    """A client of the platform's REST API holding the first admin token (TASKS_ADMIN_TOKEN)."""
+    token = platform.credentials.admin_token.get_secret_value()
+    with httpx.Client(
+        base_url=platform.service_api_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    ) as client:
+        yield client
 
 
 @pytest.fixture

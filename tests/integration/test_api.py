@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,18 +23,6 @@ from taskscheduler.platform import LocalPlatform
 from tests.integration.helpers import cli, cli_json, unique, wait_for
 
 HELLO = 'def main(who="world"):\n    print(f"hello {who}")\n    return 42\n'
-
-
-@pytest.fixture(scope="module")
-def admin(platform: LocalPlatform) -> Iterator[httpx.Client]:
-    """A client of the platform's REST API holding the first admin token (TASKS_ADMIN_TOKEN)."""
-    token = platform.credentials.admin_token.get_secret_value()
-    with httpx.Client(
-        base_url=platform.service_api_url,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    ) as client:
-        yield client
 
 
 def client_with(platform: LocalPlatform, admin: httpx.Client, scope: str) -> httpx.Client:

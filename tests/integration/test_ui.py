@@ -70,17 +70,6 @@ def browser() -> Iterator[WebDriver]:
 
 
 @pytest.fixture(scope="module")
-def admin(platform: LocalPlatform) -> Iterator[httpx.Client]:
-    token = platform.credentials.admin_token.get_secret_value()
-    with httpx.Client(
-        base_url=platform.service_api_url,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    ) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def signed_in(browser: WebDriver, platform: LocalPlatform) -> WebDriver:
     """The browser, signed in with the admin token through the sign-in page."""
     sign_in(browser, platform, platform.credentials.admin_token.get_secret_value())

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from taskscheduler import audit, durations, errors, models, tokens
 from taskscheduler.api import auth, schemas
 from taskscheduler.api import errors as api_errors
-from taskscheduler.sdk import AsyncTaskScheduler
+from taskscheduler.api.routes import scheduler
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -100,15 +100,6 @@ async def viewer(request: Request) -> auth.Principal:
 
 
 Viewer = Annotated[auth.Principal, Depends(viewer)]
-
-
-def _scheduler(request: Request, who: auth.Principal) -> AsyncTaskScheduler:
-    return AsyncTaskScheduler(
-        request.app.state.settings,
-        actor=who.actor,
-        audit_sink=request.app.state.audit_sink,
-        request_id=request.state.request_id,
-    )
 
 
 def _render(
@@ -214,7 +205,7 @@ async def task_list(
 ) -> HTMLResponse:
     """One page of tasks by name, with schedule, next run and last job; searchable."""
     offset = _offset(cursor)
-    found = await _scheduler(request, who).list(
+    found = await scheduler(request).list(
         limit=PAGE + 1, offset=offset, search=search or None, with_runs=True
     )
     return _render(
@@ -244,7 +235,7 @@ async def task_page(
     fragment: bool = False,
 ) -> HTMLResponse:
     """A task, its actions, and its jobs (newest first, a page at a time)."""
-    ts = _scheduler(request, who)
+    ts = scheduler(request)
     offset = _offset(cursor)
     task = None if fragment else await ts.get(name)
     jobs = await ts.jobs(task=name, limit=PAGE + 1, offset=offset)
@@ -264,7 +255,7 @@ async def task_page(
 @router.get("/tasks/{name}/edit", name="ui.task.edit")
 async def edit_task(request: Request, who: Viewer, name: str) -> HTMLResponse:
     """The task form, filled in."""
-    task = await _scheduler(request, who).get(name)
+    task = await scheduler(request).get(name)
     if task.spec is None:
         raise errors.InvalidTask(
             "name", f"{name!r} was not created here; change it where it was defined"
@@ -277,7 +268,7 @@ async def job_page(
     request: Request, who: Viewer, job_id: str, fragment: bool = False
 ) -> HTMLResponse:
     """A job: its state timeline, attempts and logs."""
-    ts = _scheduler(request, who)
+    ts = scheduler(request)
     job = await ts.job(job_id)
     logs = await ts.logs(job_id, limit=MAX_LOG_LINES)
     return _render(request, "_job_live.html" if fragment else "job.html", who, job=job, logs=logs)
