@@ -70,27 +70,26 @@ function clearErrors(form) {
 function startLive(element) {
   const every = Number(element.dataset.every || 3000);
   let last = element.innerHTML;
-  const tick = async () => {
-    if (!document.hidden) {
-      try {
-        const response = await fetch(element.dataset.live, { credentials: "same-origin" });
-        if (response.status === 401) { location.reload(); return; }
-        if (response.ok) {
-          const html = await response.text();
-          if (html !== last) {
-            const focused = document.activeElement && document.activeElement.id;
-            element.innerHTML = html;
-            last = html;
-            if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
-            element.dispatchEvent(new CustomEvent("live-updated", { bubbles: true }));
-          }
-        }
-      } catch { /* the next tick tries again */ }
-    }
-    if ($("[data-final='true']", element)) return;
-    setTimeout(tick, every);
+  const final = () => Boolean($("[data-final='true']", element));
+  // One fetch and swap; also called at once after an action (see refreshLive).
+  element.liveRefresh = async () => {
+    try {
+      const response = await fetch(element.dataset.live, { credentials: "same-origin" });
+      if (response.status === 401) { location.reload(); return; }
+      if (!response.ok) return;
+      const html = await response.text();
+      if (html === last) return;
+      const focused = document.activeElement && document.activeElement.id;
+      element.innerHTML = html;
+      last = html;
+      if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+    } catch { /* the next tick tries again */ }
   };
-  if (!$("[data-final='true']", element)) setTimeout(tick, every);
+  const tick = async () => {
+    if (!document.hidden) await element.liveRefresh();
+    if (!final()) setTimeout(tick, every);
+  };
+  if (!final()) setTimeout(tick, every);
 }
 
 // A datetime-local value (the browser's wall clock) as an ISO instant.
@@ -141,10 +140,7 @@ async function toggle(el, verb, message) {
 
 function refreshLive() {
   // Wake the live regions now rather than at their next tick.
-  $$("[data-live]").forEach((el) => fetch(el.dataset.live, { credentials: "same-origin" })
-    .then((r) => (r.ok ? r.text() : null))
-    .then((html) => { if (html !== null) el.innerHTML = html; })
-    .catch(() => {}));
+  $$("[data-live]").forEach((el) => el.liveRefresh && el.liveRefresh());
 }
 
 document.addEventListener("click", (event) => {
