@@ -381,9 +381,15 @@ class LocalPlatform:
                 "--port",
                 str(self.settings.prefect_port),
             ]
+            env = self.server_env()
             if self.tuning().api_workers > 1:
+                # Each API process would migrate at start-up, racing the others on a fresh
+                # database ("relation … already exists" kills one, and the server stops):
+                # migrate once here, then start them all with migrations off.
+                self.migrate_prefect(env)
+                env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
                 command += ["--workers", str(self.tuning().api_workers)]
-            pid = self._spawn(SERVER, command, self.server_env())
+            pid = self._spawn(SERVER, command, env)
         self._wait_until(
             SERVER,
             pid,
@@ -395,6 +401,25 @@ class LocalPlatform:
             self.start_services()
 
     # -- tuned topology (taskscheduler.tuning) -------------------------------------------------
+
+    def migrate_prefect(self, env: dict[str, str]) -> None:
+        """Bring Prefect's tables to its latest revision (``prefect server database upgrade``)."""
+        command = [str(self.prefect), "server", "database", "upgrade", "-y"]
+        result = subprocess.run(
+            command,
+            env=env,
+            cwd=self.settings.project_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=SERVER_TIMEOUT,
+        )
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip().splitlines()
+            raise ServiceFailed(
+                f"migrating Prefect's database failed (exit code {result.returncode})",
+                "\n".join(output[-LOG_TAIL_LINES:]),
+            )
 
     def tuning(self) -> TuningSettings:
         """The tuning settings: ``TASKS_*`` of the environment, overridden by ``extra_env``."""
