@@ -11,7 +11,7 @@ endif
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: help install up down status test lint bench images browser compose-config
+.PHONY: help install up down status test lint bench images test-images browser compose-config
 
 help:
 	@echo "make install  create .venv from uv.lock (installs uv if missing)"
@@ -46,7 +46,7 @@ status:
 
 # The docker tests need the engine and the job image; building them (minutes on a fresh
 # machine) happens here, not inside a test's time limit. A failure stops the run, saying why.
-test: install images browser
+test: install test-images browser
 	$(VENV)/bin/pytest
 
 lint: install
@@ -64,6 +64,10 @@ bench: install
 images:
 	docker/ensure.sh all
 
+# The job image plus local stand-ins for the compose stack's postgres, redis and nginx images.
+test-images:
+	docker/ensure.sh test
+
 # The web page's tests drive Debian's Chromium through its chromedriver (nothing downloaded
 # at run time). Installing needs root, as CI runs; elsewhere sudo is used when present.
 browser:
@@ -75,4 +79,4 @@ browser:
 
 compose-config:
 	compose="docker compose"; $$compose version >/dev/null 2>&1 || compose=docker-compose; \
-		POSTGRES_PASSWORD=check TASKS_ADMIN_TOKEN=check $$compose -f docker-compose.yml config -q
+		POSTGRES_PASSWORD=check TASKS_ADMIN_TOKEN=check PREFECT_AUTH_STRING=check:check $$compose -f docker-compose.yml config -q

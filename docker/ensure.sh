@@ -5,7 +5,11 @@
 #                             when missing, as root)
 #   docker/ensure.sh image    build the local base (debootstrap) and the job image unless an
 #                             image for the current inputs exists; print the job image's tag
-#   docker/ensure.sh all      both (what `make up` and `make test` run)
+#   docker/ensure.sh local    build stand-ins for the postgres, redis and nginx images of
+#                             docker-compose.yml from the local base (docker/local/); print
+#                             POSTGRES_IMAGE=… REDIS_IMAGE=… PROXY_IMAGE=… lines
+#   docker/ensure.sh all      engine and job image (what `make up` runs)
+#   docker/ensure.sh test     all of the above (what `make test` runs)
 #
 # Images are tagged with a content hash of their inputs, so an unchanged checkout reuses them
 # and any change to the code, the lock file or the Dockerfile builds a new one (the dependency
@@ -112,10 +116,37 @@ ensure_image() {
     echo "$tag"
 }
 
+# A compose tool: the v2 plugin where there is one, else Debian's docker-compose (1.29).
+ensure_compose() {
+    docker compose version >/dev/null 2>&1 || docker-compose version >/dev/null 2>&1 \
+        || apt_install docker-compose
+}
+
+# The compose stack's third-party services, built from Debian's packages on the local base.
+ensure_local() {
+    local base hash target tag
+    base=$(ensure_base)
+    hash=$( { echo "$base"; content_hash docker/local; } | sha256sum | cut -c1-12)
+    for target in postgres redis proxy; do
+        tag="taskscheduler-$target:$hash"
+        if have_image "$tag"; then
+            log "reusing $tag"
+        else
+            log "building $tag from $base"
+            docker build --network host --build-arg "BASE_IMAGE=$base" --target "$target" \
+                --label "io.taskscheduler.inputs=$tag" -f docker/local/Dockerfile -t "$tag" \
+                docker/local >&2
+        fi
+        echo "$(echo "$target" | tr a-z A-Z)_IMAGE=$tag"
+    done
+}
+
 case "${1:-all}" in
     engine) ensure_engine ;;
     base) ensure_engine && ensure_base ;;
     image) ensure_engine && ensure_image ;;
+    local) ensure_engine && ensure_compose && ensure_local ;;
     all) ensure_engine && ensure_image ;;
-    *) echo "usage: $0 [engine|base|image|all]" >&2; exit 2 ;;
+    test) ensure_engine && ensure_compose && ensure_image >/dev/null && ensure_local >/dev/null ;;
+    *) echo "usage: $0 [engine|base|image|local|all|test]" >&2; exit 2 ;;
 esac

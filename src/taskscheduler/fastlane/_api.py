@@ -7,6 +7,7 @@ except the per-run ones that carry a run's own message (failures, retries).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import time
@@ -61,33 +62,47 @@ class Api:
         self.csrf: dict[str, str] = {}
         self.csrf_expires = 0.0
         self.csrf_enabled = True
+        # The server keeps one token per client id and a fetch replaces it: concurrent fetches
+        # would invalidate each other's tokens, so one fetch at a time.
+        self.csrf_lock = asyncio.Lock()
 
     async def close(self) -> None:
         """Close the connection pool."""
         await self.http.aclose()
 
-    async def _csrf_headers(self, *, renew: bool = False) -> dict[str, str]:
-        """A CSRF token for state-changing calls, fetched once and renewed before it expires."""
+    async def _csrf_headers(self, *, refused: dict[str, str] | None = None) -> dict[str, str]:
+        """A CSRF token for state-changing calls, fetched once and renewed before it expires.
+
+        ``refused``: the headers the server just refused; renewed unless another call already
+        replaced them.
+        """
         if not self.csrf_enabled:
             return {}
-        if renew or not self.csrf or time.time() > self.csrf_expires - 60:
-            response = await self.http.get("csrf-token", params={"client": self.csrf_client})
-            if response.status_code in (404, 422):  # an older server, or protection disabled
-                self.csrf_enabled = False
-                return {}
-            response.raise_for_status()
-            token = response.json()
-            self.csrf = {
-                "Prefect-Csrf-Token": token["token"],
-                "Prefect-Csrf-Client": self.csrf_client,
-            }
-            self.csrf_expires = epoch(token["expiration"])
+        async with self.csrf_lock:
+            renew = refused is not None and refused == self.csrf
+            if renew or not self.csrf or time.time() > self.csrf_expires - 60:
+                await self._fetch_csrf()
         return self.csrf
 
+    async def _fetch_csrf(self) -> None:
+        response = await self.http.get("csrf-token", params={"client": self.csrf_client})
+        if response.status_code in (404, 422):  # an older server, or protection disabled
+            self.csrf_enabled = False
+            self.csrf = {}
+            return
+        response.raise_for_status()
+        token = response.json()
+        self.csrf = {
+            "Prefect-Csrf-Token": token["token"],
+            "Prefect-Csrf-Client": self.csrf_client,
+        }
+        self.csrf_expires = epoch(token["expiration"])
+
     async def _post(self, path: str, body: Any) -> Any:
-        response = await self.http.post(path, json=body, headers=await self._csrf_headers())
+        headers = await self._csrf_headers()
+        response = await self.http.post(path, json=body, headers=headers)
         if response.status_code == 403 and "csrf" in response.text.lower():
-            headers = await self._csrf_headers(renew=True)
+            headers = await self._csrf_headers(refused=headers)
             response = await self.http.post(path, json=body, headers=headers)
         if response.is_error:
             raise httpx.HTTPStatusError(
