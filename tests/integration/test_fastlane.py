@@ -255,3 +255,44 @@ def test_a_crashed_warm_process_marks_its_job_crashed(ts: TaskScheduler) -> None
     assert "going down" in messages
     after = fast_task(ts, "def main():\n    return 'still here'\n")
     assert finished(ts, ts.run(after).id).state is JobState.COMPLETED
+
+
+@contextlib.contextmanager
+def paused_pool(pool: str) -> Iterator[None]:
+    """The pool paused (no worker is handed its runs), resumed afterwards."""
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    def set_paused(paused: bool) -> None:
+        async def update() -> None:
+            async with get_client() as client:
+                await client.update_work_pool(pool, WorkPoolUpdate(is_paused=paused))
+
+        asyncio.run(update())
+
+    set_paused(True)
+    try:
+        yield
+    finally:
+        set_paused(False)
+
+
+def test_a_job_later_than_its_late_limit_is_skipped_without_running(
+    ts: TaskScheduler, tmp_path: Path
+) -> None:
+    """The misfire decision of the process lane, taken by the fast worker at release."""
+    marker = tmp_path / "ran"
+    name = fast_task(ts, f"def main():\n    open({str(marker)!r}, 'w').close()\n", late_limit="2s")
+    with paused_pool(FAST_POOL):
+        late = ts.run(name)
+        wait_for(lambda: now() > late.scheduled_time + dt.timedelta(seconds=4), timeout=15)  # type: ignore[operator]
+    skipped = finished(ts, late.id)
+    assert skipped.state is JobState.CANCELLED, skipped.state_name
+    assert skipped.state_name == "Skipped"
+    assert "beyond the task's late limit of 2s" in (skipped.detail or "")
+    assert not marker.exists()
+    assert not [s for s in read_states(late.id) if s.type.value == "RUNNING"]
+    assert any("Skipped: started" in line.message for line in ts.logs(late.id))
+    # On time, the same task runs.
+    on_time = finished(ts, ts.run(name).id)
+    assert on_time.state is JobState.COMPLETED, on_time.state_name
+    assert marker.exists()

@@ -187,6 +187,21 @@ class Api:
             found.update(str(r["id"]) for r in ids)
         return found
 
+    async def newer_ticks_due(self, run: JSON, now: float) -> int:
+        """How many later schedule ticks of ``run``'s deployment are already due at ``now``."""
+        after = epoch(run["expected_start_time"]) + 0.001
+        found = await self._post(
+            "flow_runs/filter",
+            {
+                "flow_runs": {
+                    "deployment_id": {"any_": [run["deployment_id"]]},
+                    "expected_start_time": {"after_": iso(after), "before_": iso(now)},
+                },
+                "limit": 20,
+            },
+        )
+        return sum(1 for r in found if r.get("auto_scheduled") and r["id"] != run["id"])
+
     async def run_heartbeats(self, run_ids: Sequence[str]) -> None:
         """``prefect.flow-run.heartbeat`` events for running runs, in one call.
 

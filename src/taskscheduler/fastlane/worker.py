@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import heapq
 import json
 import logging
@@ -49,9 +50,11 @@ from typing import Any
 
 import httpx
 
+from taskscheduler import misfire, models
 from taskscheduler.fastlane import _api
 from taskscheduler.fastlane._api import ACCEPT, JSON
 from taskscheduler.fastlane.settings import BULK_LIMIT, FastLaneSettings
+from taskscheduler.reliability import get_reliability_settings
 
 log = logging.getLogger("taskscheduler.fastlane")
 
@@ -61,6 +64,8 @@ RESPAWN_BACKOFF = 1.0
 LOG_CHUNK = 1000
 WORKER_LOGGER = "taskscheduler.fastlane"
 ACTIVE = ("PENDING", "RUNNING")
+# What the misfire decision needs to know of a claimed run.
+MISFIRE_FACTS = ("id", "deployment_id", "expected_start_time", "auto_scheduled")
 
 
 @dataclasses.dataclass
@@ -71,6 +76,7 @@ class Job:
     due: float
     parameters: JSON
     attempt: int
+    run: JSON = dataclasses.field(default_factory=dict)  # as claimed: schedule facts
     child: Child | None = None
     timer: asyncio.TimerHandle | None = None
     killed: str | None = None  # why its process was killed: "timeout", "cancel", "shutdown"
@@ -321,6 +327,7 @@ class FastWorker:
                     due=_api.epoch(when),
                     parameters=run.get("parameters") or {},
                     attempt=int(run.get("run_count") or 0) + 1,
+                    run={k: run.get(k) for k in MISFIRE_FACTS},
                 )
                 claimed.append(job)
         for job in claimed:
@@ -423,7 +430,7 @@ class FastWorker:
             if job.id not in pending:
                 log.info("not starting %s: no longer Pending (cancelled or moved)", job.id)
                 self._release_child(job)
-        batch = [j for j in batch if j.id in pending]
+        batch = [j for j in batch if j.id in pending and not await self._skipped(j)]
         for name in ("Running", "Retrying"):
             group = [j for j in batch if (j.attempt == 1) == (name == "Running")]
             if not group:
@@ -452,6 +459,46 @@ class FastWorker:
                     reason = (result or {}).get("details", {}).get("reason") or "the run is gone"
                     log.info("not starting %s: %s", job.id, reason)
                     self._release_child(job)
+
+    async def _skipped(self, job: Job) -> bool:
+        """End a first attempt that starts too late for its task's misfire policy or late limit.
+
+        The same decision as the process lane's (``taskscheduler.misfire``), taken at release,
+        when the lateness is known: the run ends Cancelled, named Skipped, with the reason.
+        Only a late run costs a call (to count the task's newer due ticks).
+        """
+        if job.attempt > 1 or not job.run.get("expected_start_time"):
+            return False
+        policy = models.MisfirePolicy(job.parameters.get("misfire") or "all")
+        limit = job.parameters.get("late_limit")
+        late_limit = dt.timedelta(seconds=float(limit)) if limit else None
+        now = time.time()
+        lateness = dt.timedelta(seconds=now - _api.epoch(job.run["expected_start_time"]))
+        if not misfire.needs_check(policy, late_limit, lateness):
+            return False
+        auto = bool(job.run.get("auto_scheduled"))
+        try:
+            newer = await self.api.newer_ticks_due(job.run, now) if auto else 0
+            reason = misfire.skip_reason(
+                policy=policy,
+                late_limit=late_limit,
+                lateness=lateness,
+                auto_scheduled=auto,
+                newer_due=newer,
+                grace=get_reliability_settings().misfire_grace,
+            )
+        except httpx.HTTPError as exc:
+            log.warning("misfire check of %s failed: %s; it runs", job.id, exc)
+            return False
+        if reason is None:
+            return False
+        log.info("skipped %s: %s", job.id, reason)
+        self._log(job.id, logging.INFO, WORKER_LOGGER, f"Skipped: {reason}")
+        self.finals.append(
+            (job.id, {"type": "CANCELLED", "name": misfire.SKIPPED, "message": reason})
+        )
+        self._release_child(job)
+        return True
 
     def _requeue(self, job: Job, due: float) -> None:
         self._release_child(job)
