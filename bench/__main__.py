@@ -423,7 +423,7 @@ def ratios(report: JSON) -> list[str]:
                 f" p99 delay stock/fast {_ratio(s['delay']['p99'], f['delay']['p99']):.0f}x"
             )
     a1, a2 = configs.get("tuned-1", {}).get("api"), fast.get("api")
-    if a1 and a2:
+    if a1 and a2 and a1["runs_per_s"]:
         out.append(f"api: 2 processes / 1 process = {a2['runs_per_s'] / a1['runs_per_s']:.2f}x")
     return out
 
@@ -509,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     began = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    raw = args.out / f"bench-{stamp}.json"
     try:
         for topology in configs:
             try:
@@ -516,20 +519,19 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - one failed configuration must not hide the rest
                 print(f"!! {topology} failed: {str(exc).splitlines()[0]}", flush=True)
                 report.setdefault("failures", {})[topology] = str(exc)[:2000]
+            raw.write_text(json.dumps(report, indent=1))  # what is measured is never lost
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["load_end"] = loadavg()
     report["wall_s"] = round(time.time() - began)
     report["ratios"] = ratios(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     text_table = table(report)
     slim = json.loads(json.dumps(report))
     for scenarios in slim["configurations"].values():
         for r in scenarios.values():
             r.pop("delays", None)
             r.pop("starts", None)
-    (args.out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=1))
+    raw.write_text(json.dumps(report, indent=1))
     (args.out / "latest.json").write_text(json.dumps(slim, indent=1))
     (args.out / "latest.txt").write_text(text_table + "\n")
     plot(report, args.out / "latest.png")

@@ -176,7 +176,7 @@ async def api_throughput(api: _api.Api, deployment: str, seconds: float, clients
         while time.time() < stop:
             body = [{"state": {"type": "SCHEDULED"}} for _ in range(50)]
             answer = await api._post(f"deployments/{deployment}/create_flow_run/bulk", body)
-            ids = [str(r["flow_run"]["id"]) for r in answer["results"] if r.get("flow_run")]
+            ids = [str(r["flow_run_id"]) for r in answer["results"] if r.get("flow_run_id")]
             for state in ("PENDING", "RUNNING", "COMPLETED"):
                 await api.bulk_set_state(ids, {"type": state})
             done += len(ids)

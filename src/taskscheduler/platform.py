@@ -404,20 +404,30 @@ class LocalPlatform:
 
     def migrate_prefect(self, env: dict[str, str]) -> None:
         """Bring Prefect's tables to its latest revision (``prefect server database upgrade``)."""
-        command = [str(self.prefect), "server", "database", "upgrade", "-y"]
+        self._prefect_command(
+            ["server", "database", "upgrade", "-y"],
+            env,
+            SERVER_TIMEOUT,
+            "migrating Prefect's database",
+        )
+
+    def _prefect_command(
+        self, args: list[str], env: dict[str, str], timeout: float, what: str
+    ) -> None:
+        """Run one ``prefect`` command to its end; a failure raises with its last lines."""
         result = subprocess.run(
-            command,
+            [str(self.prefect), *args],
             env=env,
             cwd=self.settings.project_dir,
             capture_output=True,
             text=True,
             check=False,
-            timeout=SERVER_TIMEOUT,
+            timeout=timeout,
         )
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip().splitlines()
             raise ServiceFailed(
-                f"migrating Prefect's database failed (exit code {result.returncode})",
+                f"{what} failed (exit code {result.returncode})",
                 "\n".join(output[-LOG_TAIL_LINES:]),
             )
 
@@ -490,22 +500,12 @@ class LocalPlatform:
     def register_blocks(self, modules: Iterable[str] = BLOCK_MODULES) -> None:
         """Register our block types with the server so that blocks of them can be saved."""
         for module in modules:
-            command = [str(self.prefect), "block", "register", "-m", module]
-            result = subprocess.run(
-                command,
-                env=self.env(),
-                cwd=self.settings.project_dir,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=WORKER_TIMEOUT,
+            self._prefect_command(
+                ["block", "register", "-m", module],
+                self.env(),
+                WORKER_TIMEOUT,
+                f"registering the blocks of {module}",
             )
-            if result.returncode != 0:
-                output = (result.stdout + result.stderr).strip().splitlines()
-                raise ServiceFailed(
-                    f"registering the blocks of {module} failed (exit code {result.returncode})",
-                    "\n".join(output[-LOG_TAIL_LINES:]),
-                )
 
     # -- worker --------------------------------------------------------------------------------
 
