@@ -50,6 +50,12 @@ class ReliabilitySettings(BaseSettings):
         description="Notification blocks told about every task's failed, crashed, late and "
         "over-SLA jobs (JSON list, e.g. '[\"ops-slack\"]').",
     )
+    pending_timeout: Duration | None = Field(
+        default=dt.timedelta(minutes=10),
+        description="A job Pending this long never got its code started (its worker died, or "
+        "the server was down when it tried): the watchdog marks it Crashed, and then retries it "
+        "(none when unset or 0).",
+    )
     watchdog_interval: float = Field(
         default=5.0, gt=0, description="Seconds between the watchdog's rounds."
     )

@@ -12,7 +12,14 @@
    since running it cannot duplicate anything.
    Why a service and not an automation: an automation cannot count attempts, so it would
    retry forever or never.
-2. **SLA.** A running job of a task with ``max_runtime`` that has run longer emits the event
+2. **Stuck in Pending.** A job claimed by a worker that then died, or whose process could not
+   reach the server to start (the server was down), stays Pending for good: Prefect has no
+   bound on it. Pending longer than ``TASKS_PENDING_TIMEOUT`` (10 min) — against seconds for a
+   live worker, whose fast lane holds a run at most its look-ahead — it is marked Crashed
+   ("stuck in Pending"), and rule 1 runs it again (its code never started: run count 0). The
+   bound is what keeps this from running a job twice: only a process that took longer than it
+   to start its code could still do so.
+3. **SLA.** A running job of a task with ``max_runtime`` that has run longer emits the event
    ``taskscheduler.job.sla-exceeded`` (once: its id is derived from the job's), which the
    notification automations pick up.
 
@@ -36,7 +43,7 @@ from prefect.client.schemas import filters, objects, sorting
 from prefect.events import Event
 from prefect.events.clients import get_events_client
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL
-from prefect.states import AwaitingRetry
+from prefect.states import AwaitingRetry, Crashed
 
 from taskscheduler import notifications
 from taskscheduler.reliability import ReliabilitySettings, get_reliability_settings
@@ -49,6 +56,7 @@ PAGE = 200
 # Crash retries of a job that never started its code (not counted against its retries).
 INFRA_RETRIES = 3
 CRASH_RETRY_MESSAGE = "Retry {n} of {retries} after a crash (the watchdog)"
+STUCK_MESSAGE = "Stuck in Pending for {seconds:.0f}s: its worker never started it (the watchdog)"
 _EVENT_NAMESPACE = uuid.UUID("0f6c3f55-1c71-4c43-9d1f-6f7a43f3bd1e")
 
 
@@ -59,6 +67,7 @@ class Watchdog:
         self.api_url = api_url
         self.settings = settings or get_reliability_settings()
         self.retried = 0
+        self.unstuck = 0
         self.sla_events = 0
 
     def _client(self) -> PrefectClient:
@@ -96,8 +105,41 @@ class Watchdog:
         async with PrefectClient(
             self.api_url, auth_string=PREFECT_API_AUTH_STRING.value()
         ) as client:
+            await self.crash_stuck_pending(client)
             await self.retry_crashed(client)
             await self.check_sla(client)
+
+    async def crash_stuck_pending(self, client: PrefectClient) -> int:
+        """Mark Crashed the jobs Pending for longer than the pending timeout; return how many."""
+        timeout = self.settings.pending_timeout
+        if not timeout:
+            return 0
+        now = dt.datetime.now(dt.UTC)
+        runs = await client.read_flow_runs(
+            flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=[FLOW_NAME])),
+            flow_run_filter=filters.FlowRunFilter(
+                state=filters.FlowRunFilterState(
+                    type=filters.FlowRunFilterStateType(any_=[objects.StateType.PENDING])
+                ),
+                # A retry keeps its first expected time, so this only narrows the read; the
+                # state's own timestamp decides.
+                expected_start_time=filters.FlowRunFilterExpectedStartTime(before_=now - timeout),
+            ),
+            limit=PAGE,
+        )
+        count = 0
+        for run in runs:
+            if not stuck_pending(run, now, timeout):
+                continue
+            assert run.state is not None
+            waited = (now - run.state.timestamp).total_seconds()
+            state: objects.State = Crashed(message=STUCK_MESSAGE.format(seconds=waited))
+            result = await client.set_flow_run_state(run.id, state)
+            if result.status.value == "ACCEPT":
+                count += 1
+                log.warning("job %s stuck in Pending for %.0fs: marked Crashed", run.id, waited)
+        self.unstuck += count
+        return count
 
     async def retry_crashed(self, client: PrefectClient) -> int:
         """Schedule crashed jobs with crash retries left again; return how many."""
@@ -199,6 +241,16 @@ async def ensure_canary(every: dt.timedelta | None) -> None:
             await scheduler.update(CANARY, {"every": every.total_seconds()})
     finally:
         await scheduler.aclose()
+
+
+def stuck_pending(run: objects.FlowRun, now: dt.datetime, timeout: dt.timedelta) -> bool:
+    """Whether ``run`` has been Pending for longer than ``timeout``."""
+    state = run.state
+    return (
+        state is not None
+        and state.type is objects.StateType.PENDING
+        and now - state.timestamp > timeout
+    )
 
 
 def _over_sla(run: objects.FlowRun, now: dt.datetime) -> bool:

@@ -148,9 +148,12 @@ class Stack:
             return False
 
     def certificate(self) -> Path:
-        """The proxy's certificate (self-signed on first start), copied out of its volume."""
+        """The proxy's certificate (self-signed on first start), copied out of its volume once."""
         path = Path(self.env["TASKS_STATE"]) / "tls.crt"
-        path.write_text(self.compose("exec", "-T", "proxy", "cat", "/certs/tls.crt", timeout=60))
+        if not path.exists():
+            pem = self.compose("exec", "-T", "proxy", "cat", "/certs/tls.crt", timeout=60)
+            assert "BEGIN CERTIFICATE" in pem, pem
+            path.write_text(pem)
         return path
 
     def client(self, **kwargs: Any) -> httpx.Client:

@@ -49,6 +49,9 @@ FAULT_ENV = {
     "TASKS_WATCHDOG_INTERVAL": "1",
     "TASKS_MISFIRE_GRACE": str(FAULT_GRACE),
     "TASKS_CANARY_EVERY": "0",
+    # A job stuck in Pending (claimed while the server was down) is crashed and retried after
+    # 2 min instead of 10: still far beyond a process start on a loaded machine.
+    "TASKS_PENDING_TIMEOUT": "120",
     "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
 }
 
@@ -226,9 +229,11 @@ def _ticks(start: dt.datetime, end: dt.datetime, every: int) -> list[dt.datetime
     return [anchor + dt.timedelta(seconds=k * every) for k in range(first, last + 1)]
 
 
+@SLOW_FAULT
 @pytest.mark.xfail(
-    reason="known gap (issue 6 open): a job claimed by a worker while the server is down can stay "
-    "Submitting/Pending for good; nothing yet crashes and retries runs stuck in Pending",
+    reason="unproven (issue 6 open): a job claimed while the server was down stayed Pending for "
+    "good; the watchdog now crashes and retries it after TASKS_PENDING_TIMEOUT, not yet seen "
+    "passing in a whole-suite run",
     strict=False,
 )
 def test_server_restart_during_scheduled_stream_runs_every_due_job_once(
