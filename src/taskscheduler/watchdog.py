@@ -115,17 +115,12 @@ class Watchdog:
         if not timeout:
             return 0
         now = dt.datetime.now(dt.UTC)
-        runs = await client.read_flow_runs(
-            flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=[FLOW_NAME])),
-            flow_run_filter=filters.FlowRunFilter(
-                state=filters.FlowRunFilterState(
-                    type=filters.FlowRunFilterStateType(any_=[objects.StateType.PENDING])
-                ),
-                # A retry keeps its first expected time, so this only narrows the read; the
-                # state's own timestamp decides.
-                expected_start_time=filters.FlowRunFilterExpectedStartTime(before_=now - timeout),
-            ),
-            limit=PAGE,
+        runs = await _jobs_in(
+            client,
+            objects.StateType.PENDING,
+            # A retry keeps its first expected time, so this only narrows the read; the state's
+            # own timestamp decides.
+            expected_start_time=filters.FlowRunFilterExpectedStartTime(before_=now - timeout),
         )
         count = 0
         for run in runs:
@@ -144,16 +139,11 @@ class Watchdog:
     async def retry_crashed(self, client: PrefectClient) -> int:
         """Schedule crashed jobs with crash retries left again; return how many."""
         now = dt.datetime.now(dt.UTC)
-        runs = await client.read_flow_runs(
-            flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=[FLOW_NAME])),
-            flow_run_filter=filters.FlowRunFilter(
-                state=filters.FlowRunFilterState(
-                    type=filters.FlowRunFilterStateType(any_=[objects.StateType.CRASHED])
-                ),
-                end_time=filters.FlowRunFilterEndTime(after_=now - LOOKBACK),
-            ),
+        runs = await _jobs_in(
+            client,
+            objects.StateType.CRASHED,
             sort=sorting.FlowRunSort.END_TIME_DESC,
-            limit=PAGE,
+            end_time=filters.FlowRunFilterEndTime(after_=now - LOOKBACK),
         )
         count = 0
         for run in runs:
@@ -189,15 +179,7 @@ class Watchdog:
     async def check_sla(self, client: PrefectClient) -> int:
         """Emit one SLA event per running job past its task's ``max_runtime``."""
         now = dt.datetime.now(dt.UTC)
-        runs = await client.read_flow_runs(
-            flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=[FLOW_NAME])),
-            flow_run_filter=filters.FlowRunFilter(
-                state=filters.FlowRunFilterState(
-                    type=filters.FlowRunFilterStateType(any_=[objects.StateType.RUNNING])
-                ),
-            ),
-            limit=PAGE,
-        )
+        runs = await _jobs_in(client, objects.StateType.RUNNING)
         late = [r for r in runs if _over_sla(r, now)]
         if not late:
             return 0
@@ -241,6 +223,27 @@ async def ensure_canary(every: dt.timedelta | None) -> None:
             await scheduler.update(CANARY, {"every": every.total_seconds()})
     finally:
         await scheduler.aclose()
+
+
+async def _jobs_in(
+    client: PrefectClient,
+    state_type: objects.StateType,
+    *,
+    sort: sorting.FlowRunSort | None = None,
+    **narrow: Any,
+) -> list[objects.FlowRun]:
+    """Up to a page of jobs (runs of the generic flow) in ``state_type``, narrowed further."""
+    return await client.read_flow_runs(
+        flow_filter=filters.FlowFilter(name=filters.FlowFilterName(any_=[FLOW_NAME])),
+        flow_run_filter=filters.FlowRunFilter(
+            state=filters.FlowRunFilterState(
+                type=filters.FlowRunFilterStateType(any_=[state_type])
+            ),
+            **narrow,
+        ),
+        sort=sort,
+        limit=PAGE,
+    )
 
 
 def stuck_pending(run: objects.FlowRun, now: dt.datetime, timeout: dt.timedelta) -> bool:
