@@ -54,6 +54,7 @@ DEFAULT_POOL_TYPE = "process"
 # The Docker pool's worker (the pool and its job template live in taskscheduler._docker).
 DOCKER_WORKER = "docker-worker"
 DOCKER_CLI_TIMEOUT = 60.0
+RESPAWN_MODULE = "taskscheduler.respawn"
 # The fast lane (taskscheduler.fastlane): warm processes, jobs held to their exact instant. Its
 # pool has the process type, so a stock process worker could serve it too (more slowly); the
 # exclusive Scheduled → Pending claim keeps the two from running a job twice.
@@ -527,7 +528,9 @@ class LocalPlatform:
                 "--install-policy",
                 "never",
             ]
-            pid = self._spawn(WORKER, command, self.worker_env())
+            if self.settings.worker_limit:
+                command += ["--limit", str(self.settings.worker_limit)]
+            pid = self._spawn(WORKER, command, self.worker_env(), respawn=True)
         self._wait_until(
             WORKER,
             pid,
@@ -569,7 +572,7 @@ class LocalPlatform:
                 "--name",
                 self.fast_worker_name,
             ]
-            pid = self._spawn(FAST_WORKER, command, self.env())
+            pid = self._spawn(FAST_WORKER, command, self.env(), respawn=True)
         self._wait_until(
             FAST_WORKER,
             pid,
@@ -640,7 +643,7 @@ class LocalPlatform:
                 "--install-policy",
                 "never",
             ]
-            pid = self._spawn(DOCKER_WORKER, command, self.worker_env())
+            pid = self._spawn(DOCKER_WORKER, command, self.worker_env(), respawn=True)
         self._wait_until(
             DOCKER_WORKER,
             pid,
@@ -719,7 +722,7 @@ class LocalPlatform:
         pid = self._live_pid(WATCHDOG)
         if pid is None:
             command = [sys.executable, "-m", WATCHDOG_MODULE]
-            pid = self._spawn(WATCHDOG, command, self.worker_env())
+            pid = self._spawn(WATCHDOG, command, self.worker_env(), respawn=True)
         self._wait_until(
             WATCHDOG, pid, self._zombie_automation_exists, WORKER_TIMEOUT, "the watchdog"
         )
@@ -810,8 +813,16 @@ class LocalPlatform:
 
     # -- processes -----------------------------------------------------------------------------
 
-    def _spawn(self, service: str, command: list[str], env: Mapping[str, str]) -> int:
-        """Start a service detached in its own session, logging to its log file."""
+    def _spawn(
+        self, service: str, command: list[str], env: Mapping[str, str], *, respawn: bool = False
+    ) -> int:
+        """Start a service detached in its own session, logging to its log file.
+
+        ``respawn``: under ``taskscheduler.respawn``, which starts it again when it exits by
+        itself (workers and the watchdog: clients that give up when a call fails).
+        """
+        if respawn:
+            command = [sys.executable, "-m", RESPAWN_MODULE, *command]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path(service)
         with log.open("ab") as out:
@@ -925,6 +936,13 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
 def _start_time(pid: int) -> str | None:
     stat = _stat(pid)
     return stat[19] if stat is not None and len(stat) > 19 else None
@@ -961,10 +979,15 @@ def _terminate(leader: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(leader, sig)
         for pid, started in descendants.items():
-            # Only the same process, never one that has since been given a recycled PID.
-            if _start_time(pid) == started:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+            # Only the same process, never one that has since been given a recycled PID. A
+            # SIGTERM reaches those in the leader's session through it (its group, or a
+            # respawn wrapper passing it on); twice would make Prefect's worker kill itself.
+            if _start_time(pid) != started:
+                continue
+            if sig == signal.SIGTERM and _session(pid) == leader:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def all_gone() -> bool:
         return not _alive(leader) and not any(

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
         description="Checkout holding flows/ that the process worker runs from.",
     )
     default_pool: str = Field(default="process", description="Work pool of tasks that name none.")
+    worker_limit: int = Field(
+        default_factory=lambda: 4 * (os.cpu_count() or 1),
+        ge=0,
+        description=(
+            "Most jobs the process worker runs at once (0: no limit). Each starts a Python"
+            " interpreter with Prefect, seconds of CPU; unbounded, a backlog of due jobs starts"
+            " them all together and starves the server."
+        ),
+    )
     container_project_dir: str = Field(
         default="/opt/taskscheduler",
         description="Where flows/ lives inside the job image of container pools.",
