@@ -10,7 +10,8 @@ Configurations, each on its own throwaway database, port and Redis db index:
   interpreter per run); the baseline, at a rate it can bear.
 - **tuned-2**: ``taskscheduler.tuning`` with two API processes, services apart, Redis; the
   ``fast`` lane.
-- **tuned-1**: the same with one API process, only for the API throughput comparison.
+- **tuned-1**: the same with one API process: the API throughput comparison, and the fast lane
+  too with ``--fast-on tuned-1,tuned-2``.
 
 Scenarios: (a) ``steady`` — R one-off jobs a minute for D minutes over K tasks, each created
 ``lead`` s before it is due; (b) ``recurring`` — N interval tasks fired by Prefect's scheduler;
@@ -338,7 +339,7 @@ async def scenarios(topology: str, args: argparse.Namespace, p: LocalPlatform, h
         if "burst" not in skip:
             print(f"   burst {args.stock_burst}", flush=True)
             results["burst"] = await run_burst(p, "process", args.stock_burst, 1, hits)
-    elif topology == "tuned-2":
+    elif topology in args.fast_on:
         if "steady" not in skip:
             if args.slow_minutes:
                 print(f"   steady {args.slow_rate}/min x {args.slow_minutes} min", flush=True)
@@ -488,15 +489,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None)
     parser.add_argument("--skip", default="", help="comma-separated: steady,burst,recurring,api")
     parser.add_argument("--configs", default="stock,tuned-2,tuned-1")
+    parser.add_argument(
+        "--fast-on",
+        default="tuned-2",
+        help="comma-separated: tuned configurations that run the fast-lane scenarios"
+        " (the others run only the API scenario)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     for key, value in PROFILES[args.profile].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.skip = [s for s in args.skip.split(",") if s]
+    args.fast_on = [c for c in args.fast_on.split(",") if c]
     configs = [c for c in args.configs.split(",") if c]
     if not args.api_compare:
-        configs = [c for c in configs if c != "tuned-1"]
+        configs = [c for c in configs if c != "tuned-1" or c in args.fast_on]
     report: JSON = {
         "started": dt.datetime.now(dt.UTC).isoformat(),
         "profile": args.profile,
