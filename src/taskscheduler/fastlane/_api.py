@@ -173,20 +173,6 @@ class Api:
             )
         return found
 
-    async def in_state(self, run_ids: Sequence[str], state_type: str) -> set[str]:
-        """Which of ``run_ids`` are in ``state_type`` now (a narrow read: ids only)."""
-        found: set[str] = set()
-        for part in chunks(run_ids, 200):
-            ids = await self._post(
-                "flow_runs/filter",
-                {
-                    "flow_runs": {"id": {"any_": part}, "state": {"type": {"any_": [state_type]}}},
-                    "limit": len(part),
-                },
-            )
-            found.update(str(r["id"]) for r in ids)
-        return found
-
     async def newer_ticks_due(self, run: JSON, now: float) -> int:
         """How many later schedule ticks of ``run``'s deployment are already due at ``now``."""
         after = epoch(run["expected_start_time"]) + 0.001

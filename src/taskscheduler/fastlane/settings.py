@@ -76,7 +76,7 @@ class FastLaneSettings(BaseSettings):
         default=0.5,
         gt=0,
         le=30,
-        description="Seconds between checks for held or running jobs cancelled by a user.",
+        description="Seconds between checks for running jobs cancelled by a user.",
     )
     heartbeat_interval: float = Field(
         default=10.0,

@@ -13,9 +13,10 @@ One asyncio loop drives five small loops, each batching what many runs need:
 3. **report** (every ``flush_interval``): the output lines of all jobs in one ``POST /logs/``,
    then all ``Completed`` states in bulk calls; failures and retries carry their own message
    and go one call each. Logs always precede the final state they belong to.
-4. **watch** (every ``watch_interval``): one filter call for held or running runs that left
-   Pending/Running behind our back (cancelled, rescheduled); a cancelled running job's process
-   is killed and the run set ``Cancelled``.
+4. **watch** (every ``watch_interval``): one filter call for running runs that left Running
+   behind our back (cancelled, rescheduled); a cancelled running job's process is killed and
+   the run set ``Cancelled``. Held runs are checked once, at release, in the same call that
+   precedes their ``Running`` proposal; a held run cancelled meanwhile never starts.
 5. **heartbeat**: the worker shows as online in the pool's workers list.
 
 Per job this makes three orchestrated transitions (Pending, Running, final), each shared with
@@ -63,7 +64,7 @@ CHILD_LINE_LIMIT = 4 * 1024 * 1024
 RESPAWN_BACKOFF = 1.0
 LOG_CHUNK = 1000
 WORKER_LOGGER = "taskscheduler.fastlane"
-ACTIVE = ("PENDING", "RUNNING")
+CANCELLED_BY_USER: JSON = {"type": "CANCELLED", "message": "Cancelled by user"}
 # What the misfire decision needs to know of a claimed run.
 MISFIRE_FACTS = ("id", "deployment_id", "expected_start_time", "auto_scheduled")
 
@@ -420,17 +421,22 @@ class FastWorker:
         proposal, against seconds for a stock worker (claim, then start a process).
         """
         try:
-            pending = await self.api.in_state([j.id for j in batch], "PENDING")
+            moved = {
+                str(r["id"]): r.get("state_type")
+                for r in await self.api.runs_not_in([j.id for j in batch], ["PENDING"])
+            }
         except httpx.HTTPError as exc:
             log.warning("checking %d runs before release failed: %s; retrying", len(batch), exc)
             for job in batch:
                 self._requeue(job, time.time() + 0.5)
             return
         for job in batch:
-            if job.id not in pending:
-                log.info("not starting %s: no longer Pending (cancelled or moved)", job.id)
+            if job.id in moved:
+                log.info("not starting %s: it is now %s", job.id, moved[job.id])
+                if moved[job.id] == "CANCELLING":
+                    self.finals.append((job.id, CANCELLED_BY_USER))
                 self._release_child(job)
-        batch = [j for j in batch if j.id in pending and not await self._skipped(j)]
+        batch = [j for j in batch if j.id not in moved and not await self._skipped(j)]
         for name in ("Running", "Retrying"):
             group = [j for j in batch if (j.attempt == 1) == (name == "Running")]
             if not group:
@@ -602,7 +608,7 @@ class FastWorker:
             self._log(
                 job.id, logging.INFO, WORKER_LOGGER, "Cancelled: the job's process was stopped"
             )
-            self.finals.append((job.id, {"type": "CANCELLED", "message": "Cancelled by user"}))
+            self.finals.append((job.id, CANCELLED_BY_USER))
         elif job.killed == "gone":
             pass  # someone else already ended the run
         else:
@@ -654,13 +660,19 @@ class FastWorker:
     # ---- 4. cancellations -------------------------------------------------------------------
 
     async def _watch_loop(self) -> None:
+        """Stop the code of running jobs cancelled (or moved) behind the worker's back.
+
+        Held runs are not watched: each is checked once, in its release batch, before it can
+        start. Watching them too cost a call per 200 held runs every interval, so a backlog of
+        thousands made every job dearer just when the server was busiest.
+        """
         while not self.stopping.is_set():
             await self._sleep(self.settings.watch_interval)
-            ids = list(self.held) + list(self.running)
+            ids = list(self.running)
             if not ids:
                 continue
             try:
-                changed = await self.api.runs_not_in(ids, ACTIVE)
+                changed = await self.api.runs_not_in(ids, ["RUNNING"])
             except httpx.HTTPError as exc:
                 log.warning("checking for cancellations failed: %s", exc)
                 continue
@@ -668,13 +680,7 @@ class FastWorker:
                 self._left_behind(str(run["id"]), run.get("state_type"))
 
     def _left_behind(self, run_id: str, state_type: str | None) -> None:
-        """A held or running run is no longer Pending/Running: let it go, stop its code."""
-        held = self.held.pop(run_id, None)
-        if held is not None:
-            log.info("held run %s is now %s; not running it", run_id, state_type)
-            if state_type == "CANCELLING":
-                self.finals.append((run_id, {"type": "CANCELLED", "message": "Cancelled by user"}))
-            return
+        """A running run is no longer Running: stop its code."""
         job = self.running.get(run_id)
         if job is None or job.child is None or job.killed is not None:
             return
