@@ -62,7 +62,8 @@ class Respawner:
             if self.stopping.is_set() or (first and lasted < STARTUP_SECONDS):
                 return status
             first = False
-            delay = FIRST_DELAY if lasted >= STABLE_SECONDS else min(delay * 2, MAX_DELAY)
+            if lasted >= STABLE_SECONDS:
+                delay = FIRST_DELAY
             print(
                 f"respawn: {self.command[0]} exited with status {status} after {lasted:.0f} s;"
                 f" starting it again in {delay:.0f} s",
@@ -71,6 +72,7 @@ class Respawner:
             )
             if self.stopping.wait(delay):
                 return status
+            delay = min(delay * 2, MAX_DELAY)
 
 
 def main(argv: list[str] | None = None) -> int:
