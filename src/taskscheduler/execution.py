@@ -174,7 +174,6 @@ def secret_environment(secrets: Mapping[str, str]) -> Iterator[Callable[[str], s
         secret = Secret.load(block)  # a block, not a coroutine: this runs outside an event loop
         assert isinstance(secret, Secret)
         values[env] = str(secret.get())
-    previous = {env: os.environ.get(env) for env in values}
     hidden = sorted((v for v in values.values() if v), key=len, reverse=True)
     factory = logging.getLogRecordFactory()
 
@@ -197,17 +196,27 @@ def secret_environment(secrets: Mapping[str, str]) -> Iterator[Callable[[str], s
                 record.exc_text = redact(trace)
         return record
 
-    os.environ.update(values)
     logging.setLogRecordFactory(redacting)
     try:
-        yield redact
+        with environment(values):
+            yield redact
     finally:
         logging.setLogRecordFactory(factory)
-        for env, old in previous.items():
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the length of the block, then put back what was there."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in previous.items():
             if old is None:
-                os.environ.pop(env, None)
+                os.environ.pop(name, None)
             else:
-                os.environ[env] = old
+                os.environ[name] = old
 
 
 def load_inline(source: str, entry: str, *, name: str) -> Callable[..., Any]:

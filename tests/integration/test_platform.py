@@ -100,15 +100,15 @@ async def test_prefect_client_in_tests_talks_to_the_session_server(
 def test_a_worker_that_dies_by_itself_is_started_again(platform: LocalPlatform) -> None:
     """Prefect's worker exits for good on some server errors; its respawn wrapper restarts it
     and the pool has its worker back, under the same supervised PID."""
-    from taskscheduler.platform import WORKER, _descendants
+    from taskscheduler.platform import WORKER, _cmdline, _descendants
 
     wrapper = platform._live_pid(WORKER)
     assert wrapper is not None
-    workers = [p for p in _descendants(wrapper) if "worker" in _args(p)]
+    workers = [p for p in _descendants(wrapper) if "worker" in _cmdline(p)]
     assert len(workers) == 1, workers
     os.kill(workers[0], 9)
     wait_for(
-        lambda: any(p != workers[0] and "worker" in _args(p) for p in _descendants(wrapper)),
+        lambda: any(p != workers[0] and "worker" in _cmdline(p) for p in _descendants(wrapper)),
         timeout=30,
         what="a new worker process under the wrapper",
     )
@@ -127,13 +127,6 @@ def test_a_worker_that_dies_by_itself_is_started_again(platform: LocalPlatform) 
 
     wait_for(beat_again, timeout=120, what="a heartbeat of the restarted worker")
     assert "respawn: " in platform.log_path(WORKER).read_text()
-
-
-def _args(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 def test_status_command_reports_a_running_platform(platform: LocalPlatform) -> None:

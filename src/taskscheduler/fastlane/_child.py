@@ -15,7 +15,6 @@ its processes. File descriptor 1 is pointed at stderr, so output that bypasses `
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
@@ -24,7 +23,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -149,32 +148,15 @@ def _warm_up() -> None:
             spec.loader.exec_module(module)
 
 
-@contextlib.contextmanager
-def _runtime_context(run_id: str) -> Iterator[None]:
-    """``prefect.runtime.flow_run`` names this job's run, as in the flow engine.
-
-    The job runs without a flow run context, so Prefect falls back to this variable for
-    ``flow_run.id``, and reads the other attributes (name, scheduled start, run count) from
-    the API by that id when code asks for them.
-    """
-    before = os.environ.get(RUN_ID_VARIABLE)
-    os.environ[RUN_ID_VARIABLE] = run_id
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(RUN_ID_VARIABLE, None)
-        else:
-            os.environ[RUN_ID_VARIABLE] = before
-
-
 def _run_one(channel: _Channel, functions: _Functions, job: dict[str, Any]) -> dict[str, Any]:
     """Run one attempt of a job; its output goes to the channel as it happens."""
     channel.job = job["id"]
     try:
         function = functions.get(job)
         with (
-            _runtime_context(job["id"]),
+            # prefect.runtime.flow_run falls back to this without a flow run context (and
+            # reads the run's other attributes from the API by that id).
+            execution.environment({RUN_ID_VARIABLE: job["id"]}),
             execution.secret_environment(job.get("secrets") or {}) as redact,
         ):
             channel.redact = redact
