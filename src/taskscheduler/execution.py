@@ -121,13 +121,17 @@ def misfire_skip(policy: str, late_limit: float | None) -> State | None:
     lateness = started - run.expected_start_time
     if not misfire.needs_check(misfire_policy, limit, lateness):
         return None
-    newer_due = 0
-    if run.auto_scheduled and run.deployment_id is not None:
-        newer_due = _newer_due_ticks(run.deployment_id, run.id, run.expected_start_time, started)
+    picked_up, newer_due = started, 0
+    policy_applies = run.auto_scheduled and misfire_policy is not models.MisfirePolicy.ALL
+    if policy_applies and run.deployment_id is not None:
+        picked_up, newer_due = _picked_up(
+            run.deployment_id, run.id, run.expected_start_time, started
+        )
     reason = misfire.skip_reason(
         policy=misfire_policy,
         late_limit=limit,
         lateness=lateness,
+        picked_up_late=picked_up - run.expected_start_time,
         auto_scheduled=run.auto_scheduled,
         newer_due=newer_due,
         grace=get_reliability_settings().misfire_grace,
@@ -135,24 +139,32 @@ def misfire_skip(policy: str, late_limit: float | None) -> State | None:
     return Cancelled(name=misfire.SKIPPED, message=reason) if reason else None
 
 
-def _newer_due_ticks(
+def _picked_up(
     deployment_id: uuid.UUID, run_id: uuid.UUID, scheduled: dt.datetime, now: dt.datetime
-) -> int:
-    """How many later schedule ticks of the same task are already due."""
+) -> tuple[dt.datetime, int]:
+    """When a worker took the run (its last Pending state, else now) and how many later
+    schedule ticks of the same task were already due then."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas import filters
+    from prefect.client.schemas.objects import StateType
 
     with get_client(sync_client=True) as client:
+        pending = [
+            s.timestamp
+            for s in client.read_flow_run_states(run_id)
+            if s.type is StateType.PENDING and s.timestamp is not None
+        ]
+        picked_up = min(max(pending), now) if pending else now
         runs = client.read_flow_runs(
             flow_run_filter=filters.FlowRunFilter(
                 deployment_id=filters.FlowRunFilterDeploymentId(any_=[deployment_id]),
                 expected_start_time=filters.FlowRunFilterExpectedStartTime(
-                    after_=scheduled + dt.timedelta(milliseconds=1), before_=now
+                    after_=scheduled + dt.timedelta(milliseconds=1), before_=picked_up
                 ),
             ),
             limit=20,
         )
-    return sum(1 for r in runs if r.auto_scheduled and r.id != run_id)
+    return picked_up, sum(1 for r in runs if r.auto_scheduled and r.id != run_id)
 
 
 REDACTED = "***"

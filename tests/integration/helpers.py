@@ -1,4 +1,4 @@
-"""Small helpers shared by the integration tests: unique names, polling, the CLI."""
+"""Small helpers shared by the integration tests: unique names, polling, the CLI, a client."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
+
+from taskscheduler import errors, models
+from taskscheduler.sdk import TaskInput, TaskScheduler
 
 T = TypeVar("T")
 
@@ -20,6 +24,36 @@ VENV_BIN = Path(sys.executable).parent
 def unique(prefix: str = "t") -> str:
     """A task name no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class _Tracking(TaskScheduler):
+    """A client that remembers the tasks it created."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created: list[str] = []
+
+    def create(self, task: TaskInput) -> models.Task:
+        created = super().create(task)
+        self.created.append(created.name)
+        return created
+
+
+@contextmanager
+def scheduler() -> Iterator[TaskScheduler]:
+    """A client for one test; the tasks it created stop ticking when the test ends, pass or fail.
+
+    A failed test must not leave recurring tasks behind on a shared platform: on two cores a few
+    process-lane tasks every 15 s are more than the machine, and the next tests starve.
+    """
+    client = _Tracking()
+    with client:
+        try:
+            yield client
+        finally:
+            for name in client.created:
+                with suppress(errors.TaskNotFound):
+                    client.pause(name)
 
 
 def wait_for(

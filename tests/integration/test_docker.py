@@ -11,7 +11,7 @@ import pytest
 
 from taskscheduler import JobState, TaskScheduler, errors
 from taskscheduler.platform import LocalPlatform
-from tests.integration.helpers import unique, wait_for
+from tests.integration.helpers import scheduler, unique, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +50,8 @@ SLEEP = "import time\ndef main():\n    print('sleeping')\n    time.sleep(300)\n"
 
 @pytest.fixture(scope="module")
 def ts(docker_platform: LocalPlatform) -> Iterator[TaskScheduler]:
-    with TaskScheduler() as scheduler:
-        yield scheduler
+    with scheduler() as client:
+        yield client
 
 
 def containers(job_id: str) -> list[dict[str, Any]]:

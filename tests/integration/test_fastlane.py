@@ -22,7 +22,7 @@ from prefect.client.schemas.objects import FlowRun, State
 
 from taskscheduler import JobState, TaskScheduler, models
 from taskscheduler.platform import FAST_POOL, LocalPlatform
-from tests.integration.helpers import unique, wait_for
+from tests.integration.helpers import scheduler, unique, wait_for
 
 # Prefect stamps start_time on the server and the worker holds on the same machine's clock, so
 # a start "before" the scheduled time can only be rounding of the clocks, never a real one.
@@ -36,8 +36,8 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def ts(platform: LocalPlatform) -> Iterator[TaskScheduler]:
-    with TaskScheduler() as scheduler:
-        yield scheduler
+    with scheduler() as client:
+        yield client
 
 
 def now() -> dt.datetime:

@@ -19,13 +19,13 @@ from sqlalchemy.engine import make_url
 from taskscheduler import JobState, TaskScheduler, monitoring
 from taskscheduler.platform import LocalPlatform
 from tests.integration.conftest import drop_database, free_port, pointing_at
-from tests.integration.helpers import cli, unique, wait_for
+from tests.integration.helpers import cli, scheduler, unique, wait_for
 
 
 @pytest.fixture(scope="module")
 def ts(platform: LocalPlatform) -> Iterator[TaskScheduler]:
-    with TaskScheduler() as scheduler:
-        yield scheduler
+    with scheduler() as client:
+        yield client
 
 
 async def _prefect_counts(deployment_id: str) -> dict[str, int]:

@@ -16,7 +16,7 @@ from prefect.client.orchestration import get_client
 from taskscheduler import TaskScheduler, errors, notifications
 from taskscheduler.platform import LocalPlatform
 from tests.integration.conftest import free_port
-from tests.integration.helpers import unique, wait_for
+from tests.integration.helpers import scheduler, unique, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -76,8 +76,8 @@ def smtp() -> Iterator[tuple[Sink, int]]:
 
 @pytest.fixture(scope="module")
 def ts(platform: LocalPlatform) -> Iterator[TaskScheduler]:
-    with TaskScheduler() as scheduler:
-        yield scheduler
+    with scheduler() as client:
+        yield client
 
 
 def save_blocks(hook: str, mail: str, url: str, port: int) -> None:

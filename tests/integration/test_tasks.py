@@ -13,7 +13,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from taskscheduler import JobState, TaskScheduler, errors
 from taskscheduler.platform import LocalPlatform
-from tests.integration.helpers import unique, wait_for
+from tests.integration.helpers import scheduler, unique, wait_for
 
 HELLO = """
 def main(who="world"):
@@ -24,8 +24,8 @@ def main(who="world"):
 
 @pytest.fixture(scope="module")
 def ts(platform: LocalPlatform) -> Iterator[TaskScheduler]:
-    with TaskScheduler() as scheduler:
-        yield scheduler
+    with scheduler() as client:
+        yield client
 
 
 def now() -> dt.datetime:

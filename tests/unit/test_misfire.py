@@ -14,11 +14,13 @@ GRACE = dt.timedelta(seconds=60)
 
 
 def reason(policy: models.MisfirePolicy, late: float, newer: int = 0, *, auto: bool = True,
-           limit: float | None = None) -> str | None:  # fmt: skip
+           limit: float | None = None, picked_up: float | None = None) -> str | None:  # fmt: skip
+    """``late``: seconds late at the start; ``picked_up``: when a worker took it (default same)."""
     return misfire.skip_reason(
         policy=policy,
         late_limit=dt.timedelta(seconds=limit) if limit is not None else None,
         lateness=dt.timedelta(seconds=late),
+        picked_up_late=dt.timedelta(seconds=late if picked_up is None else picked_up),
         auto_scheduled=auto,
         newer_due=newer,
         grace=GRACE,
@@ -38,6 +40,14 @@ def test_skip_skips_overtaken_ticks_and_any_beyond_the_grace() -> None:
     assert reason(SKIP, 5, newer=1) is not None
     assert reason(SKIP, 61) is not None
     assert reason(SKIP, 59) is None
+
+
+def test_a_tick_picked_up_on_time_is_no_misfire_however_slow_its_start() -> None:
+    # Picked up on time, started 90 s later: no newer tick was due at pick-up, so it runs.
+    assert reason(SKIP, 90, newer=0, picked_up=0.2) is None
+    assert reason(LATEST, 90, newer=0, picked_up=0.2) is None
+    # The late limit is about the start, so it still applies.
+    assert reason(LATEST, 90, picked_up=0.2, limit=30) is not None
 
 
 def test_late_limit_skips_any_job_even_one_asked_for_by_hand() -> None:

@@ -173,15 +173,15 @@ class Api:
             )
         return found
 
-    async def newer_ticks_due(self, run: JSON, now: float) -> int:
-        """How many later schedule ticks of ``run``'s deployment are already due at ``now``."""
+    async def newer_ticks_due(self, run: JSON, at: float) -> int:
+        """How many later schedule ticks of ``run``'s deployment were due at ``at``."""
         after = epoch(run["expected_start_time"]) + 0.001
         found = await self._post(
             "flow_runs/filter",
             {
                 "flow_runs": {
                     "deployment_id": {"any_": [run["deployment_id"]]},
-                    "expected_start_time": {"after_": iso(after), "before_": iso(now)},
+                    "expected_start_time": {"after_": iso(after), "before_": iso(at)},
                 },
                 "limit": 20,
             },

@@ -77,6 +77,7 @@ class Job:
     due: float
     parameters: JSON
     attempt: int
+    claimed: float  # when this worker took it (moved it to Pending)
     run: JSON = dataclasses.field(default_factory=dict)  # as claimed: schedule facts
     child: Child | None = None
     timer: asyncio.TimerHandle | None = None
@@ -314,6 +315,7 @@ class FastWorker:
         parts = _api.chunks(list(by_id))
         results = await asyncio.gather(*(self._claim(part) for part in parts))
         claimed: list[Job] = []
+        claimed_at = time.time()
         for result in results:
             for run_id, outcome in result.items():
                 run = by_id[run_id]
@@ -328,6 +330,7 @@ class FastWorker:
                     due=_api.epoch(when),
                     parameters=run.get("parameters") or {},
                     attempt=int(run.get("run_count") or 0) + 1,
+                    claimed=claimed_at,
                     run={k: run.get(k) for k in MISFIRE_FACTS},
                 )
                 claimed.append(job)
@@ -470,7 +473,8 @@ class FastWorker:
         """End a first attempt that starts too late for its task's misfire policy or late limit.
 
         The same decision as the process lane's (``taskscheduler.misfire``), taken at release,
-        when the lateness is known: the run ends Cancelled, named Skipped, with the reason.
+        when the lateness is known, with the misfire policy judged as of the claim: the run ends
+        Cancelled, named Skipped, with the reason.
         Only a late run costs a call (to count the task's newer due ticks).
         """
         if job.attempt > 1 or not job.run.get("expected_start_time"):
@@ -484,11 +488,12 @@ class FastWorker:
             return False
         auto = bool(job.run.get("auto_scheduled"))
         try:
-            newer = await self.api.newer_ticks_due(job.run, now) if auto else 0
+            newer = await self.api.newer_ticks_due(job.run, job.claimed) if auto else 0
             reason = misfire.skip_reason(
                 policy=policy,
                 late_limit=late_limit,
                 lateness=lateness,
+                picked_up_late=lateness - dt.timedelta(seconds=now - job.claimed),
                 auto_scheduled=auto,
                 newer_due=newer,
                 grace=get_reliability_settings().misfire_grace,
