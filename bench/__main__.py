@@ -88,6 +88,7 @@ PROFILES: dict[str, JSON] = {
     },
 }
 LEAD = 8.0  # seconds between creating a run and its time: more than the fast lookahead (5 s)
+DRAIN_S = 600.0  # at most this long for the recurring scenario's window to end
 
 
 @contextlib.contextmanager
@@ -263,7 +264,9 @@ async def run_recurring(
         async with Probe(p) as probe:
             await asyncio.sleep(observe * 60)
         until = time.time()
-        await asyncio.sleep(10)  # let the last ones end
+        # The window's ticks are drained (bounded) while later ticks keep coming; whatever has
+        # not ended by then is reported as not ended, not as lost.
+        drain = await _drive.wait_settled(p, deployments, timeout=DRAIN_S, due_before=until - 5)
         result = await _drive.outcome(p, deployments, since, until - 5)
     finally:
         await api.close()
@@ -273,6 +276,7 @@ async def run_recurring(
         interval_s=interval,
         spread=spread,
         create_s=round(created, 1),
+        drain_s=round(drain, 1),
         expected_jobs=expected,
         cpu=probe.report(result["jobs"]),
         load_before=load,
@@ -380,7 +384,7 @@ def table(report: JSON) -> str:
 
     head = (
         f"{'scenario':<12}{'config':<9}{'lane':<8}{'jobs':>7}{'rate/min':>9}{'p50ms':>8}"
-        f"{'p90ms':>8}{'p99ms':>8}{'maxms':>8}{'lost':>6}{'twice':>6}"
+        f"{'p90ms':>8}{'p99ms':>8}{'maxms':>8}{'lost':>6}{'unended':>8}{'twice':>6}"
         f"{'cpu ms/job srv/wrk/pg':>24}{'peak MB srv/wrk/pg':>21}"
     )
     lines = [head, "-" * len(head)]
@@ -402,7 +406,8 @@ def table(report: JSON) -> str:
                 f"{name:<12}{topology:<9}{lane(topology):<8}{r['jobs']:>7}"
                 f"{'-' if rate is None else f'{rate:,.0f}':>9}{ms(r['delay']['p50']):>8}"
                 f"{ms(r['delay']['p90']):>8}{ms(r['delay']['p99']):>8}{ms(r['delay']['max']):>8}"
-                f"{r['lost']:>6}{r['run_twice']:>6}{cpus:>24}{mems:>21}"
+                f"{r['lost']:>6}{r.get('not_ended', '-'):>8}{r['run_twice']:>6}{cpus:>24}"
+                f"{mems:>21}"
             )
     for line in report.get("ratios", []):
         lines.append(line)

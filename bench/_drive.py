@@ -186,20 +186,28 @@ async def api_throughput(api: _api.Api, deployment: str, seconds: float, clients
     return done / (time.time() - started)
 
 
-async def wait_settled(platform: LocalPlatform, deployments: list[str], timeout: float) -> None:
-    """Until no run of the deployments is waiting or running (or ``timeout``)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+async def wait_settled(
+    platform: LocalPlatform,
+    deployments: list[str],
+    timeout: float,
+    due_before: float | None = None,
+) -> float:
+    """Until no run of the deployments due before ``due_before`` (default now) is waiting or
+    running, or ``timeout``; the seconds it took."""
+    started = time.time()
+    while time.time() < started + timeout:
         rows = await query(
             platform,
             "SELECT count(*) FROM flow_run WHERE deployment_id = ANY(:ids)"
             " AND state_type IN ('SCHEDULED', 'PENDING', 'RUNNING')"
-            " AND expected_start_time < now()",
+            " AND expected_start_time < coalesce(to_timestamp(:before), now())",
             ids=deployments,
+            before=due_before,
         )
         if rows[0][0] == 0:
-            return
+            break
         await asyncio.sleep(1.0)
+    return time.time() - started
 
 
 async def query(platform: LocalPlatform, sql: str, **params: Any) -> list[Any]:
@@ -233,12 +241,15 @@ async def outcome(
     delays = sorted(float(r[3]) - float(r[2]) for r in rows if r[3] is not None)
     starts = sorted(float(r[3]) for r in rows if r[3] is not None)
     completed = sum(1 for r in rows if r[1] == "COMPLETED")
+    not_ended = sum(1 for r in rows if r[1] in ("SCHEDULED", "PENDING", "RUNNING"))
     twice = sum(1 for r in rows if (r[5] or 0) > 1 or (r[6] or 0) > 1)
     span = (starts[-1] - starts[0]) if len(starts) > 1 else 0.0
     return {
         "jobs": len(rows),
         "completed": completed,
-        "lost": len(rows) - completed,
+        # Ended without completing (failed, crashed, cancelled); not yet ended is not lost.
+        "lost": len(rows) - completed - not_ended,
+        "not_ended": not_ended,
         "run_twice": twice,
         "rate_per_min": (len(starts) - 1) / span * 60 if span > 0 else None,
         "delay": percentiles(delays),
