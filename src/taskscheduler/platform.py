@@ -64,6 +64,7 @@ FAST_MODULE = "taskscheduler.fastlane"
 # With TASKS_API_WORKERS > 1 the API runs in several processes and Prefect's services in one of
 # their own (taskscheduler.tuning).
 SERVICES = "prefect-services"
+PREFECT_BLOCKS_MODULE = "taskscheduler.prefect_blocks"
 # Our REST API (taskscheduler.api), served by uvicorn on TASKS_HOST:TASKS_API_PORT.
 API = "taskscheduler-api"
 API_MODULE = "taskscheduler.api"
@@ -384,11 +385,14 @@ class LocalPlatform:
             ]
             env = self.server_env()
             if self.tuning().api_workers > 1:
-                # Each API process would migrate at start-up, racing the others on a fresh
-                # database ("relation … already exists" kills one, and the server stops):
-                # migrate once here, then start them all with migrations off.
+                # Each API process would migrate and register Prefect's block types at start-up,
+                # racing the others on a fresh database ("relation … already exists", or a
+                # duplicate block type, kills one, and the server stops): do both once here,
+                # then start them all with both off.
                 self.migrate_prefect(env)
+                self.register_prefect_blocks(env)
                 env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
+                env["PREFECT_API_BLOCKS_REGISTER_ON_START"] = "false"
                 command += ["--workers", str(self.tuning().api_workers)]
             pid = self._spawn(SERVER, command, env)
         self._wait_until(
@@ -412,12 +416,25 @@ class LocalPlatform:
             "migrating Prefect's database",
         )
 
+    def register_prefect_blocks(self, env: dict[str, str]) -> None:
+        """Register Prefect's own block types once (``taskscheduler.prefect_blocks``)."""
+        self._command(
+            [sys.executable, "-m", PREFECT_BLOCKS_MODULE],
+            env,
+            SERVER_TIMEOUT,
+            "registering Prefect's block types",
+        )
+
     def _prefect_command(
         self, args: list[str], env: dict[str, str], timeout: float, what: str
     ) -> None:
         """Run one ``prefect`` command to its end; a failure raises with its last lines."""
+        self._command([str(self.prefect), *args], env, timeout, what)
+
+    def _command(self, argv: list[str], env: dict[str, str], timeout: float, what: str) -> None:
+        """Run one command to its end; a failure raises with its last lines."""
         result = subprocess.run(
-            [str(self.prefect), *args],
+            argv,
             env=env,
             cwd=self.settings.project_dir,
             capture_output=True,

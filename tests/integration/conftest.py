@@ -37,11 +37,13 @@ def throwaway_settings(state_dir: Path) -> Settings:
 
 
 @contextlib.contextmanager
-def throwaway_platform(state_dir: Path) -> Iterator[LocalPlatform]:
+def throwaway_platform(
+    state_dir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[LocalPlatform]:
     """A whole platform on its own database and port, stopped and dropped afterwards."""
     # The docker pool comes up on demand (``docker_platform``), so tests that do not need
     # Docker neither wait for an image build nor run a docker worker.
-    platform = LocalPlatform(throwaway_settings(state_dir), docker=False)
+    platform = LocalPlatform(throwaway_settings(state_dir), extra_env, docker=False)
     try:
         platform.up()
         yield platform

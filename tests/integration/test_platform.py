@@ -16,7 +16,10 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import WorkerStatus
 
-from taskscheduler.platform import LocalPlatform
+from taskscheduler.models import JobState
+from taskscheduler.platform import FAST_POOL, SERVICES, LocalPlatform
+from tests.integration.conftest import pointing_at, throwaway_platform
+from tests.integration.helpers import scheduler, unique
 
 SLEEPY_FLOW = """
 import time
@@ -121,7 +124,9 @@ def test_a_worker_that_dies_by_itself_is_started_again(platform: LocalPlatform) 
         ) as client:
             found = client.read_workers_for_work_pool("process")
         return any(
-            w.name == platform.worker_name and w.last_heartbeat_time.timestamp() > since
+            w.name == platform.worker_name
+            and w.last_heartbeat_time is not None
+            and w.last_heartbeat_time.timestamp() > since
             for w in found
         )
 
@@ -210,3 +215,27 @@ def start_sleepy_flow_run(platform: LocalPlatform, flow_dir: Path) -> list[int]:
     pids = [pid for pid in platform.processes() if pid not in server_and_worker]
     assert pids, "the flow run's process is a descendant of the worker"
     return pids
+
+
+@pytest.mark.timeout(600)
+def test_two_api_processes_start_on_a_fresh_database_and_run_a_job(tmp_path: Path) -> None:
+    """``TASKS_API_WORKERS=2``: Prefect's migrations and block types are done once, before the
+    API processes start (started together they raced for them, and 2 of 5 starts here stopped
+    the server); the services run apart; a fast-lane job runs through Redis-backed messaging."""
+    tuned_env = {
+        "TASKS_API_WORKERS": "2",
+        "TASKS_REDIS_URL": "redis://127.0.0.1:6379/12",
+        "TASKS_CANARY_EVERY": "0",
+    }
+    with (
+        throwaway_platform(tmp_path / "tuned", tuned_env) as tuned,
+        pointing_at(tuned),
+        scheduler() as ts,
+    ):
+        assert tuned._live_pid(SERVICES) is not None, "the services run in their own process"
+        with SyncPrefectClient(tuned.api_url, auth_string=tuned.prefect_auth_string) as client:
+            assert client.read_block_type_by_slug("secret").slug == "secret"
+        name = unique("tuned")
+        ts.create({"name": name, "code": "def main():\n    return 42\n", "pool": FAST_POOL})
+        job = ts.wait(ts.run(name).id, timeout=120)
+        assert job.state is JobState.COMPLETED, (job.state_name, job.detail)
