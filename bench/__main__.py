@@ -406,7 +406,7 @@ def table(report: JSON) -> str:
                 f"{name:<12}{topology:<9}{lane(topology):<8}{r['jobs']:>7}"
                 f"{'-' if rate is None else f'{rate:,.0f}':>9}{ms(r['delay']['p50']):>8}"
                 f"{ms(r['delay']['p90']):>8}{ms(r['delay']['p99']):>8}{ms(r['delay']['max']):>8}"
-                f"{r['lost']:>6}{r.get('not_ended', '-'):>8}{r['run_twice']:>6}{cpus:>24}"
+                f"{r['lost']:>6}{r['not_ended']:>8}{r['run_twice']:>6}{cpus:>24}"
                 f"{mems:>21}"
             )
     for line in report.get("ratios", []):

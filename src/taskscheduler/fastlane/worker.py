@@ -482,8 +482,8 @@ class FastWorker:
         policy = models.MisfirePolicy(job.parameters.get("misfire") or "all")
         limit = job.parameters.get("late_limit")
         late_limit = dt.timedelta(seconds=float(limit)) if limit else None
-        now = time.time()
-        lateness = dt.timedelta(seconds=now - _api.epoch(job.run["expected_start_time"]))
+        expected = _api.epoch(job.run["expected_start_time"])
+        lateness = dt.timedelta(seconds=time.time() - expected)
         if not misfire.needs_check(policy, late_limit, lateness):
             return False
         auto = bool(job.run.get("auto_scheduled"))
@@ -493,7 +493,7 @@ class FastWorker:
                 policy=policy,
                 late_limit=late_limit,
                 lateness=lateness,
-                picked_up_late=lateness - dt.timedelta(seconds=now - job.claimed),
+                picked_up_late=dt.timedelta(seconds=job.claimed - expected),
                 auto_scheduled=auto,
                 newer_due=newer,
                 grace=get_reliability_settings().misfire_grace,
