@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskscheduler import AsyncTaskScheduler
+from taskscheduler import AsyncTaskScheduler, schedules
 from taskscheduler.fastlane import _api
 from taskscheduler.platform import LocalPlatform
 
@@ -107,15 +107,18 @@ async def recurring(
     platform: LocalPlatform,
     pool: str,
     count: int,
-    interval: float,
+    interval: int,
     hits: str,
     spread: bool,
+    first: dt.datetime,
 ) -> list[str]:
-    """``count`` deployments of interval ``interval`` s, anchored together or spread evenly.
+    """``count`` deployments every ``interval`` s from ``first``, together or spread evenly.
 
-    Created directly with the API (one call each, 8 at a time): the SDK's per-task block and
-    schedule calls would make 10,000 tasks take longer than the benchmark itself. They share one
-    code version, which the fast lane fetches once.
+    Each has the schedule ``tasks create --every … --start …`` gives (an RRULE whose DTSTART is
+    the start), so none fires before ``first`` however long creating them takes. Created
+    directly with the API (one call each, 8 at a time): the SDK's per-task block and schedule
+    calls would make 10,000 tasks take longer than the benchmark itself. They share one code
+    version, which the fast lane fetches once.
     """
     ts = AsyncTaskScheduler()
     try:
@@ -126,12 +129,10 @@ async def recurring(
         await ts.aclose()
     base = await api.http.get(f"deployments/{seed.deployment_id}")
     template: JSON = base.json()
-    anchor = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
     semaphore = asyncio.Semaphore(8)
     ids: list[str] = []
 
     async def one(n: int) -> None:
-        offset = dt.timedelta(seconds=interval * n / count) if spread else dt.timedelta(0)
         body = {
             "name": f"{template['name']}-r{n}",
             "flow_id": template["flow_id"],
@@ -141,14 +142,7 @@ async def recurring(
             "pull_steps": template["pull_steps"],
             "enforce_parameter_schema": False,
             "schedules": [
-                {
-                    "schedule": {
-                        "interval": interval,
-                        "anchor_date": (anchor + offset).isoformat(),
-                        "timezone": "UTC",
-                    },
-                    "active": True,
-                }
+                {"schedule": tick_schedule(n, count, interval, first, spread), "active": True}
             ],
         }
         async with semaphore:
@@ -164,6 +158,21 @@ async def recurring(
 
     await asyncio.gather(*(one(n) for n in range(count)))
     return ids
+
+
+def tick_schedule(n: int, count: int, interval: int, first: dt.datetime, spread: bool) -> JSON:
+    """The Prefect schedule of recurring task ``n`` of ``count``: every ``interval`` s from
+    ``first``, or from ``first`` plus its share of the interval when ``spread``."""
+    offset = dt.timedelta(seconds=interval * n // count) if spread else dt.timedelta(0)
+    plan = schedules.plan(
+        "every",
+        f"{interval}s",
+        timezone="UTC",
+        start=first + offset,
+        end=None,
+        now=dt.datetime.now(dt.UTC),
+    )
+    return {"rrule": plan.rrule, "timezone": plan.timezone}
 
 
 async def api_throughput(api: _api.Api, deployment: str, seconds: float, clients: int) -> float:
@@ -238,6 +247,12 @@ async def outcome(
         since=since,
         until=until,
     )
+    return summarise(rows, since)
+
+
+def summarise(rows: list[Any], since: float) -> JSON:
+    """The outcome of runs given as (id, state type, expected start, start, end, run_count,
+    Running states) rows, epoch seconds; start offsets counted from ``since``."""
     delays = sorted(float(r[3]) - float(r[2]) for r in rows if r[3] is not None)
     starts = sorted(float(r[3]) for r in rows if r[3] is not None)
     completed = sum(1 for r in rows if r[1] == "COMPLETED")
