@@ -105,7 +105,7 @@ def plan(
             first = start
         else:  # keep the round phase of an unwindowed interval (see INTERVAL_ANCHOR)
             first = INTERVAL_ANCHOR + step * -((INTERVAL_ANCHOR - now) // step)
-        begin = first.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+        begin = _second_up(first.astimezone(dt.UTC).replace(tzinfo=None))
         body = f"FREQ={freq};INTERVAL={int(seconds // size)}"
         if end is not None:
             body += f";UNTIL={end.astimezone(dt.UTC).strftime(_RRULE_TIME)}"
@@ -120,7 +120,7 @@ def plan(
         if dtstart is not None and dtstart < _local(start, zone):
             raise errors.InvalidSchedule("rrule", "its DTSTART is before start; drop one of them")
         dtstart = dtstart or _local(start, zone)
-    dtstart = (dtstart or _local(now, zone)).replace(microsecond=0)
+    dtstart = _second_up(dtstart or _local(now, zone))
     if until is not None:
         if "COUNT" in parts:
             raise errors.InvalidSchedule("rrule", "COUNT cannot be combined with end; use UNTIL")
@@ -161,6 +161,14 @@ def preview(p: Plan, count: int, *, after: dt.datetime) -> list[dt.datetime]:
         if len(seen) >= count:
             break
     return sorted(seen)
+
+
+def _second_up(value: dt.datetime) -> dt.datetime:
+    """``value`` rounded up to a whole second: RRULE times have none smaller, and a schedule
+    must not fire before its start."""
+    if value.microsecond:
+        return value.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return value
 
 
 def _local(value: dt.datetime, zone: ZoneInfo) -> dt.datetime:

@@ -123,9 +123,15 @@ def test_interval_with_window_stops_at_the_end() -> None:
     assert all(START <= t <= END for t in times)
 
 
-def test_interval_with_window_drops_microseconds_of_the_start() -> None:
+def test_interval_with_window_rounds_a_fractional_start_up_never_firing_before_it() -> None:
     p = plan("every", "1m", start=START.replace(microsecond=500), end=END)
-    assert rrule_lines(p)[0] == "DTSTART:20260310T063015"
+    assert rrule_lines(p)[0] == "DTSTART:20260310T063016"
+    assert rrule_lines(plan("every", "1m", start=START, end=END))[0] == "DTSTART:20260310T063015"
+
+
+def test_rrule_with_a_fractional_start_begins_at_the_next_whole_second() -> None:
+    p = plan("rrule", "FREQ=HOURLY", timezone="UTC", start=START.replace(microsecond=1), end=None)
+    assert rrule_lines(p)[0] == "DTSTART:20260310T063016"
 
 
 def test_fractional_interval_with_window_is_refused_naming_every() -> None:
