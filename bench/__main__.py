@@ -260,10 +260,11 @@ async def run_recurring(
     load = loadavg()
     try:
         started = time.time()
-        first = dt.datetime.fromtimestamp(started + 30 + count / CREATE_PER_S, dt.UTC)
+        first = dt.datetime.fromtimestamp(round(started + 30 + count / CREATE_PER_S), dt.UTC)
         deployments = await _drive.recurring(api, p, pool, count, interval, hits, spread, first)
         created = time.time() - started
-        # Observe from the first tick, or from now if creating the tasks took longer.
+        # Observe from the first tick (a whole second, as the schedule has it), or from now if
+        # creating the tasks took longer.
         overran = time.time() + 5 - first.timestamp()
         if overran > 0:
             print(f"   creating the tasks overran their first tick by {overran:.0f} s", flush=True)

@@ -78,7 +78,7 @@ def test_recurring_tasks_never_fire_before_their_first_tick() -> None:
     rule = dateutil.rrule.rrulestr(together[0]["rrule"])
     ticks = [rule[i] for i in range(3)]  # type: ignore[index]
     assert ticks == [
-        dt.datetime(2026, 11, 27, 18, 0) + dt.timedelta(minutes=10 * i) for i in range(3)
+        dt.datetime(2026, 11, 27, 18, 0, 1) + dt.timedelta(minutes=10 * i) for i in range(3)
     ]
 
 
