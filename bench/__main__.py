@@ -89,10 +89,6 @@ PROFILES: dict[str, JSON] = {
 }
 LEAD = 8.0  # seconds between creating a run and its time: more than the fast lookahead (5 s)
 DRAIN_S = 600.0  # at most this long for the recurring scenario's window to end
-# Recurring tasks start this long after their creation begins, per task: creating them through
-# the API ran at 14 a second here while runs were executing (2026-11-27), faster on an idle
-# server. A first tick before the last task exists would measure creation, not firing.
-CREATE_PER_S = 15.0
 
 
 @contextlib.contextmanager
@@ -260,11 +256,11 @@ async def run_recurring(
     load = loadavg()
     try:
         started = time.time()
-        first = dt.datetime.fromtimestamp(round(started + 30 + count / CREATE_PER_S), dt.UTC)
-        deployments = await _drive.recurring(api, p, pool, count, interval, hits, spread, first)
+        deployments, first = await _drive.recurring(
+            api, pool, count, interval, hits, spread, lead=30.0
+        )
         created = time.time() - started
-        # Observe from the first tick (a whole second, as the schedule has it), or from now if
-        # creating the tasks took longer.
+        # Observe from the first tick, or from now if creating the tasks took longer.
         overran = time.time() + 5 - first.timestamp()
         if overran > 0:
             print(f"   creating the tasks overran their first tick by {overran:.0f} s", flush=True)
@@ -322,6 +318,11 @@ def flush_redis(db: int) -> None:
         redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
 
 
+def fast_env(args: argparse.Namespace) -> dict[str, str]:
+    """The fast worker's settings the command line overrides."""
+    return {"TASKS_FAST_PROCESSES": str(args.fast_processes)} if args.fast_processes else {}
+
+
 def configuration(topology: str, args: argparse.Namespace, work: Path) -> JSON:
     """Start one platform, run its scenarios, stop it (the platform's own calls are sync)."""
     redis_db = {"stock": 0, "tuned-1": 11, "tuned-2": 12}[topology]
@@ -331,7 +332,9 @@ def configuration(topology: str, args: argparse.Namespace, work: Path) -> JSON:
     print(f"== {topology}: starting a platform", flush=True)
     try:
         with (
-            _platform.platform(work / topology, topology=topology, redis_db=redis_db) as p,
+            _platform.platform(
+                work / topology, topology=topology, redis_db=redis_db, extra=fast_env(args)
+            ) as p,
             pointing_at(p),
         ):
             return asyncio.run(scenarios(topology, args, p, hits))
@@ -510,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: tuned configurations that run the fast-lane scenarios"
         " (the others run only the API scenario)",
     )
+    parser.add_argument(
+        "--fast-processes", type=int, default=None, help="the fast worker's warm processes"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     for key, value in PROFILES[args.profile].items():
@@ -531,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             "kernel": host.release(),
         },
         "load_start": loadavg(),
+        "calibration_ms_start": _probe.calibrate(),
         "configurations": {},
     }
     work = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -549,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["load_end"] = loadavg()
+    report["calibration_ms_end"] = _probe.calibrate()
     report["wall_s"] = round(time.time() - began)
     report["ratios"] = ratios(report)
     text_table = table(report)
@@ -563,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     plot(report, args.out / "latest.png")
     print(text_table)
     print(
-        f"\nload average {report['load_start']} → {report['load_end']}; {report['wall_s']} s;"
+        f"\nload average {report['load_start']} → {report['load_end']}; CPU calibration"
+        f" {report['calibration_ms_start']} → {report['calibration_ms_end']} ms (lower is"
+        f" faster); {report['wall_s']} s;"
         f" results in {args.out}/"
     )
     return 0

@@ -9,7 +9,9 @@ PostgreSQL, the backends connected to the platform's database. The CPU of a tree
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -95,3 +97,21 @@ class Tier:
     @property
     def cpu(self) -> float:
         return sum(self.last.values()) - self.start
+
+
+def calibrate(rounds: int = 5) -> float:
+    """Milliseconds this machine takes for a fixed piece of Python work (the best of ``rounds``).
+
+    CPU seconds per job compare between runs only on equally fast CPUs, and a shared VM's speed
+    drifts (see docs/performance.md): reports carry this figure so two runs can be told apart.
+    """
+    payload = [{"id": str(i), "state": "COMPLETED", "n": i * 1.5} for i in range(200)]
+    numbers = [float(i * 7919 % 200) for i in range(200)]
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(50):
+            json.loads(json.dumps(payload))
+            sorted(numbers, key=lambda n: -n)
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
