@@ -318,9 +318,9 @@ def flush_redis(db: int) -> None:
         redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
 
 
-def fast_env(args: argparse.Namespace) -> dict[str, str]:
-    """The fast worker's settings the command line overrides."""
-    return {"TASKS_FAST_PROCESSES": str(args.fast_processes)} if args.fast_processes else {}
+def platform_env(args: argparse.Namespace) -> dict[str, str]:
+    """The platform settings the command line overrides (``--env NAME=VALUE``)."""
+    return dict(item.split("=", 1) for item in args.env)
 
 
 def configuration(topology: str, args: argparse.Namespace, work: Path) -> JSON:
@@ -333,7 +333,10 @@ def configuration(topology: str, args: argparse.Namespace, work: Path) -> JSON:
     try:
         with (
             _platform.platform(
-                work / topology, topology=topology, redis_db=redis_db, extra=fast_env(args)
+                work / topology,
+                topology=topology,
+                redis_db=redis_db,
+                extra=platform_env(args) if topology != "stock" else None,
             ) as p,
             pointing_at(p),
         ):
@@ -514,7 +517,11 @@ def main(argv: list[str] | None = None) -> int:
         " (the others run only the API scenario)",
     )
     parser.add_argument(
-        "--fast-processes", type=int, default=None, help="the fast worker's warm processes"
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the tuned platforms, e.g. TASKS_FAST_PROCESSES=16 (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

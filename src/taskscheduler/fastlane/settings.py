@@ -49,6 +49,18 @@ class FastLaneSettings(BaseSettings):
         le=30,
         description="Seconds between asking the server for scheduled runs of the pool.",
     )
+    check_ahead: float = Field(
+        default=0.3,
+        ge=0,
+        le=5,
+        description=(
+            "Seconds before their time that held runs are checked, in one call per batch, to be"
+            " still Pending (not cancelled), so releasing them on the instant takes one"
+            " round-trip instead of two. A check counts for twice this long; a run cancelled"
+            " less than that before its release may still start. 0: check each batch at"
+            " release."
+        ),
+    )
     claim_limit: int = Field(
         default=200,
         ge=1,

@@ -1,6 +1,6 @@
 """The fast worker: claims runs ahead, holds each to its instant, runs it in a warm process.
 
-One asyncio loop drives five small loops, each batching what many runs need:
+One asyncio loop drives six small loops, each batching what many runs need:
 
 1. **poll** (every ``poll_interval``): one ``get_scheduled_flow_runs`` call for the runs due
    within ``lookahead``, then bulk ``Scheduled → Pending`` claims of up to 50 runs per call.
@@ -8,15 +8,19 @@ One asyncio loop drives five small loops, each batching what many runs need:
    so of two workers racing for a run exactly one gets ``ACCEPT``; only that one ever runs it.
 2. **release**: a timer on the earliest held run. At its instant (wall clock, never early)
    every due run that has a free warm process is moved ``Pending → Running`` in one bulk call;
-   the server stamps ``start_time`` as it accepts. The code starts only after ``ACCEPT``, so a
-   run cancelled while held is never started.
+   the server stamps ``start_time`` as it accepts. The code starts only after ``ACCEPT``.
+   Prefect accepts ``Running`` even from ``Cancelled``, so each run is first checked to be
+   still Pending: ``check_ahead`` seconds before its time, in one call for all runs due by
+   then (the **check** loop), or in its release batch if that check is older than twice
+   ``check_ahead``. A run cancelled while held therefore never starts unless the cancel lands
+   in that last fraction of a second.
 3. **report** (every ``flush_interval``): the output lines of all jobs in one ``POST /logs/``,
    then all ``Completed`` states in bulk calls; failures and retries carry their own message
    and go one call each. Logs always precede the final state they belong to.
 4. **watch** (every ``watch_interval``): one filter call for running runs that left Running
    behind our back (cancelled, rescheduled); a cancelled running job's process is killed and
-   the run set ``Cancelled``. Held runs are checked once, at release, in the same call that
-   precedes their ``Running`` proposal; a held run cancelled meanwhile never starts.
+   the run set ``Cancelled``. Held runs are not watched: they are checked once, just before
+   their release (see 2).
 5. **heartbeat**: the worker shows as online in the pool's workers list.
 
 Per job this makes three orchestrated transitions (Pending, Running, final), each shared with
@@ -78,6 +82,8 @@ class Job:
     parameters: JSON
     attempt: int
     claimed: float  # when this worker took it (moved it to Pending)
+    checked: float = 0.0  # when a check that found it still Pending was sent
+    checking: bool = False
     run: JSON = dataclasses.field(default_factory=dict)  # as claimed: schedule facts
     child: Child | None = None
     timer: asyncio.TimerHandle | None = None
@@ -155,6 +161,7 @@ class FastWorker:
             for loop in (
                 self._poll_loop,
                 self._release_loop,
+                self._check_loop,
                 self._report_loop,
                 self._watch_loop,
                 self._heartbeat_loop,
@@ -415,29 +422,80 @@ class FastWorker:
                     batch.append(job)
             self._track(self._start(batch))
 
+    async def _check_loop(self) -> None:
+        """Check the held runs due within ``check_ahead`` to be still Pending, in one call.
+
+        A run cancelled while held must not start, and Prefect would accept its ``Running``.
+        Checking just ahead of the instant, for all runs due by then, leaves only the
+        ``Running`` proposal to be made at the instant: one round-trip instead of two.
+        """
+        ahead = self.settings.check_ahead
+        if not ahead:
+            return
+        # Only the runs next in line: under a backlog thousands may be due, and checking them
+        # all again and again would cost the server most when it is busiest.
+        next_in_line = 2 * self.settings.processes
+        while not self.stopping.is_set():
+            await self._sleep(ahead / 3)
+            sent = time.time()
+            due = [j for j in self.held.values() if j.due <= sent + ahead and not j.checking]
+            jobs = [
+                j
+                for j in heapq.nsmallest(next_in_line, due, key=lambda j: j.due)
+                if j.checked <= sent - ahead
+            ]
+            if not jobs:
+                continue
+            for job in jobs:
+                job.checking = True
+            try:
+                moved = await self._moved([j.id for j in jobs])
+            except httpx.HTTPError as exc:
+                log.warning("checking %d held runs failed: %s", len(jobs), exc)
+                moved = None
+            for job in jobs:
+                job.checking = False
+                if moved is None:
+                    continue
+                if job.id not in moved:
+                    job.checked = sent
+                elif self.held.pop(job.id, None) is job:
+                    self._not_started(job, moved[job.id])
+            if moved:
+                self.wake.set()  # the heap has entries to drop
+
+    async def _moved(self, run_ids: list[str]) -> dict[str, str | None]:
+        """Those of ``run_ids`` no longer Pending, with the state they are in."""
+        if not run_ids:
+            return {}
+        return {
+            str(r["id"]): r.get("state_type")
+            for r in await self.api.runs_not_in(run_ids, ["PENDING"])
+        }
+
+    def _not_started(self, job: Job, state_type: str | None) -> None:
+        """A held run left Pending behind our back; a user's cancel is completed."""
+        log.info("not starting %s: it is now %s", job.id, state_type)
+        if state_type == "CANCELLING":
+            self.finals.append((job.id, CANCELLED_BY_USER))
+
     async def _start(self, batch: list[Job]) -> None:
         """``Pending → Running`` for a batch due now; start the code of each accepted run.
 
-        Prefect lets a terminal run move to Running (that is how ad-hoc reruns work), so a run
-        cancelled while held would be accepted; the batch is therefore first checked to be
-        still Pending. What remains is the one round-trip between that read and the Running
-        proposal, against seconds for a stock worker (claim, then start a process).
+        Runs without a fresh check (see ``_check_loop``) are checked first, in one call.
         """
+        stale_before = time.time() - 2 * self.settings.check_ahead
+        stale = [j.id for j in batch if j.checked <= stale_before]
         try:
-            moved = {
-                str(r["id"]): r.get("state_type")
-                for r in await self.api.runs_not_in([j.id for j in batch], ["PENDING"])
-            }
+            moved = await self._moved(stale)
         except httpx.HTTPError as exc:
-            log.warning("checking %d runs before release failed: %s; retrying", len(batch), exc)
+            log.warning("checking %d runs before release failed: %s; retrying", len(stale), exc)
             for job in batch:
                 self._requeue(job, time.time() + 0.5)
             return
         for job in batch:
             if job.id in moved:
-                log.info("not starting %s: it is now %s", job.id, moved[job.id])
-                if moved[job.id] == "CANCELLING":
-                    self.finals.append((job.id, CANCELLED_BY_USER))
+                self._not_started(job, moved[job.id])
                 self._release_child(job)
         batch = [j for j in batch if j.id not in moved and not await self._skipped(j)]
         for name in ("Running", "Retrying"):

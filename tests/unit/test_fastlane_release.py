@@ -1,0 +1,127 @@
+"""How the fast worker releases held runs: checked just ahead, one round-trip at the instant.
+
+The worker's own loops against a stand-in for the Prefect API that records each call; the
+real server's side of the same rules is covered by tests/integration/test_fastlane.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from taskscheduler.fastlane.settings import FastLaneSettings
+from taskscheduler.fastlane.worker import FastWorker, Job
+
+JSON = dict[str, Any]
+
+
+class RecordingApi:
+    """The two calls a release makes, answering from a dict of run states."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states = states
+        self.calls: list[tuple[str, list[str], float]] = []
+
+    async def runs_not_in(self, run_ids: Sequence[str], state_types: Sequence[str]) -> list[JSON]:
+        self.calls.append(("check", list(run_ids), time.time()))
+        return [
+            {"id": i, "state_type": self.states[i]}
+            for i in run_ids
+            if self.states[i] not in state_types
+        ]
+
+    async def bulk_set_state(
+        self, run_ids: Sequence[str], state: JSON, *, force: bool = False
+    ) -> dict[str, JSON]:
+        self.calls.append((state["type"], list(run_ids), time.time()))
+        for i in run_ids:
+            self.states[i] = state["type"]
+        return {i: {"status": "ACCEPT", "state": state} for i in run_ids}
+
+    async def close(self) -> None:
+        pass
+
+
+class RecordingChild:
+    """A warm process that records the jobs sent to it."""
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+        self.sent: list[str] = []
+
+    async def send(self, message: JSON) -> None:
+        self.sent.append(message["id"])
+
+
+async def released(
+    states: dict[str, str], due_in: dict[str, float], *, check_ahead: float, processes: int = 2
+) -> tuple[RecordingApi, list[RecordingChild], FastWorker]:
+    """Hold runs due ``due_in`` seconds from now and let the worker release them."""
+    worker = FastWorker(
+        FastLaneSettings(check_ahead=check_ahead, processes=processes), "http://127.0.0.1:9/api"
+    )
+    await worker.api.close()
+    api = RecordingApi(states)
+    worker.api = api  # type: ignore[assignment]
+    children = [RecordingChild() for _ in range(processes)]
+    for child in children:
+        worker.children.add(child)  # type: ignore[arg-type]
+        worker.idle.append(child)  # type: ignore[arg-type]
+    now = time.time()
+    for run_id, delay in due_in.items():
+        job = Job(id=run_id, due=now + delay, parameters={}, attempt=1, claimed=now)
+        worker.held[run_id] = job
+        heapq.heappush(worker.heap, (job.due, run_id))
+    loops = [asyncio.create_task(worker._release_loop()), asyncio.create_task(worker._check_loop())]
+    await asyncio.sleep(max(due_in.values()) + 0.5)
+    worker.stop()
+    for loop in loops:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(loop, 2)
+    return api, children, worker
+
+
+def sent(children: list[RecordingChild]) -> list[str]:
+    return sorted(run_id for child in children for run_id in child.sent)
+
+
+async def test_a_run_checked_ahead_is_released_with_one_call_at_its_instant() -> None:
+    api, children, _ = await released({"a": "PENDING"}, {"a": 1.0}, check_ahead=0.3)
+    kinds = [(kind, ids) for kind, ids, _ in api.calls]
+    assert kinds == [("check", ["a"]), ("RUNNING", ["a"])]
+    checked_at, running_at = api.calls[0][2], api.calls[1][2]
+    assert running_at - checked_at >= 0.1  # the check was made ahead, not at the instant
+    assert sent(children) == ["a"]
+
+
+async def test_without_check_ahead_each_batch_is_checked_at_release() -> None:
+    api, children, _ = await released({"a": "PENDING"}, {"a": 0.3}, check_ahead=0)
+    kinds = [(kind, ids) for kind, ids, _ in api.calls]
+    assert kinds == [("check", ["a"]), ("RUNNING", ["a"])]
+    assert api.calls[1][2] - api.calls[0][2] < 0.1  # back to back, at the instant
+    assert sent(children) == ["a"]
+
+
+async def test_a_run_cancelled_while_held_is_found_ahead_and_never_started() -> None:
+    api, children, worker = await released(
+        {"a": "CANCELLING", "b": "CANCELLED", "c": "PENDING"},
+        {"a": 0.5, "b": 0.5, "c": 0.5},
+        check_ahead=0.3,
+        processes=4,
+    )
+    assert [(kind, ids) for kind, ids, _ in api.calls if kind == "RUNNING"] == [("RUNNING", ["c"])]
+    assert sent(children) == ["c"]
+    # The user's cancel is completed for the one left Cancelling; the other is left alone.
+    assert [(run_id, state["type"]) for run_id, state in worker.finals] == [("a", "CANCELLED")]
+
+
+async def test_a_backlog_is_checked_only_as_far_as_the_runs_next_in_line() -> None:
+    due = {f"r{n:03}": 0.05 for n in range(300)}
+    api, _, _ = await released(dict.fromkeys(due, "PENDING"), due, check_ahead=0.3, processes=2)
+    checks = [ids for kind, ids, _ in api.calls if kind == "check"]
+    assert checks, "the runs next in line were checked"
+    assert max(len(ids) for ids in checks) <= 4  # two per warm process, never the whole backlog
