@@ -54,11 +54,11 @@ class FastLaneSettings(BaseSettings):
         ge=0,
         le=5,
         description=(
-            "Seconds before their time that held runs are checked, in one call per batch, to be"
-            " still Pending (not cancelled), so releasing them on the instant takes one"
-            " round-trip instead of two. A check counts for twice this long; a run cancelled"
-            " less than that before its release may still start. 0: check each batch at"
-            " release."
+            "Seconds before their time that held runs are checked to be still Pending (not"
+            " cancelled), in one call for the runs next in line, so releasing them on the"
+            " instant takes one round-trip instead of two. A check counts for twice this long;"
+            " a run cancelled less than that before its release may still start. 0: check each"
+            " batch at release."
         ),
     )
     claim_limit: int = Field(

@@ -10,8 +10,8 @@ One asyncio loop drives six small loops, each batching what many runs need:
    every due run that has a free warm process is moved ``Pending → Running`` in one bulk call;
    the server stamps ``start_time`` as it accepts. The code starts only after ``ACCEPT``.
    Prefect accepts ``Running`` even from ``Cancelled``, so each run is first checked to be
-   still Pending: ``check_ahead`` seconds before its time, in one call for all runs due by
-   then (the **check** loop), or in its release batch if that check is older than twice
+   still Pending: ``check_ahead`` seconds before its time, in one call for the runs next in
+   line (the **check** loop), or in its release batch if that check is older than twice
    ``check_ahead``. A run cancelled while held therefore never starts unless the cancel lands
    in that last fraction of a second.
 3. **report** (every ``flush_interval``): the output lines of all jobs in one ``POST /logs/``,
@@ -423,10 +423,10 @@ class FastWorker:
             self._track(self._start(batch))
 
     async def _check_loop(self) -> None:
-        """Check the held runs due within ``check_ahead`` to be still Pending, in one call.
+        """Check the held runs next in line, due within ``check_ahead``, to be still Pending.
 
         A run cancelled while held must not start, and Prefect would accept its ``Running``.
-        Checking just ahead of the instant, for all runs due by then, leaves only the
+        Checking just ahead of the instant, in one call for the runs due by then, leaves only the
         ``Running`` proposal to be made at the instant: one round-trip instead of two.
         """
         ahead = self.settings.check_ahead
