@@ -261,9 +261,11 @@ async def run_recurring(
         )
         created = time.time() - started
         # Observe from the first tick, or from now if creating the tasks took longer.
-        overran = time.time() + 5 - first.timestamp()
-        if overran > 0:
-            print(f"   creating the tasks overran their first tick by {overran:.0f} s", flush=True)
+        to_first_tick = first.timestamp() - time.time()
+        if to_first_tick < 5:
+            print(
+                f"   creating the tasks left {to_first_tick:.0f} s to their first tick", flush=True
+            )
         since = max(time.time() + 5, first.timestamp())
         await asyncio.sleep(max(0.0, since - time.time()))
         async with Probe(p) as probe:
@@ -281,7 +283,7 @@ async def run_recurring(
         interval_s=interval,
         spread=spread,
         create_s=round(created, 1),
-        first_tick_after_create_s=round(-overran + 5, 1),
+        first_tick_after_create_s=round(to_first_tick, 1),
         drain_s=round(drain, 1),
         expected_jobs=expected,
         cpu=probe.report(result["jobs"]),
