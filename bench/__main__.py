@@ -87,6 +87,8 @@ PROFILES: dict[str, JSON] = {
         "api_compare": True,
     },
 }
+# The platforms the bench starts, with the Redis database each uses.
+TOPOLOGIES = {"stock": 0, "tuned-1": 11, "tuned-2": 12}
 LEAD = 8.0  # seconds between creating a run and its time: more than the fast lookahead (5 s)
 DRAIN_S = 600.0  # at most this long for the recurring scenario's window to end
 
@@ -325,24 +327,40 @@ def platform_env(args: argparse.Namespace) -> dict[str, str]:
     return dict(item.split("=", 1) for item in args.env)
 
 
-def configuration(topology: str, args: argparse.Namespace, work: Path) -> JSON:
+def split_config(name: str) -> tuple[str, dict[str, str]]:
+    """``tuned-2@NAME=VALUE@...``: the topology, and the settings only this configuration changes.
+
+    Two variants of one topology in one invocation are measured side by side, minutes apart
+    on the same machine, which separate invocations on a drifting VM are not.
+    """
+    topology, *pairs = name.split("@")
+    if topology not in TOPOLOGIES or (pairs and topology == "stock"):
+        raise SystemExit(f"bench: unknown configuration {name!r} (stock, tuned-1, tuned-2[@N=V])")
+    settings = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+    if len(settings) != len(pairs):
+        raise SystemExit(f"bench: {name!r}: settings are written @NAME=VALUE")
+    return topology, settings
+
+
+def configuration(name: str, args: argparse.Namespace, work: Path) -> JSON:
     """Start one platform, run its scenarios, stop it (the platform's own calls are sync)."""
-    redis_db = {"stock": 0, "tuned-1": 11, "tuned-2": 12}[topology]
+    topology, own = split_config(name)
+    redis_db = TOPOLOGIES[topology]
     if topology != "stock":
         flush_redis(redis_db)
-    hits = str(work / f"{topology}.hits")
-    print(f"== {topology}: starting a platform", flush=True)
+    state = work / name.replace("@", "_")
+    print(f"== {name}: starting a platform", flush=True)
     try:
         with (
             _platform.platform(
-                work / topology,
+                state,
                 topology=topology,
                 redis_db=redis_db,
-                extra=platform_env(args) if topology != "stock" else None,
+                extra={**platform_env(args), **own} if topology != "stock" else None,
             ) as p,
             pointing_at(p),
         ):
-            return asyncio.run(scenarios(topology, args, p, hits))
+            return asyncio.run(scenarios(topology, args, p, f"{state}.hits"))
     finally:
         if topology != "stock":
             flush_redis(redis_db)
@@ -400,28 +418,29 @@ def table(report: JSON) -> str:
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value * 1000:,.0f}"
 
+    width = max([9, *(len(c) + 1 for c in report["configurations"])])
     head = (
-        f"{'scenario':<12}{'config':<9}{'lane':<8}{'jobs':>7}{'rate/min':>9}{'p50ms':>8}"
+        f"{'scenario':<12}{'config':<{width}}{'lane':<8}{'jobs':>7}{'rate/min':>9}{'p50ms':>8}"
         f"{'p90ms':>8}{'p99ms':>8}{'maxms':>8}{'lost':>6}{'unended':>8}{'twice':>6}"
         f"{'cpu ms/job srv/wrk/pg':>24}{'peak MB srv/wrk/pg':>21}"
     )
     lines = [head, "-" * len(head)]
-    for topology, scenarios in report["configurations"].items():
+    for config, scenarios in report["configurations"].items():
         for name, r in scenarios.items():
             if name == "api":
                 lines.append(
-                    f"{'api':<12}{topology:<9}{'-':<8}{'':>7}{r['runs_per_min']:>9,}"
+                    f"{'api':<12}{config:<{width}}{'-':<8}{'':>7}{r['runs_per_min']:>9,}"
                     f"  (create+Pending+Running+Completed, bulk, no execution)"
                 )
                 continue
             cpu = r["cpu"]
-            worker = cpu.get("fast worker" if lane(topology) == "fast" else "process worker", {})
+            worker = cpu.get("fast worker" if lane(config) == "fast" else "process worker", {})
             parts = [cpu.get("server", {}), worker, cpu.get("postgres", {})]
             cpus = "/".join(f"{c.get('cpu_ms_per_job') or 0:.0f}" for c in parts)
             mems = "/".join(f"{c.get('peak_rss_mb') or 0:.0f}" for c in parts)
             rate = r["rate_per_min"]
             lines.append(
-                f"{name:<12}{topology:<9}{lane(topology):<8}{r['jobs']:>7}"
+                f"{name:<12}{config:<{width}}{lane(config):<8}{r['jobs']:>7}"
                 f"{'-' if rate is None else f'{rate:,.0f}':>9}{ms(r['delay']['p50']):>8}"
                 f"{ms(r['delay']['p90']):>8}{ms(r['delay']['p99']):>8}{ms(r['delay']['max']):>8}"
                 f"{r['lost']:>6}{r['not_ended']:>8}{r['run_twice']:>6}{cpus:>24}"
@@ -511,7 +530,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         parser.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None)
     parser.add_argument("--skip", default="", help="comma-separated: steady,burst,recurring,api")
-    parser.add_argument("--configs", default="stock,tuned-2,tuned-1")
+    parser.add_argument(
+        "--configs",
+        default="stock,tuned-2,tuned-1",
+        help="comma-separated: stock, tuned-1, tuned-2; tuned-2@NAME=VALUE is tuned-2 with one"
+        " more setting, to compare two variants side by side in one invocation",
+    )
     parser.add_argument(
         "--fast-on",
         default="tuned-2",
@@ -533,6 +557,10 @@ def main(argv: list[str] | None = None) -> int:
     args.skip = [s for s in args.skip.split(",") if s]
     args.fast_on = [c for c in args.fast_on.split(",") if c]
     configs = [c for c in args.configs.split(",") if c]
+    if len(set(configs)) != len(configs):
+        raise SystemExit("bench: a configuration is named twice in --configs")
+    for name in configs:
+        split_config(name)  # a typo fails here, not after the first platform's minutes
     if not args.api_compare:
         configs = [c for c in configs if c != "tuned-1" or c in args.fast_on]
     report: JSON = {

@@ -143,3 +143,32 @@ def test_the_table_and_ratios_show_each_scenario() -> None:
         "0",
     ]
     assert any(line.startswith("api") and "1,200" in line for line in lines)
+
+
+def test_a_configuration_may_change_settings_of_its_own() -> None:
+    assert bench.split_config("tuned-2") == ("tuned-2", {})
+    assert bench.split_config("tuned-2@TASKS_FAST_CHECK_AHEAD=0@TASKS_FAST_PROCESSES=8") == (
+        "tuned-2",
+        {"TASKS_FAST_CHECK_AHEAD": "0", "TASKS_FAST_PROCESSES": "8"},
+    )
+    for wrong in ("tuned-3", "stock@TASKS_FAST_PROCESSES=8", "tuned-2@TASKS_FAST_PROCESSES"):
+        with pytest.raises(SystemExit, match="bench: "):
+            bench.split_config(wrong)
+
+
+def test_the_table_makes_room_for_a_long_configuration_name() -> None:
+    row = {
+        "jobs": 10,
+        "rate_per_min": 600.0,
+        "delay": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "max": 0.4},
+        "lost": 0,
+        "not_ended": 0,
+        "run_twice": 0,
+        "cpu": {},
+    }
+    names = ["tuned-2", "tuned-2@TASKS_FAST_CHECK_AHEAD=0"]
+    text = bench.table({"configurations": {name: {"steady": row} for name in names}})
+    head, _, *rows = text.splitlines()
+    assert [line.split()[1] for line in rows] == names
+    # Every column starts where its heading does, whatever the name's length.
+    assert {line.index(" fast ") for line in rows} == {head.index(" lane")}
