@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from taskscheduler.fastlane import _api
 from taskscheduler.fastlane.settings import FastLaneSettings
 from taskscheduler.fastlane.worker import FastWorker, Job
 
@@ -22,9 +24,14 @@ JSON = dict[str, Any]
 class RecordingApi:
     """The two calls a release makes, answering from a dict of run states."""
 
-    def __init__(self, states: dict[str, str]) -> None:
+    def __init__(self, states: dict[str, str], scheduled: list[JSON] | None = None) -> None:
         self.states = states
+        self.scheduled = scheduled or []
         self.calls: list[tuple[str, list[str], float]] = []
+        self.proposed: list[JSON] = []
+
+    async def scheduled_runs(self, pool: str, before: float, limit: int) -> list[JSON]:
+        return self.scheduled
 
     async def runs_not_in(self, run_ids: Sequence[str], state_types: Sequence[str]) -> list[JSON]:
         self.calls.append(("check", list(run_ids), time.time()))
@@ -38,6 +45,12 @@ class RecordingApi:
         self, run_ids: Sequence[str], state: JSON, *, force: bool = False
     ) -> dict[str, JSON]:
         self.calls.append((state["type"], list(run_ids), time.time()))
+        self.proposed.append(json.loads(json.dumps(state)))
+        details = state["state_details"]
+        if state["type"] == "PENDING" and not details.get("scheduled_time"):
+            # As Prefect 3.9 does: the first run's time, copied into the one shared state.
+            first = next(r for r in self.scheduled if r["id"] == run_ids[0])
+            details["scheduled_time"] = first["next_scheduled_start_time"]
         for i in run_ids:
             self.states[i] = state["type"]
         return {i: {"status": "ACCEPT", "state": state} for i in run_ids}
@@ -125,3 +138,33 @@ async def test_a_backlog_is_checked_only_as_far_as_the_runs_next_in_line() -> No
     checks = [ids for kind, ids, _ in api.calls if kind == "check"]
     assert checks, "the runs next in line were checked"
     assert max(len(ids) for ids in checks) <= 4  # two per warm process, never the whole backlog
+
+
+async def test_each_claimed_run_is_held_to_its_own_time_not_to_its_batchs() -> None:
+    """Prefect's bulk endpoint gives every run of a call one Pending state's scheduled time.
+
+    Each run is held to its own (a retry's Scheduled time, not its first expected start); the
+    Pending state proposed names the batch's earliest, so the server never holds one back.
+    """
+    now = time.time()
+    own = {"a": now + 3.0, "b": now + 1.0, "c": now + 2.0}
+    runs = [
+        {
+            "id": run_id,
+            "expected_start_time": _api.iso(at - 60),
+            "next_scheduled_start_time": _api.iso(at),
+            "run_count": 0,
+        }
+        for run_id, at in own.items()
+    ]
+    worker = FastWorker(FastLaneSettings(), "http://127.0.0.1:9/api")
+    await worker.api.close()
+    api = RecordingApi(dict.fromkeys(own, "SCHEDULED"), runs)
+    worker.api = api  # type: ignore[assignment]
+    await worker._poll()
+    assert {run_id: round(job.due, 3) for run_id, job in worker.held.items()} == {
+        run_id: round(at, 3) for run_id, at in own.items()
+    }
+    [claim] = api.proposed
+    assert claim["type"] == "PENDING"
+    assert claim["state_details"]["scheduled_time"] == _api.iso(own["b"])
