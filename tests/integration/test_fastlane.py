@@ -158,6 +158,28 @@ def assert_completed_not_before_its_time(job: models.Job) -> None:
     assert delay >= -CLOCK_GRANULARITY, f"started {-delay:.3f}s before its time"
 
 
+def test_a_limited_tasks_concurrency_lease_stays_with_its_own_job(ts: TaskScheduler) -> None:
+    """Runs of a limited and of unlimited tasks due together: only the limited one holds a lease.
+
+    One bulk claim would give them one shared proposed state, and the lease Prefect takes for
+    the limited run would be written into the unlimited ones, which release it when they end.
+    """
+    limited = fast_task(ts, "def main():\n    return 1\n", concurrency=1)
+    free = fast_task(ts, "def main():\n    return 1\n")
+    at = now() + dt.timedelta(seconds=4)  # inside the lookahead already: one poll sees all
+    own = ts.schedule(limited, at).id
+    others = [ts.schedule(free, at).id for _ in range(6)]
+    for job_id in [own, *others]:
+        assert finished(ts, job_id, timeout=90).state is JobState.COMPLETED
+    leases = {s.state_details.deployment_concurrency_lease_id for s in read_states(own)}
+    assert leases - {None}, "the limited job held a lease"
+    for job_id in others:
+        carried = [
+            s.name for s in read_states(job_id) if s.state_details.deployment_concurrency_lease_id
+        ]
+        assert not carried, f"an unlimited job carried a concurrency lease in {carried}"
+
+
 def test_failed_attempts_are_retried_as_awaiting_retry_then_retrying(ts: TaskScheduler) -> None:
     name = fast_task(ts, "def main():\n    raise ValueError('boom')\n", retries=2, retry_delay="1s")
     job = finished(ts, ts.run(name).id)

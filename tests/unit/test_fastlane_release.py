@@ -24,14 +24,23 @@ JSON = dict[str, Any]
 class RecordingApi:
     """The two calls a release makes, answering from a dict of run states."""
 
-    def __init__(self, states: dict[str, str], scheduled: list[JSON] | None = None) -> None:
+    def __init__(
+        self,
+        states: dict[str, str],
+        scheduled: list[JSON] | None = None,
+        limits: Sequence[str] = (),
+    ) -> None:
         self.states = states
         self.scheduled = scheduled or []
+        self.limits = list(limits)
         self.calls: list[tuple[str, list[str], float]] = []
         self.proposed: list[JSON] = []
 
     async def scheduled_runs(self, pool: str, before: float, limit: int) -> list[JSON]:
         return self.scheduled
+
+    async def concurrency_limit_names(self) -> list[str]:
+        return self.limits
 
     async def runs_not_in(self, run_ids: Sequence[str], state_types: Sequence[str]) -> list[JSON]:
         self.calls.append(("check", list(run_ids), time.time()))
@@ -54,6 +63,13 @@ class RecordingApi:
         for i in run_ids:
             self.states[i] = state["type"]
         return {i: {"status": "ACCEPT", "state": state} for i in run_ids}
+
+    async def set_state(self, run_id: str, state: JSON, *, force: bool = False) -> JSON:
+        self.calls.append((state["type"], [run_id], time.time()))
+        return {"status": "ACCEPT", "state": state}
+
+    async def create_logs(self, logs: list[JSON]) -> None:
+        pass
 
     async def close(self) -> None:
         pass
@@ -96,6 +112,29 @@ async def released(
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(loop, 2)
     return api, children, worker
+
+
+def scheduled(own: dict[str, float], deployment: dict[str, str] | None = None) -> list[JSON]:
+    """Runs as ``get_scheduled_flow_runs`` lists them, each due at ``own[id]``."""
+    return [
+        {
+            "id": run_id,
+            "deployment_id": (deployment or {}).get(run_id, "d-free"),
+            "expected_start_time": _api.iso(at - 60),
+            "next_scheduled_start_time": _api.iso(at),
+            "run_count": 0,
+        }
+        for run_id, at in own.items()
+    ]
+
+
+async def polled(api: RecordingApi) -> FastWorker:
+    """A worker that has polled ``api`` once."""
+    worker = FastWorker(FastLaneSettings(), "http://127.0.0.1:9/api")
+    await worker.api.close()
+    worker.api = api  # type: ignore[assignment]
+    await worker._poll()
+    return worker
 
 
 def sent(children: list[RecordingChild]) -> list[str]:
@@ -148,23 +187,45 @@ async def test_each_claimed_run_is_held_to_its_own_time_not_to_its_batchs() -> N
     """
     now = time.time()
     own = {"a": now + 3.0, "b": now + 1.0, "c": now + 2.0}
-    runs = [
-        {
-            "id": run_id,
-            "expected_start_time": _api.iso(at - 60),
-            "next_scheduled_start_time": _api.iso(at),
-            "run_count": 0,
-        }
-        for run_id, at in own.items()
-    ]
-    worker = FastWorker(FastLaneSettings(), "http://127.0.0.1:9/api")
-    await worker.api.close()
-    api = RecordingApi(dict.fromkeys(own, "SCHEDULED"), runs)
-    worker.api = api  # type: ignore[assignment]
-    await worker._poll()
+    api = RecordingApi(dict.fromkeys(own, "SCHEDULED"), scheduled(own))
+    worker = await polled(api)
     assert {run_id: round(job.due, 3) for run_id, job in worker.held.items()} == {
         run_id: round(at, 3) for run_id, at in own.items()
     }
     [claim] = api.proposed
     assert claim["type"] == "PENDING"
     assert claim["state_details"]["scheduled_time"] == _api.iso(own["b"])
+
+
+async def test_a_limited_tasks_runs_get_each_state_in_a_call_of_their_own() -> None:
+    """A bulk call's runs share one proposed state, and Prefect writes a limited run's
+    concurrency lease into it: a run orchestrated after it in the same call would carry that
+    lease and release it when it ends, with the limited run still going.
+    """
+    due = time.time() + 2.0
+    own = {"l1": due, "l2": due, "f1": due, "f2": due, "f3": due}
+    deployment = {"l1": "d-limited", "l2": "d-limited"}
+    api = RecordingApi(
+        dict.fromkeys(own, "SCHEDULED"),
+        scheduled(own, deployment),
+        limits=["deployment:d-limited", "some-other-limit"],
+    )
+    worker = await polled(api)
+    claims = sorted(sorted(ids) for kind, ids, _ in api.calls if kind == "PENDING")
+    assert claims == [["f1", "f2", "f3"], ["l1"], ["l2"]]
+    assert sorted(worker.held) == sorted(own)
+    # Every later state too: Prefect copies a run's lease into the proposed state of each.
+    api.calls.clear()
+    await worker._propose(sorted(own), {"type": "RUNNING", "state_details": {}})
+    worker.finals = [(run_id, {"type": "COMPLETED"}) for run_id in sorted(own)]
+    await worker._flush()
+    calls = sorted((kind, sorted(ids)) for kind, ids, _ in api.calls)
+    assert calls == [
+        ("COMPLETED", ["f1", "f2", "f3"]),
+        ("COMPLETED", ["l1"]),
+        ("COMPLETED", ["l2"]),
+        ("RUNNING", ["f1", "f2", "f3"]),
+        ("RUNNING", ["l1"]),
+        ("RUNNING", ["l2"]),
+    ]
+    assert not worker.alone  # forgotten once their final state is sent

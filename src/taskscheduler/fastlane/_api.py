@@ -20,6 +20,8 @@ import httpx
 from taskscheduler.fastlane.settings import BULK_LIMIT
 
 JSON = dict[str, Any]
+# The most objects a filter call returns (Prefect's default API limit).
+PAGE_LIMIT = 200
 
 ACCEPT = "ACCEPT"
 
@@ -154,6 +156,17 @@ class Api:
             f"flow_runs/{run_id}/set_state", {"state": state, "force": force}
         )
         return result
+
+    async def concurrency_limit_names(self) -> list[str]:
+        """The names of all global concurrency limits, page by page."""
+        names: list[str] = []
+        while True:
+            page: list[JSON] = await self._post(
+                "v2/concurrency_limits/filter", {"limit": PAGE_LIMIT, "offset": len(names)}
+            )
+            names.extend(str(limit["name"]) for limit in page)
+            if len(page) < PAGE_LIMIT:
+                return names
 
     async def runs_not_in(self, run_ids: Sequence[str], state_types: Sequence[str]) -> list[JSON]:
         """Those of ``run_ids`` whose state is none of ``state_types`` (e.g. cancelled ones)."""

@@ -44,6 +44,7 @@ import datetime as dt
 import heapq
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -71,6 +72,8 @@ WORKER_LOGGER = "taskscheduler.fastlane"
 CANCELLED_BY_USER: JSON = {"type": "CANCELLED", "message": "Cancelled by user"}
 # What the misfire decision needs to know of a claimed run.
 MISFIRE_FACTS = ("id", "deployment_id", "expected_start_time", "auto_scheduled")
+# Seconds the list of concurrency-limited deployments is trusted (see _limited_deployments).
+LIMITS_MAX_AGE = 10.0
 
 
 def own_time(run: JSON) -> float:
@@ -136,6 +139,9 @@ class FastWorker:
         self.children: set[Child] = set()
         self.idle: list[Child] = []
         self.held: dict[str, Job] = {}
+        self.limited: frozenset[str] = frozenset()  # deployments with a concurrency limit
+        self.limits_read_at = -math.inf
+        self.alone: set[str] = set()  # runs of those deployments, proposed states one by one
         self.heap: list[tuple[float, str]] = []
         self.running: dict[str, Job] = {}
         self.logs: list[JSON] = []
@@ -328,6 +334,8 @@ class FastWorker:
             return
         random.shuffle(fresh)  # two workers on one pool collide less when they race
         by_id = {r["id"]: r for r in fresh}
+        limited = await self._limited_deployments()
+        self.alone.update(r["id"] for r in fresh if r.get("deployment_id") in limited)
         parts = _api.chunks(list(by_id))
         results = await asyncio.gather(*(self._claim([by_id[i] for i in part]) for part in parts))
         claimed: list[Job] = []
@@ -350,6 +358,24 @@ class FastWorker:
         if claimed:
             self.wake.set()
             await self._load_codes(claimed)
+
+    async def _limited_deployments(self) -> frozenset[str]:
+        """The deployments with a concurrency limit, read at most every ``LIMITS_MAX_AGE``.
+
+        Their runs get every state in a call of their own (``_propose``): the runs of a bulk
+        call share one proposed state, and Prefect writes a limited run's concurrency lease
+        into it (``SecureFlowConcurrencySlots`` on Pending, ``PreserveDeploymentConcurrencyLeaseId``
+        after), so a run orchestrated after it in the same call would carry that lease and
+        release it when it ends, letting a second job of the limited task start. Prefect names
+        a deployment's limit ``deployment:<id>``. A limit set within the last
+        ``LIMITS_MAX_AGE`` is not yet known here.
+        """
+        if time.monotonic() - self.limits_read_at > LIMITS_MAX_AGE:
+            names = await self.api.concurrency_limit_names()
+            prefix = "deployment:"
+            self.limited = frozenset(n.removeprefix(prefix) for n in names if n.startswith(prefix))
+            self.limits_read_at = time.monotonic()
+        return self.limited
 
     async def _claim(self, runs: list[JSON]) -> dict[str, JSON]:
         """``Scheduled → Pending`` for up to 50 runs; the outcomes of those we won.
@@ -374,12 +400,21 @@ class FastWorker:
         return {run_id: r for run_id, r in results.items() if self._won(r, state)}
 
     async def _propose(self, run_ids: list[str], state: JSON) -> dict[str, JSON]:
-        """A bulk proposal, retried once on a transport error with the same transition id.
+        """One state for up to 50 runs: one bulk call, and one call per run of a limited task.
 
-        If the first call was applied but its answer lost, the server rejects the repeat as a
-        duplicate of the current state (``PreventDuplicateTransitions``), which ``_won`` then
-        recognises by its transition id; without that the run would stay Pending forever.
+        Each call is retried once on a transport error with the same transition id. If the
+        first was applied but its answer lost, the server rejects the repeat as a duplicate
+        of the current state (``PreventDuplicateTransitions``), which ``_won`` then recognises
+        by its transition id; without that the run would stay Pending forever.
         """
+        together = [i for i in run_ids if i not in self.alone]
+        calls = ([together] if together else []) + [[i] for i in run_ids if i in self.alone]
+        results: dict[str, JSON] = {}
+        for answer in await asyncio.gather(*(self._bulk(ids, state) for ids in calls)):
+            results.update(answer)
+        return results
+
+    async def _bulk(self, run_ids: list[str], state: JSON) -> dict[str, JSON]:
         try:
             return await self.api.bulk_set_state(run_ids, state)
         except httpx.TransportError as exc:
@@ -515,7 +550,7 @@ class FastWorker:
         for job in batch:
             if job.id in moved:
                 self._not_started(job, moved[job.id])
-                self._release_child(job)
+                self._forget(job)
         batch = [j for j in batch if j.id not in moved and not await self._skipped(j)]
         for name in ("Running", "Retrying"):
             group = [j for j in batch if (j.attempt == 1) == (name == "Running")]
@@ -544,7 +579,7 @@ class FastWorker:
                 else:
                     reason = (result or {}).get("details", {}).get("reason") or "the run is gone"
                     log.info("not starting %s: %s", job.id, reason)
-                    self._release_child(job)
+                    self._forget(job)
 
     async def _skipped(self, job: Job) -> bool:
         """End a first attempt that starts too late for its task's misfire policy or late limit.
@@ -594,6 +629,11 @@ class FastWorker:
         self.held[job.id] = job
         heapq.heappush(self.heap, (due, job.id))
         self.wake.set()
+
+    def _forget(self, job: Job) -> None:
+        """A claimed run this worker will not start after all (no longer ours)."""
+        self._release_child(job)
+        self.alone.discard(job.id)
 
     def _release_child(self, job: Job) -> None:
         child, job.child = job.child, None
@@ -728,8 +768,14 @@ class FastWorker:
             self.logs[:0] = logs
             return
         finals, self.finals = self.finals, []
-        completed = [run_id for run_id, s in finals if s == {"type": "COMPLETED"}]
-        others = [(run_id, s) for run_id, s in finals if s != {"type": "COMPLETED"}]
+        # Runs of a limited task go one per call, as in ``_propose``.
+        completed = [
+            run_id
+            for run_id, s in finals
+            if s == {"type": "COMPLETED"} and run_id not in self.alone
+        ]
+        others = [(run_id, s) for run_id, s in finals if run_id not in completed]
+        self.alone.difference_update(run_id for run_id, _ in finals)
         calls = [
             self.api.bulk_set_state(part, {"type": "COMPLETED"}) for part in _api.chunks(completed)
         ]
