@@ -774,7 +774,8 @@ class FastWorker:
             for run_id, s in finals
             if s == {"type": "COMPLETED"} and run_id not in self.alone
         ]
-        others = [(run_id, s) for run_id, s in finals if run_id not in completed]
+        together = set(completed)
+        others = [(run_id, s) for run_id, s in finals if run_id not in together]
         self.alone.difference_update(run_id for run_id, _ in finals)
         calls = [
             self.api.bulk_set_state(part, {"type": "COMPLETED"}) for part in _api.chunks(completed)
