@@ -40,6 +40,7 @@ class RecordingApi:
         return self.scheduled
 
     async def concurrency_limit_names(self) -> list[str]:
+        self.calls.append(("limits", [], time.time()))
         return self.limits
 
     async def runs_not_in(self, run_ids: Sequence[str], state_types: Sequence[str]) -> list[JSON]:
@@ -229,3 +230,22 @@ async def test_a_limited_tasks_runs_get_each_state_in_a_call_of_their_own() -> N
         ("RUNNING", ["l2"]),
     ]
     assert not worker.alone  # forgotten once their final state is sent
+
+
+async def test_a_new_task_with_a_limit_is_known_from_its_first_run() -> None:
+    due = time.time() + 2.0
+    api = RecordingApi({"f1": "SCHEDULED"}, scheduled({"f1": due}))
+    worker = await polled(api)
+    # Created since: a task with a limit, and one more run of the task already seen.
+    api.limits = ["deployment:d-new"]
+    api.states.update(n1="SCHEDULED", n2="SCHEDULED", f2="SCHEDULED")
+    api.scheduled = scheduled(dict.fromkeys(["n1", "n2", "f2"], due), dict(n1="d-new", n2="d-new"))
+    api.calls.clear()
+    await worker._poll()
+    calls = sorted((kind, sorted(ids)) for kind, ids, _ in api.calls)
+    assert calls == [("PENDING", ["f2"]), ("PENDING", ["n1"]), ("PENDING", ["n2"]), ("limits", [])]
+    api.scheduled = scheduled({"f3": due})
+    api.states["f3"] = "SCHEDULED"
+    api.calls.clear()
+    await worker._poll()
+    assert [kind for kind, _, _ in api.calls] == ["PENDING"]  # known deployment: no new read

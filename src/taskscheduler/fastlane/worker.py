@@ -142,6 +142,7 @@ class FastWorker:
         self.limited: frozenset[str] = frozenset()  # deployments with a concurrency limit
         self.limits_read_at = -math.inf
         self.alone: set[str] = set()  # runs of those deployments, proposed states one by one
+        self.known: set[str] = set()  # deployments seen in claims; a new one rereads limits
         self.heap: list[tuple[float, str]] = []
         self.running: dict[str, Job] = {}
         self.logs: list[JSON] = []
@@ -334,7 +335,9 @@ class FastWorker:
             return
         random.shuffle(fresh)  # two workers on one pool collide less when they race
         by_id = {r["id"]: r for r in fresh}
-        limited = await self._limited_deployments()
+        deployments = {str(d) for r in fresh if (d := r.get("deployment_id"))}
+        limited = await self._limited_deployments(new=bool(deployments - self.known))
+        self.known |= deployments
         self.alone.update(r["id"] for r in fresh if r.get("deployment_id") in limited)
         parts = _api.chunks(list(by_id))
         results = await asyncio.gather(*(self._claim([by_id[i] for i in part]) for part in parts))
@@ -359,18 +362,20 @@ class FastWorker:
             self.wake.set()
             await self._load_codes(claimed)
 
-    async def _limited_deployments(self) -> frozenset[str]:
-        """The deployments with a concurrency limit, read at most every ``LIMITS_MAX_AGE``.
+    async def _limited_deployments(self, *, new: bool) -> frozenset[str]:
+        """The deployments with a concurrency limit, read again when ``new`` ones appear among
+        the runs to claim, and at least every ``LIMITS_MAX_AGE``.
 
         Their runs get every state in a call of their own (``_propose``): the runs of a bulk
         call share one proposed state, and Prefect writes a limited run's concurrency lease
         into it (``SecureFlowConcurrencySlots`` on Pending, ``PreserveDeploymentConcurrencyLeaseId``
         after), so a run orchestrated after it in the same call would carry that lease and
         release it when it ends, letting a second job of the limited task start. Prefect names
-        a deployment's limit ``deployment:<id>``. A limit set within the last
-        ``LIMITS_MAX_AGE`` is not yet known here.
+        a deployment's limit ``deployment:<id>``. A task created with a limit is known from
+        its first run on; a limit added to an existing one within the last ``LIMITS_MAX_AGE``
+        is not yet.
         """
-        if time.monotonic() - self.limits_read_at > LIMITS_MAX_AGE:
+        if new or time.monotonic() - self.limits_read_at > LIMITS_MAX_AGE:
             names = await self.api.concurrency_limit_names()
             prefix = "deployment:"
             self.limited = frozenset(n.removeprefix(prefix) for n in names if n.startswith(prefix))
