@@ -6,6 +6,8 @@ One asyncio loop drives six small loops, each batching what many runs need:
    within ``lookahead``, then bulk ``Scheduled → Pending`` claims of up to 50 runs per call.
    The server locks each run and aborts a second ``→ Pending`` (``PreventPendingTransitions``),
    so of two workers racing for a run exactly one gets ``ACCEPT``; only that one ever runs it.
+   A bulk call's runs share one proposed state on the server, so each run is held to its own
+   time, and a run of a task with a concurrency limit gets each state in a call of its own.
 2. **release**: a timer on the earliest held run. At its instant (wall clock, never early)
    every due run that has a free warm process is moved ``Pending → Running`` in one bulk call;
    the server stamps ``start_time`` as it accepts. The code starts only after ``ACCEPT``.
