@@ -775,20 +775,16 @@ class FastWorker:
             self.logs[:0] = logs
             return
         finals, self.finals = self.finals, []
-        # Runs of a limited task go one per call, as in ``_propose``.
-        completed = [
-            run_id
-            for run_id, s in finals
-            if s == {"type": "COMPLETED"} and run_id not in self.alone
-        ]
-        together = set(completed)
-        others = [(run_id, s) for run_id, s in finals if run_id not in together]
-        self.alone.difference_update(run_id for run_id, _ in finals)
-        calls = [
-            self.api.bulk_set_state(part, {"type": "COMPLETED"}) for part in _api.chunks(completed)
+        completed = [run_id for run_id, s in finals if s == {"type": "COMPLETED"}]
+        others = [(run_id, s) for run_id, s in finals if s != {"type": "COMPLETED"}]
+        # With a transition id, a repeat after a lost answer is refused, not a second state.
+        done = {"type": "COMPLETED", "state_details": {"transition_id": str(uuid.uuid4())}}
+        calls: list[Coroutine[Any, Any, JSON]] = [
+            self._propose(part, done) for part in _api.chunks(completed)
         ]
         calls += [self.api.set_state(run_id, s) for run_id, s in others]
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        self.alone.difference_update(run_id for run_id, _ in finals)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 log.warning("reporting final states failed: %s", outcome)
