@@ -87,16 +87,20 @@ class RecordingChild:
         self.sent.append(message["id"])
 
 
+async def worker_on(api: RecordingApi, settings: FastLaneSettings | None = None) -> FastWorker:
+    """A fast worker that speaks to ``api`` instead of a server."""
+    worker = FastWorker(settings or FastLaneSettings(), "http://127.0.0.1:9/api")
+    await worker.api.close()
+    worker.api = api  # type: ignore[assignment]
+    return worker
+
+
 async def released(
     states: dict[str, str], due_in: dict[str, float], *, check_ahead: float, processes: int = 2
 ) -> tuple[RecordingApi, list[RecordingChild], FastWorker]:
     """Hold runs due ``due_in`` seconds from now and let the worker release them."""
-    worker = FastWorker(
-        FastLaneSettings(check_ahead=check_ahead, processes=processes), "http://127.0.0.1:9/api"
-    )
-    await worker.api.close()
     api = RecordingApi(states)
-    worker.api = api  # type: ignore[assignment]
+    worker = await worker_on(api, FastLaneSettings(check_ahead=check_ahead, processes=processes))
     children = [RecordingChild() for _ in range(processes)]
     for child in children:
         worker.children.add(child)  # type: ignore[arg-type]
@@ -131,9 +135,7 @@ def scheduled(own: dict[str, float], deployment: dict[str, str] | None = None) -
 
 async def polled(api: RecordingApi) -> FastWorker:
     """A worker that has polled ``api`` once."""
-    worker = FastWorker(FastLaneSettings(), "http://127.0.0.1:9/api")
-    await worker.api.close()
-    worker.api = api  # type: ignore[assignment]
+    worker = await worker_on(api)
     await worker._poll()
     return worker
 
