@@ -10,8 +10,14 @@ endif
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+# The system's own Python 3.11 (Debian's), not one under a user's home: the process and fast
+# lanes run as a system user of their own, and an interpreter under /root (mode 0700) is out
+# of its reach. `make install` installs it when missing (python3.11 from Debian's archive).
+SYSTEM_PYTHON := /usr/bin/python3.11
+export UV_PYTHON := $(SYSTEM_PYTHON)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install up down status test lint bench images test-images browser compose-config
+.PHONY: help install system-packages up down status test lint bench images test-images browser compose-config
 
 help:
 	@echo "make install  create .venv from uv.lock (installs uv if missing)"
@@ -25,13 +31,23 @@ help:
 	@echo "make bench    benchmark on throwaway databases (BENCH_ARGS='--profile full' for the targets)"
 
 # uv is a self-contained binary, so installing it into a system Python (PEP 668) is harmless.
-install:
+install: system-packages
 	@if command -v uv >/dev/null 2>&1; then \
 		uv sync --frozen; \
 	else \
 		{ python3 -m pip install --quiet uv \
 			|| python3 -m pip install --quiet --break-system-packages uv; } \
 		&& python3 -m uv sync --frozen; \
+	fi
+
+# What the platform runs on besides the lock file: the system Python and bubblewrap, which puts
+# every process- and fast-lane job in a sandbox of its own (see docs/security.md). Installing
+# needs root, as CI runs; elsewhere sudo is used when present.
+system-packages:
+	@if [ ! -x $(SYSTEM_PYTHON) ] || ! command -v bwrap >/dev/null 2>&1; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq python3.11 python3.11-venv bubblewrap; \
 	fi
 
 up: install
