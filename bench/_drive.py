@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from taskscheduler import AsyncTaskScheduler, schedules
-from taskscheduler.fastlane import _api
+from taskscheduler._prefect import rest as _api
 from taskscheduler.platform import LocalPlatform
 
 JSON = dict[str, Any]

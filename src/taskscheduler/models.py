@@ -1,6 +1,6 @@
 """The domain model: what a task is, what a job is, and the rules they obey.
 
-No Prefect import here: the glue in ``_prefect.py`` maps these objects onto deployments and
+No Prefect import here: the glue in ``_prefect.gateway`` maps these objects onto deployments and
 flow runs. Every rule that can be checked without a server is checked when a ``TaskSpec`` is
 built, so a bad definition is refused before anything is written.
 """

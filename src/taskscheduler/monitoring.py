@@ -190,7 +190,7 @@ async def take_snapshot(
 async def _server_health() -> tuple[bool, str | None]:
     from prefect.settings import PREFECT_API_AUTH_STRING
 
-    from taskscheduler._prefect import api_url
+    from taskscheduler._prefect.gateway import api_url
 
     auth = PREFECT_API_AUTH_STRING.value()
     headers = {}

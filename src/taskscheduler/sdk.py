@@ -26,7 +26,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskscheduler import _prefect, audit, declarative, errors, models, store
+from taskscheduler import audit, declarative, errors, models, store
+from taskscheduler._prefect import gateway
 from taskscheduler.code_block import TaskCode
 from taskscheduler.settings import Settings, get_settings
 
@@ -44,7 +45,7 @@ _LAST_JOB_STATES = [
         models.JobState.FAILED,
         models.JobState.CANCELLED,
     )
-    for t in _prefect.state_types(state)
+    for t in gateway.state_types(state)
 ]
 
 
@@ -160,7 +161,7 @@ class AsyncTaskScheduler:
         request_id: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self._gateway = _prefect.Gateway(self.settings)
+        self._gateway = gateway.Gateway(self.settings)
         self.actor = actor or audit.Actor.local(self.settings)
         self.request_id = request_id
         self._audit_sink = audit_sink
@@ -234,7 +235,7 @@ class AsyncTaskScheduler:
                 upcoming = await gw.first_runs(
                     client,
                     ids,
-                    _prefect.state_types(models.JobState.PENDING),
+                    gateway.state_types(models.JobState.PENDING),
                     newest_first=False,
                 )
                 last = await gw.first_runs(client, ids, _LAST_JOB_STATES, newest_first=True)
@@ -242,7 +243,7 @@ class AsyncTaskScheduler:
                     if (run := upcoming.get(deployment_id)) and run.expected_start_time:
                         task.next_runs = [run.expected_start_time]
                     if run := last.get(deployment_id):
-                        task.last_job = _prefect.to_job(run, task.name)
+                        task.last_job = gateway.to_job(run, task.name)
             return tasks
 
     @_audited("task.update")
@@ -280,8 +281,8 @@ class AsyncTaskScheduler:
             await gw.refresh_manual_runs(
                 client,
                 deployment.id,
-                _prefect.flow_parameters(current, version - 1),
-                _prefect.flow_parameters(spec, version),
+                gateway.flow_parameters(current, version - 1),
+                gateway.flow_parameters(spec, version),
             )
             if plan is not None and not deployment.paused:
                 await gw.schedule_now(client, deployment.id, _since(spec, now))
@@ -350,7 +351,7 @@ class AsyncTaskScheduler:
             at = _sane_when(at)
             _refuse_outside_window(spec, at, field="at")
             run = await gw.create_run(client, deployment.id, at=at, parameters=None)
-            return _prefect.to_job(run, name)
+            return gateway.to_job(run, name)
 
     @_audited("task.run")
     async def run(self, name: str, parameters: dict[str, Any] | None = None) -> models.Job:
@@ -368,7 +369,7 @@ class AsyncTaskScheduler:
                     spec.merged({"parameters": merged}).check_entrypoint(self.settings.project_dir)
                 overrides = {"parameters": merged}
             run = await gw.create_run(client, deployment.id, at=now, parameters=overrides)
-            return _prefect.to_job(run, name)
+            return gateway.to_job(run, name)
 
     @_audited("job.reschedule")
     async def reschedule(self, job_id: str, at: dt.datetime) -> models.Job:
@@ -401,7 +402,7 @@ class AsyncTaskScheduler:
         gw = self._gateway
         async with gw.session() as client:
             deployment_id = (await gw.find_deployment(client, task)).id if task else None
-            states = _prefect.state_types(_job_state(state)) if state else None
+            states = gateway.state_types(_job_state(state)) if state else None
             runs = await gw.read_runs(
                 client, deployment_id=deployment_id, states=states, limit=limit, offset=offset
             )
@@ -409,7 +410,7 @@ class AsyncTaskScheduler:
                 client, {r.deployment_id for r in runs if r.deployment_id}
             )
             return [
-                _prefect.to_job(r, names.get(r.deployment_id) if r.deployment_id else None)
+                gateway.to_job(r, names.get(r.deployment_id) if r.deployment_id else None)
                 for r in runs
             ]
 
@@ -449,7 +450,7 @@ class AsyncTaskScheduler:
         gw = self._gateway
         async with gw.session() as client:
             return {
-                state: await gw.count_runs(client, _prefect.state_types(state))
+                state: await gw.count_runs(client, gateway.state_types(state))
                 for state in models.JobState
             }
 
@@ -511,7 +512,7 @@ class AsyncTaskScheduler:
         upcoming = await gw.read_runs(
             client,
             deployment_id=deployment.id,
-            states=_prefect.state_types(models.JobState.PENDING),
+            states=gateway.state_types(models.JobState.PENDING),
             newest_first=False,
             limit=5,
         )
@@ -519,7 +520,7 @@ class AsyncTaskScheduler:
         last = await gw.read_runs(
             client, deployment_id=deployment.id, states=_LAST_JOB_STATES, limit=1
         )
-        task.last_job = _prefect.to_job(last[0], deployment.name) if last else None
+        task.last_job = gateway.to_job(last[0], deployment.name) if last else None
         if block is not None:
             task.versions = [
                 models.CodeVersion(version=b.version, sha256=b.sha256)
@@ -532,7 +533,7 @@ class AsyncTaskScheduler:
         names = await gw.deployment_names(
             client, {run.deployment_id} if run.deployment_id else set()
         )
-        return _prefect.to_job(
+        return gateway.to_job(
             run,
             names.get(run.deployment_id) if run.deployment_id else None,
             states=await gw.read_states(client, run.id),
@@ -683,10 +684,10 @@ def _summary(deployment: Any, block: TaskCode | None) -> models.Task:
         id=str(deployment.id),
         deployment_id=str(deployment.id),
         name=deployment.name,
-        flow=_prefect.FLOW_NAME if block else str(deployment.flow_id),
+        flow=gateway.FLOW_NAME if block else str(deployment.flow_id),
         managed=block is not None,
         spec=spec,
-        schedule=spec.describe() if spec else _prefect.describe_schedules(deployment),
+        schedule=spec.describe() if spec else gateway.describe_schedules(deployment),
         paused=deployment.paused,
         pool=deployment.work_pool_name,
         tags=list(deployment.tags),

@@ -14,7 +14,7 @@ from prefect.server.api import flow_runs, workers
 from prefect.server.orchestration import core_policy
 from prefect.server.schemas.states import StateType
 
-from taskscheduler.fastlane import _api
+from taskscheduler._prefect import rest as _api
 from taskscheduler.fastlane.settings import BULK_LIMIT, FastLaneSettings
 
 

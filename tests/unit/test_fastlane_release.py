@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from taskscheduler.fastlane import _api
+from taskscheduler._prefect import rest as _api
 from taskscheduler.fastlane.settings import FastLaneSettings
 from taskscheduler.fastlane.worker import FastWorker, Job
 

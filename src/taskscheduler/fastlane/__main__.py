@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 
-from taskscheduler.fastlane import _api as _api_module
+from taskscheduler._prefect import rest as _api_module
 from taskscheduler.fastlane.settings import FastLaneSettings
 from taskscheduler.fastlane.worker import FastWorker
 
@@ -16,7 +16,7 @@ def _api() -> tuple[str, dict[str, str]]:
     """The API address and credentials, as Prefect's own settings (env or profile) give them."""
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
 
-    from taskscheduler._prefect import api_url
+    from taskscheduler._prefect.gateway import api_url
 
     return api_url(), _api_module.auth_headers(
         PREFECT_API_AUTH_STRING.value(), PREFECT_API_KEY.value()

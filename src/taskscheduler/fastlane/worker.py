@@ -59,8 +59,8 @@ from typing import Any
 import httpx
 
 from taskscheduler import misfire, models
-from taskscheduler.fastlane import _api
-from taskscheduler.fastlane._api import ACCEPT, JSON
+from taskscheduler._prefect import rest as _api
+from taskscheduler._prefect.rest import ACCEPT, JSON
 from taskscheduler.fastlane.settings import BULK_LIMIT, FastLaneSettings
 from taskscheduler.reliability import get_reliability_settings
 
