@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from taskscheduler.errors import (
     InvalidSchedule,
     InvalidTask,
@@ -14,7 +16,9 @@ from taskscheduler.errors import (
     TaskSchedulerError,
 )
 from taskscheduler.models import Job, JobState, Task, TaskSpec
-from taskscheduler.sdk import AsyncTaskScheduler, TaskScheduler
+
+if TYPE_CHECKING:
+    from taskscheduler.sdk import AsyncTaskScheduler, TaskScheduler
 
 __all__ = [
     "AsyncTaskScheduler",
@@ -33,3 +37,13 @@ __all__ = [
     "TaskSchedulerError",
     "TaskSpec",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The SDK's clients, imported on first use: they load Prefect, which a job's runtime,
+    the job gateway and the sandbox launcher must not do just by importing the package."""
+    if name in ("AsyncTaskScheduler", "TaskScheduler"):
+        from taskscheduler import sdk
+
+        return getattr(sdk, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

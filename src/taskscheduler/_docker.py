@@ -76,15 +76,11 @@ def ensure(project_dir: Path, env: Mapping[str, str], what: str = "all") -> str:
     return lines[-1] if lines else ""
 
 
-def base_job_template(
-    default: Mapping[str, Any], image: str, *, pull: str, network: str | None = None
-) -> dict[str, Any]:
+def base_job_template(default: Mapping[str, Any], image: str, *, pull: str) -> dict[str, Any]:
     """The hardened template, from prefect-docker's default one (``default``).
 
     ``pull`` is the image pull policy: ``Never`` for an image built on this machine (a pull
-    would fail without a registry), ``IfNotPresent`` for one from a registry. ``network``
-    puts jobs on that Docker network instead of the host's (compose: the ``jobs`` network,
-    on which the Prefect API is the only other member).
+    would fail without a registry), ``IfNotPresent`` for one from a registry.
     """
     template = copy.deepcopy(dict(default))
     variables: dict[str, Any] = template["variables"]
@@ -122,12 +118,11 @@ def base_job_template(
     set_image(template, image, pull=pull)
     configuration: dict[str, Any] = template["job_configuration"]
     configuration.update(
-        # Host networking, so that jobs reach the Prefect API on the host's loopback address
-        # (the local platform binds it there) without publishing it on any other interface;
-        # this engine also runs without a bridge. In compose, the worker's env points jobs at
-        # the API's address instead. The job still gets no capability to change the network.
-        network_mode=None if network else "host",
-        networks=[network] if network else [],
+        # No network at all: a job reaches the platform only through the job gateway's socket,
+        # which the worker mounts (taskscheduler._prefect.workers enforces both whatever this
+        # template says). PostgreSQL on the host trusts loopback; a job never sees it.
+        network_mode="none",
+        networks=[],
         volumes=[],  # no host mounts
         privileged=False,
         auto_remove=True,
@@ -172,7 +167,7 @@ def job_variables(task: str, memory_mb: int | None, cpus: float | None) -> dict[
     return variables
 
 
-def ensure_pool(client: Any, image: str, *, pull: str, network: str | None = None) -> None:
+def ensure_pool(client: Any, image: str, *, pull: str) -> None:
     """Create the docker pool with the hardened template, or point it at ``image``.
 
     ``client`` is a ``SyncPrefectClient``. An existing pool keeps its template (an operator
@@ -189,7 +184,7 @@ def ensure_pool(client: Any, image: str, *, pull: str, network: str | None = Non
         create = WorkPoolCreate(
             name=POOL,
             type=POOL_TYPE,
-            base_job_template=base_job_template(default, image, pull=pull, network=network),
+            base_job_template=base_job_template(default, image, pull=pull),
             description="One hardened container per job: the pool for untrusted code.",
         )
         with contextlib.suppress(ObjectAlreadyExists):  # a concurrent create is as good
@@ -197,12 +192,14 @@ def ensure_pool(client: Any, image: str, *, pull: str, network: str | None = Non
         return
     template = copy.deepcopy(pool.base_job_template)
     set_image(template, image, pull=pull)
+    # A pool from before jobs lost the network (host networking) gets none, like new ones.
+    template["job_configuration"].update(network_mode="none", networks=[])
     if template != pool.base_job_template:
         client.update_work_pool(POOL, WorkPoolUpdate(base_job_template=template))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m taskscheduler._docker create-pool --image I [--pull P] [--network N]``.
+    """``python -m taskscheduler._docker create-pool --image I [--pull P]``.
 
     What the compose stack's docker worker runs before it starts: the pool, on the Prefect
     API of ``PREFECT_API_URL``.
@@ -215,10 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["create-pool"])
     parser.add_argument("--image", required=True)
     parser.add_argument("--pull", default="IfNotPresent")
-    parser.add_argument("--network", default=None)
     args = parser.parse_args(argv)
     with get_client(sync_client=True) as client:
-        ensure_pool(client, args.image, pull=args.pull, network=args.network or None)
+        ensure_pool(client, args.image, pull=args.pull)
     print(f"work pool {POOL!r} uses {args.image} ({args.pull})")
     return 0
 

@@ -22,8 +22,8 @@ from taskscheduler.models import UtcDateTime
 from taskscheduler.settings import Settings
 from taskscheduler.store import tables
 
-ActorKind = Literal["token", "local", "anonymous"]
-Source = Literal["api", "cli", "sdk", "ui"]
+ActorKind = Literal["token", "local", "anonymous", "job"]
+Source = Literal["api", "cli", "sdk", "ui", "gateway"]
 MAX_DETAIL = 500
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
 
 
 class Actor(BaseModel):
-    """Who acts: an API token, or the local user of the CLI or SDK."""
+    """Who acts: an API token, the local user of the CLI or SDK, or a job (at the gateway)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -1,11 +1,12 @@
 """The platform's own secrets, generated on the first ``make up`` and kept in the state dir.
 
-Three secrets guard a local platform: the basic-auth string of the Prefect API, the Fernet key
-that encrypts block data (Secret blocks included) in Prefect's database, and the first admin
-token of our REST API. An explicit ``TASKS_*`` setting always wins; otherwise, in development,
-each is generated once with ``secrets`` and written to ``<state_dir>/credentials.json`` with
-mode 0600, so they are never hard-coded and survive restarts. Outside development nothing is
-generated: the operator must set them.
+Four secrets guard a local platform: the basic-auth string of the Prefect API, the Fernet key
+that encrypts block data (Secret blocks included) in Prefect's database, the first admin
+token of our REST API, and the key that signs each job's credential for its own run. An
+explicit ``TASKS_*`` setting always wins; otherwise, in development, each is generated once
+with ``secrets`` and written to ``<state_dir>/credentials.json`` with mode 0600, so they are
+never hard-coded and survive restarts. Outside development nothing is generated: the
+operator must set them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from taskscheduler import errors
 from taskscheduler.settings import Settings
 
 FILE_NAME = "credentials.json"
-FIELDS = ("prefect_auth_string", "encryption_key", "admin_token")
+FIELDS = ("prefect_auth_string", "encryption_key", "admin_token", "gate_key")
 
 
 class Credentials(BaseModel):
@@ -31,6 +32,7 @@ class Credentials(BaseModel):
     prefect_auth_string: SecretStr
     encryption_key: SecretStr
     admin_token: SecretStr
+    gate_key: SecretStr
 
 
 def path(settings: Settings) -> Path:
@@ -88,6 +90,8 @@ def _generate(field: str, existing_encryption_key: str | None) -> str:
     if field == "encryption_key":
         # A Fernet key is 32 random bytes, URL-safe base64 encoded.
         return existing_encryption_key or base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    if field == "gate_key":
+        return secrets.token_urlsafe(32)
     return f"tsk_{secrets.token_urlsafe(32)}"
 
 

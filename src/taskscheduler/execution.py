@@ -25,7 +25,6 @@ import linecache
 import logging
 import os
 import types
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,9 +123,7 @@ def misfire_skip(policy: str, late_limit: float | None) -> State | None:
     picked_up, newer_due = started, 0
     policy_applies = run.auto_scheduled and misfire_policy is not models.MisfirePolicy.ALL
     if policy_applies and run.deployment_id is not None:
-        picked_up, newer_due = _picked_up(
-            run.deployment_id, run.id, run.expected_start_time, started
-        )
+        picked_up, newer_due = _picked_up(started)
     reason = misfire.skip_reason(
         policy=misfire_policy,
         late_limit=limit,
@@ -139,32 +136,27 @@ def misfire_skip(policy: str, late_limit: float | None) -> State | None:
     return Cancelled(name=misfire.SKIPPED, message=reason) if reason else None
 
 
-def _picked_up(
-    deployment_id: uuid.UUID, run_id: uuid.UUID, scheduled: dt.datetime, now: dt.datetime
-) -> tuple[dt.datetime, int]:
+def _picked_up(started: dt.datetime) -> tuple[dt.datetime, int]:
     """When a worker took the run (its last Pending state, else now) and how many later
-    schedule ticks of the same task were already due then."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas import filters
-    from prefect.client.schemas.objects import StateType
+    schedule ticks of the same task were already due then.
 
-    with get_client(sync_client=True) as client:
-        pending = [
-            s.timestamp
-            for s in client.read_flow_run_states(run_id)
-            if s.type is StateType.PENDING and s.timestamp is not None
-        ]
-        picked_up = min(max(pending), now) if pending else now
-        runs = client.read_flow_runs(
-            flow_run_filter=filters.FlowRunFilter(
-                deployment_id=filters.FlowRunFilterDeploymentId(any_=[deployment_id]),
-                expected_start_time=filters.FlowRunFilterExpectedStartTime(
-                    after_=scheduled + dt.timedelta(milliseconds=1), before_=picked_up
-                ),
-            ),
-            limit=20,
-        )
-    return picked_up, sum(1 for r in runs if r.auto_scheduled and r.id != run_id)
+    The job gateway answers this for the job's own run (``/_gate/misfire``): a job may not
+    read other runs, even of its own task.
+    """
+    import httpx
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL
+
+    user, _, password = (PREFECT_API_AUTH_STRING.value() or "").partition(":")
+    response = httpx.get(
+        f"{PREFECT_API_URL.value()}/_gate/misfire",
+        params={"started": started.isoformat()},
+        auth=(user, password),
+        timeout=30,
+    )
+    response.raise_for_status()
+    facts = response.json()
+    picked_up = dt.datetime.fromisoformat(facts["picked_up"])
+    return min(picked_up, started), int(facts["newer_due"])
 
 
 REDACTED = "***"
@@ -186,6 +178,17 @@ def secret_environment(secrets: Mapping[str, str]) -> Iterator[Callable[[str], s
         secret = Secret.load(block)  # a block, not a coroutine: this runs outside an event loop
         assert isinstance(secret, Secret)
         values[env] = str(secret.get())
+    with secret_values_environment(values) as redact:
+        yield redact
+
+
+@contextmanager
+def secret_values_environment(values: Mapping[str, str]) -> Iterator[Callable[[str], str]]:
+    """Set secret values as environment variables and redact them from every log record while
+    they are set (best effort: a value the code transforms, e.g. base64, is not recognised).
+
+    Yields a function that redacts the values from any text.
+    """
     hidden = sorted((v for v in values.values() if v), key=len, reverse=True)
     factory = logging.getLogRecordFactory()
 

@@ -40,7 +40,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskscheduler import credentials, errors
+from taskscheduler import credentials, errors, runuser
+from taskscheduler.gate import environment as job_environment
 from taskscheduler.reliability import ReliabilitySettings
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.tuning import TuningSettings
@@ -71,7 +72,13 @@ API_MODULE = "taskscheduler.api"
 API_TIMEOUT = 180.0
 # Secrets only the process that needs them may see: never the workers, whose children run
 # user code (the Prefect auth string does reach them: flow runs must talk to the API).
-_PRIVATE_ENV = ("TASKS_ADMIN_TOKEN", "TASKS_ENCRYPTION_KEY")
+_PRIVATE_ENV = ("TASKS_ADMIN_TOKEN", "TASKS_ENCRYPTION_KEY", "TASKS_GATE_KEY")
+# The job gateway (taskscheduler.gate): the one door from a job to the platform.
+GATE = "taskscheduler-gate"
+GATE_MODULE = "taskscheduler.gate"
+GATE_TIMEOUT = 60.0
+# The process and docker lanes' workers: Prefect's, starting every job through the gateway.
+WORKERS_MODULE = "taskscheduler._prefect.workers"
 BLOCK_MODULES = ("taskscheduler.code_block", "taskscheduler.notifications")
 # The watchdog (taskscheduler.watchdog): crash retries, SLA events, zombie automation, canary.
 WATCHDOG = "taskscheduler-watchdog"
@@ -276,6 +283,35 @@ class LocalPlatform:
         env.update(ReliabilitySettings().job_env())  # heartbeats of the flow runs
         env.update(self.extra_env)  # the caller's extras win over our defaults
         return env
+
+    def lane_env(self, *, mints: bool) -> dict[str, str]:
+        """Environment of a worker that starts jobs: no database, a home of the run user's,
+        and (``mints``) the gate key it signs each job's credential with."""
+        env = self.worker_env()
+        env.pop("TASKS_DATABASE_URL", None)
+        home = self.run_user.home
+        env.update(HOME=str(home), PREFECT_HOME=str(home / ".prefect"))
+        env["TASKS_DOOR_DIR"] = str(self.settings.door)
+        if mints:
+            env["TASKS_GATE_KEY"] = self.credentials.gate_key.get_secret_value()
+        return env
+
+    @functools.cached_property
+    def run_user(self) -> runuser.RunUser:
+        """The system user the process and fast lanes run as (see ``runuser``)."""
+        return runuser.ensure(self.settings.run_user, self.settings.state_dir / "lanes")
+
+    def prepare_state_dir(self) -> None:
+        """The state directory: traversable (the run user's home is inside) but not listable,
+        its logs and secrets the platform's alone, the gateway's door open to jobs."""
+        state = self.settings.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        state.chmod(0o711)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.chmod(0o700)
+        for path in state.iterdir():
+            if path.is_file():
+                path.chmod(0o600)
 
     # -- PostgreSQL ----------------------------------------------------------------------------
 
@@ -532,22 +568,12 @@ class LocalPlatform:
         name = name or self.worker_name
         pid = self._live_pid(WORKER)
         if pid is None:
-            command = [
-                str(self.prefect),
-                "worker",
-                "start",
-                "--pool",
-                pool,
-                "--name",
-                name,
-                "--type",
-                DEFAULT_POOL_TYPE,
-                "--install-policy",
-                "never",
-            ]
+            command = [sys.executable, "-m", WORKERS_MODULE, "process", "--pool", pool]
+            command += ["--name", name]
             if self.settings.worker_limit:
                 command += ["--limit", str(self.settings.worker_limit)]
-            pid = self._spawn(WORKER, command, self.worker_env(), respawn=True)
+            env = self.lane_env(mints=True)
+            pid = self._spawn(WORKER, command, env, respawn=True, user=self.run_user)
         self._wait_until(
             WORKER,
             pid,
@@ -589,7 +615,8 @@ class LocalPlatform:
                 "--name",
                 self.fast_worker_name,
             ]
-            pid = self._spawn(FAST_WORKER, command, self.env(), respawn=True)
+            env = self.lane_env(mints=False)
+            pid = self._spawn(FAST_WORKER, command, env, respawn=True, user=self.run_user)
         self._wait_until(
             FAST_WORKER,
             pid,
@@ -647,20 +674,13 @@ class LocalPlatform:
         name = self.docker_worker_name
         pid = self._live_pid(DOCKER_WORKER)
         if pid is None:
-            command = [
-                str(self.prefect),
-                "worker",
-                "start",
-                "--pool",
-                _docker.POOL,
-                "--name",
-                name,
-                "--type",
-                _docker.POOL_TYPE,
-                "--install-policy",
-                "never",
-            ]
-            pid = self._spawn(DOCKER_WORKER, command, self.worker_env(), respawn=True)
+            command = [sys.executable, "-m", WORKERS_MODULE, "docker", "--pool", _docker.POOL]
+            command += ["--name", name]
+            env = self.worker_env()
+            env.pop("TASKS_DATABASE_URL", None)
+            env["TASKS_GATE_KEY"] = self.credentials.gate_key.get_secret_value()
+            env["TASKS_DOOR_DIR"] = str(self.settings.door)
+            pid = self._spawn(DOCKER_WORKER, command, env, respawn=True)
         self._wait_until(
             DOCKER_WORKER,
             pid,
@@ -732,6 +752,43 @@ class LocalPlatform:
             API, pid, self.api_healthy, API_TIMEOUT, f"the REST API at {self.service_api_url}"
         )
 
+    # -- job gateway ---------------------------------------------------------------------------
+
+    def gate_env(self) -> dict[str, str]:
+        """Environment of the job gateway: the Prefect auth string, the gate key, the door."""
+        env = self.env()
+        env.update(
+            TASKS_PREFECT_AUTH_STRING=self.prefect_auth_string,
+            TASKS_GATE_KEY=self.credentials.gate_key.get_secret_value(),
+            TASKS_DOOR_DIR=str(self.settings.door),
+        )
+        env.update(self.extra_env)
+        return env
+
+    @property
+    def gate_socket(self) -> Path:
+        """The gateway's socket."""
+        return self.settings.door / job_environment.DOOR_SOCKET
+
+    def gate_ready(self) -> bool:
+        """Whether the gateway accepts connections on its socket."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            try:
+                sock.connect(str(self.gate_socket))
+            except OSError:
+                return False
+        return True
+
+    def start_gate(self) -> None:
+        """Start the job gateway unless it runs, then wait for its socket."""
+        pid = self._live_pid(GATE)
+        if pid is None:
+            self.gate_socket.unlink(missing_ok=True)
+            command = [sys.executable, "-m", GATE_MODULE]
+            pid = self._spawn(GATE, command, self.gate_env(), respawn=True)
+        self._wait_until(GATE, pid, self.gate_ready, GATE_TIMEOUT, "the job gateway")
+
     # -- watchdog ------------------------------------------------------------------------------
 
     def start_watchdog(self) -> None:
@@ -761,8 +818,10 @@ class LocalPlatform:
         registered on the way up, so restart (down, up) after changing them.
         """
         status = self.status()
+        self.prepare_state_dir()
         if status.up:
             self.migrate_store()
+            self.start_gate()
             self.start_api()
             self.ensure_work_pool()
             self.start_fast_worker()
@@ -777,6 +836,7 @@ class LocalPlatform:
         self.start_server()
         self.ensure_work_pool(DEFAULT_POOL, DEFAULT_POOL_TYPE)
         self.register_blocks()
+        self.start_gate()
         self.start_worker(DEFAULT_POOL)
         self.start_fast_worker()
         if self.docker:
@@ -792,7 +852,7 @@ class LocalPlatform:
         self.stop(DOCKER_WORKER)
         self.remove_job_containers()
         self.stop(FAST_WORKER)
-        for service in (WORKER, SERVICES, SERVER):
+        for service in (WORKER, GATE, SERVICES, SERVER):
             self.stop(service)
 
     def stop(self, service: str) -> None:
@@ -821,7 +881,7 @@ class LocalPlatform:
     def processes(self) -> list[int]:
         """PIDs of the live supervised processes and of everything they started (flow runs)."""
         pids: list[int] = []
-        for service in (SERVER, WORKER, DOCKER_WORKER, FAST_WORKER, API, WATCHDOG, SERVICES):
+        for service in (SERVER, WORKER, DOCKER_WORKER, FAST_WORKER, API, WATCHDOG, SERVICES, GATE):
             pid = self._live_pid(service)
             if pid is not None:
                 pids.append(pid)
@@ -831,15 +891,24 @@ class LocalPlatform:
     # -- processes -----------------------------------------------------------------------------
 
     def _spawn(
-        self, service: str, command: list[str], env: Mapping[str, str], *, respawn: bool = False
+        self,
+        service: str,
+        command: list[str],
+        env: Mapping[str, str],
+        *,
+        respawn: bool = False,
+        user: runuser.RunUser | None = None,
     ) -> int:
         """Start a service detached in its own session, logging to its log file.
 
         ``respawn``: under ``taskscheduler.respawn``, which starts it again when it exits by
-        itself (workers and the watchdog: clients that give up when a call fails).
+        itself (workers and the watchdog: clients that give up when a call fails). ``user``:
+        as that account (the respawn wrapper too), with no capabilities.
         """
         if respawn:
             command = [sys.executable, "-m", RESPAWN_MODULE, *command]
+        if user is not None:
+            command = user.command(command)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path(service)
         with log.open("ab") as out:
@@ -915,6 +984,10 @@ class LocalPlatform:
             return pid if is_leader and API_MODULE in cmdline else None
         if service == WATCHDOG:
             return pid if is_leader and WATCHDOG_MODULE in cmdline else None
+        if service == GATE:
+            return pid if is_leader and GATE_MODULE in cmdline else None
+        if service in (WORKER, DOCKER_WORKER):
+            return pid if is_leader and WORKERS_MODULE in cmdline else None
         if is_leader and "prefect" in " ".join(cmdline) and role in cmdline:
             return pid
         return None

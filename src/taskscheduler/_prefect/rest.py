@@ -24,6 +24,7 @@ JSON = dict[str, Any]
 PAGE_LIMIT = 200
 
 ACCEPT = "ACCEPT"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def iso(timestamp: float) -> str:
@@ -100,12 +101,41 @@ class Api:
         }
         self.csrf_expires = epoch(token["expiration"])
 
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        content: bytes | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One call as it is, a CSRF token added to state-changing ones (renewed once if
+        refused); the answer whatever its status."""
+        extra = {} if method.upper() in SAFE_METHODS else await self._csrf_headers()
+        response = await self.http.request(
+            method,
+            path,
+            params=params,
+            content=content,
+            json=json,
+            headers={**(headers or {}), **extra},
+        )
+        if extra and response.status_code == 403 and "csrf" in response.text.lower():
+            extra = await self._csrf_headers(refused=extra)
+            response = await self.http.request(
+                method,
+                path,
+                params=params,
+                content=content,
+                json=json,
+                headers={**(headers or {}), **extra},
+            )
+        return response
+
     async def _post(self, path: str, body: Any) -> Any:
-        headers = await self._csrf_headers()
-        response = await self.http.post(path, json=body, headers=headers)
-        if response.status_code == 403 and "csrf" in response.text.lower():
-            headers = await self._csrf_headers(refused=headers)
-            response = await self.http.post(path, json=body, headers=headers)
+        response = await self.send("POST", path, json=body)
         if response.is_error:
             raise httpx.HTTPStatusError(
                 f"{response.status_code} from {path}: {response.text[:500]}",
@@ -230,6 +260,17 @@ class Api:
         """Store log lines of any runs in one call."""
         if logs:
             await self._post("logs/", logs)
+
+    async def secret_value(self, name: str) -> str:
+        """The value of the Secret block ``name`` (raises if there is none)."""
+        response = await self.http.get(
+            f"block_types/slug/secret/block_documents/name/{name}",
+            params={"include_secrets": "true"},
+        )
+        response.raise_for_status()
+        value = response.json()["data"]["value"]
+        # As Prefect's Secret.get() would give it, then str() as the job runtime does.
+        return value if isinstance(value, str) else str(value)
 
     async def code_block(self, name: str) -> JSON | None:
         """The data of the ``task-code`` block document ``name`` (immutable once written)."""

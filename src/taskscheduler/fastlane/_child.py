@@ -157,7 +157,7 @@ def _run_one(channel: _Channel, functions: _Functions, job: dict[str, Any]) -> d
             # prefect.runtime.flow_run falls back to this without a flow run context (and
             # reads the run's other attributes from the API by that id).
             execution.environment({RUN_ID_VARIABLE: job["id"]}),
-            execution.secret_environment(job.get("secrets") or {}) as redact,
+            execution.secret_values_environment(job.get("secrets") or {}) as redact,
         ):
             channel.redact = redact
             try:

@@ -63,6 +63,7 @@ from taskscheduler._prefect import rest as _api
 from taskscheduler._prefect.rest import ACCEPT, JSON
 from taskscheduler.fastlane.settings import BULK_LIMIT, FastLaneSettings
 from taskscheduler.reliability import get_reliability_settings
+from taskscheduler.sandbox import launch
 
 log = logging.getLogger("taskscheduler.fastlane")
 
@@ -99,6 +100,7 @@ class Job:
     checked: float = 0.0  # when a check that found it still Pending was sent
     checking: bool = False
     run: JSON = dataclasses.field(default_factory=dict)  # as claimed: schedule facts
+    secrets: dict[str, str] | None = None  # its declared secrets' values, read while held
     child: Child | None = None
     timer: asyncio.TimerHandle | None = None
     killed: str | None = None  # why its process was killed: "timeout", "cancel", "shutdown"
@@ -250,14 +252,17 @@ class FastWorker:
     async def _spawn(self) -> None:
         self.spawning += 1
         try:
+            # A sandbox with no network and no credential: the worker reports for it.
+            env = dict(os.environ)
+            command = launch.sandbox_of(env, door=False).command(
+                [sys.executable, "-m", CHILD_MODULE]
+            )
             process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                CHILD_MODULE,
+                *command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 cwd=self.cwd,
-                env=dict(os.environ),
+                env=launch.job_environment(env, door=False),
                 limit=CHILD_LINE_LIMIT,
             )
             child = Child(process)
@@ -452,6 +457,22 @@ class FastWorker:
                 continue
             if data is not None:
                 self.codes[name] = data
+        for job in jobs:
+            await self._load_secrets(job)
+
+    async def _load_secrets(self, job: Job) -> None:
+        """Read the values of the Secret blocks the job's task declared (names only in its
+        parameters): the warm processes hold no credential to read them themselves."""
+        declared = job.parameters.get("secrets") or {}
+        if job.secrets is not None or not declared:
+            return
+        try:
+            job.secrets = {
+                env: await self.api.secret_value(str(block))
+                for env, block in sorted(declared.items())
+            }
+        except (httpx.HTTPError, KeyError) as exc:
+            log.warning("reading the secrets of %s failed: %s", job.id, exc)
 
     # ---- 2. hold and release ----------------------------------------------------------------
 
@@ -658,6 +679,7 @@ class FastWorker:
                 block = await self.api.code_block(str(code))
             if block is not None:
                 self.codes[str(code)] = block
+        await self._load_secrets(job)
         self.running[job.id] = job
         self.started += 1
         version = f" version {block['version']}" if block else ""
@@ -680,7 +702,7 @@ class FastWorker:
             "entry": (block or {}).get("entry") or params.get("entry") or "main",
             "entrypoint": params.get("entrypoint"),
             "parameters": params.get("parameters") or {},
-            "secrets": params.get("secrets") or {},
+            "secrets": job.secrets or {},
             "attempt": job.attempt,
         }
         # If the process died, its reader reports the job Crashed.

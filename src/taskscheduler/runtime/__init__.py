@@ -1,0 +1,1 @@
+"""What runs inside a job: its door to the platform (``door``)."""
