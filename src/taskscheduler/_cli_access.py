@@ -37,7 +37,7 @@ def _with_engine(work: Callable[..., Awaitable[T]]) -> T:
         settings = get_settings()
         engine = store.create_engine(settings, pooled=False)
         try:
-            await store.migrate(engine)
+            await store.require_current(engine)
             return await work(engine)
         except OSError as exc:
             raise errors.PlatformUnavailable(f"cannot reach the database: {exc}") from exc

@@ -1,8 +1,9 @@
 """The platform's own secrets, generated on the first ``make up`` and kept in the state dir.
 
-Four secrets guard a local platform: the basic-auth string of the Prefect API, the Fernet key
+Six secrets guard a local platform: the basic-auth string of the Prefect API, the Fernet key
 that encrypts block data (Secret blocks included) in Prefect's database, the first admin
-token of our REST API, and the key that signs each job's credential for its own run. An
+token of our REST API, the key that signs each job's credential for its own run, and the
+passwords of the Prefect server's and the API's database roles (``dbroles``). An
 explicit ``TASKS_*`` setting always wins; otherwise, in development, each is generated once
 with ``secrets`` and written to ``<state_dir>/credentials.json`` with mode 0600, so they are
 never hard-coded and survive restarts. Outside development nothing is generated: the
@@ -23,7 +24,14 @@ from taskscheduler import errors
 from taskscheduler.settings import Settings
 
 FILE_NAME = "credentials.json"
-FIELDS = ("prefect_auth_string", "encryption_key", "admin_token", "gate_key")
+FIELDS = (
+    "prefect_auth_string",
+    "encryption_key",
+    "admin_token",
+    "gate_key",
+    "prefect_db_password",
+    "api_db_password",
+)
 
 
 class Credentials(BaseModel):
@@ -33,6 +41,8 @@ class Credentials(BaseModel):
     encryption_key: SecretStr
     admin_token: SecretStr
     gate_key: SecretStr
+    prefect_db_password: SecretStr
+    api_db_password: SecretStr
 
 
 def path(settings: Settings) -> Path:
@@ -90,7 +100,7 @@ def _generate(field: str, existing_encryption_key: str | None) -> str:
     if field == "encryption_key":
         # A Fernet key is 32 random bytes, URL-safe base64 encoded.
         return existing_encryption_key or base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-    if field == "gate_key":
+    if field in ("gate_key", "prefect_db_password", "api_db_password"):
         return secrets.token_urlsafe(32)
     return f"tsk_{secrets.token_urlsafe(32)}"
 

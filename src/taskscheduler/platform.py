@@ -40,7 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskscheduler import credentials, errors, runuser
+from taskscheduler import credentials, dbroles, errors, runuser
 from taskscheduler.gate import environment as job_environment
 from taskscheduler.reliability import ReliabilitySettings
 from taskscheduler.settings import Settings, get_settings
@@ -247,6 +247,7 @@ class LocalPlatform:
         """Environment of our REST API: the first admin token and where to listen."""
         env = self.env()
         env["TASKS_ADMIN_TOKEN"] = self.credentials.admin_token.get_secret_value()
+        env["TASKS_DATABASE_URL"] = self.api_database_url  # its own role, never the superuser
         env.update(self.extra_env)
         return env
 
@@ -259,7 +260,7 @@ class LocalPlatform:
         """Environment of the Prefect server: where its database is and to migrate it."""
         env = self.env()
         env.update(
-            PREFECT_SERVER_DATABASE_CONNECTION_URL=self.settings.asyncpg_url,
+            PREFECT_SERVER_DATABASE_CONNECTION_URL=self.prefect_database_url,
             PREFECT_SERVER_DATABASE_MIGRATE_ON_START="true",
             # Not left open: basic auth on every API call, CSRF tokens for state changes,
             # cross-origin calls only from the UI, block data under our own encryption key.
@@ -718,17 +719,41 @@ class LocalPlatform:
     # -- our REST API --------------------------------------------------------------------------
 
     def migrate_store(self) -> None:
-        """Create or upgrade our own tables (tokens, audit log) in schema ``taskscheduler``."""
-        from taskscheduler import store
+        """The database roles (``dbroles``), our own tables (tokens, audit log) at their latest
+        revision, and every object handed to its role; run with the bootstrap URL."""
+        creds = self.credentials
+        asyncio.run(
+            dbroles.bootstrap(
+                self.settings.database_url,
+                prefect_password=creds.prefect_db_password.get_secret_value(),
+                api_password=creds.api_db_password.get_secret_value(),
+            )
+        )
 
-        async def run() -> None:
-            engine = store.create_engine(self.settings, pooled=False)
-            try:
-                await store.migrate(engine)
-            finally:
-                await engine.dispose()
+    @property
+    def roles(self) -> dbroles.Roles:
+        """The database roles of this platform's database."""
+        return dbroles.Roles.of(self._db_url.database or "")
 
-        asyncio.run(run())
+    @property
+    def prefect_database_url(self) -> str:
+        """How the Prefect server connects: as its own role, with its password (asyncpg)."""
+        password = self.credentials.prefect_db_password.get_secret_value()
+        return dbroles.role_url(self.settings.asyncpg_url, self.roles.prefect, password)
+
+    @property
+    def api_database_url(self) -> str:
+        """How our API and the job gateway connect: as the API's role, with its password."""
+        password = self.credentials.api_db_password.get_secret_value()
+        return dbroles.role_url(self.settings.database_url, self.roles.api, password)
+
+    def database_passwords(self) -> dict[str, str]:
+        """The database roles' passwords, by what they guard (for checks that none leaks)."""
+        creds = self.credentials
+        return {
+            "Prefect's database password": creds.prefect_db_password.get_secret_value(),
+            "API's database password": creds.api_db_password.get_secret_value(),
+        }
 
     def api_healthy(self) -> bool:
         """Whether our REST API answers its health check (Prefect and database reachable)."""
@@ -758,6 +783,7 @@ class LocalPlatform:
         """Environment of the job gateway: the Prefect auth string, the gate key, the door."""
         env = self.env()
         env.update(
+            TASKS_DATABASE_URL=self.api_database_url,
             TASKS_PREFECT_AUTH_STRING=self.prefect_auth_string,
             TASKS_GATE_KEY=self.credentials.gate_key.get_secret_value(),
             TASKS_DOOR_DIR=str(self.settings.door),
@@ -796,7 +822,9 @@ class LocalPlatform:
         pid = self._live_pid(WATCHDOG)
         if pid is None:
             command = [sys.executable, "-m", WATCHDOG_MODULE]
-            pid = self._spawn(WATCHDOG, command, self.worker_env(), respawn=True)
+            env = self.worker_env()
+            env.pop("TASKS_DATABASE_URL", None)  # it speaks to Prefect only
+            pid = self._spawn(WATCHDOG, command, env, respawn=True)
         self._wait_until(
             WATCHDOG, pid, self._zombie_automation_exists, WORKER_TIMEOUT, "the watchdog"
         )
@@ -1166,6 +1194,7 @@ def drop_database(database_url: str) -> None:
                 await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}"))
         finally:
             await engine.dispose()
+        await dbroles.drop(database_url)
 
     asyncio.run(drop())
 

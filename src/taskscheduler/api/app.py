@@ -1,7 +1,8 @@
 """The application factory: routers, auth and request-id middleware, error handlers, start-up.
 
-Start-up migrates our tables (idempotent, locked against concurrent starts) and registers the
-first admin token from ``TASKS_ADMIN_TOKEN``; the API then serves with one database engine and
+Start-up checks that our tables are at their latest revision (the platform's bootstrap migrates
+them, as a role the API's own is not: ``dbroles``) and registers the first admin token from
+``TASKS_ADMIN_TOKEN``; the API then serves with one database engine and
 one audit sink shared by all requests.
 """
 
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = store.create_engine(settings)
-        await store.migrate(engine)
+        await store.require_current(engine)
         admin = (
             settings.admin_token.get_secret_value()
             if settings.admin_token is not None

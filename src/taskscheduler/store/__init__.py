@@ -12,7 +12,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -24,7 +26,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant shared by every migrator: `make up` and each API process may start together.
 _MIGRATION_LOCK = 0x7461736B73  # "tasks"
 
-__all__ = ["MIGRATIONS", "SCHEMA", "create_engine", "migrate"]
+__all__ = ["MIGRATIONS", "SCHEMA", "create_engine", "migrate", "require_current"]
 
 
 def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
@@ -49,8 +51,34 @@ async def migrate(engine: AsyncEngine) -> None:
         raise errors.PlatformUnavailable(f"cannot reach the database: {exc}") from exc
 
 
-def _upgrade(connection: Connection) -> None:
+async def require_current(engine: AsyncEngine) -> None:
+    """Refuse to serve on tables older than this code (``migrate`` first, as the bootstrap)."""
+    try:
+        async with engine.connect() as conn:
+            version = text(f"SELECT version_num FROM {SCHEMA}.alembic_version")  # noqa: S608
+            current = await conn.scalar(version)
+            head = await conn.run_sync(_head)
+    except OSError as exc:
+        raise errors.PlatformUnavailable(f"cannot reach the database: {exc}") from exc
+    except DBAPIError as exc:
+        raise errors.PlatformUnavailable(f"our tables are missing: {exc.orig}") from exc
+    if current != head:
+        raise errors.PlatformUnavailable(
+            f"our tables are at revision {current}, this code needs {head}: migrate first"
+            " (python -m taskscheduler.store)"
+        )
+
+
+def _head(connection: Connection) -> str | None:
+    return ScriptDirectory.from_config(_config(connection)).get_current_head()
+
+
+def _config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(_config(connection), "head")
