@@ -8,16 +8,19 @@ from taskscheduler.errors import (
     JobAlreadyFinished,
     JobAlreadyStarted,
     JobNotFound,
+    PermissionDenied,
     PlatformUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
     TaskSchedulerError,
 )
+from taskscheduler.grants import Grants
 from taskscheduler.models import Job, JobState, Task, TaskSpec
 from taskscheduler.sdk import AsyncTaskScheduler, TaskScheduler
 
 __all__ = [
     "AsyncTaskScheduler",
+    "Grants",
     "InvalidSchedule",
     "InvalidTask",
     "Job",
@@ -25,6 +28,7 @@ __all__ = [
     "JobAlreadyStarted",
     "JobNotFound",
     "JobState",
+    "PermissionDenied",
     "PlatformUnavailable",
     "Task",
     "TaskAlreadyExists",
