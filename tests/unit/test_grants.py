@@ -1,14 +1,21 @@
 """Grants: which work pools and Secret blocks a caller's tasks may use, without a server.
 
-The rules themselves (``grants.Grants``) and how a refusal is reported.
+The rules themselves (``grants.Grants``) and the token model and requests that carry them;
+the SDK applying them is in test_sdk_grants.py.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from typing import Any
+
+import pydantic
 import pytest
 
-from taskscheduler import _docker, audit, errors, grants
+from taskscheduler import _docker, audit, errors, grants, tokens
 from taskscheduler.api import errors as api_errors
+from taskscheduler.api import schemas
 
 DOCKER_ONLY = grants.Grants(pools=frozenset({"docker"}), secrets=frozenset())
 
@@ -88,3 +95,48 @@ def test_a_refusal_is_forbidden_in_the_audit_log_and_403_over_http() -> None:
     assert api_errors.status_of(refused) == 403
     # Not an OSError, which the glue would report as an unreachable database.
     assert not isinstance(refused, OSError)
+
+
+# ---- the token model ---------------------------------------------------------------------------
+
+
+def _token(**fields: Any) -> tokens.TokenInfo:
+    return tokens.TokenInfo(
+        id=str(uuid.uuid4()),
+        name="t",
+        scope=fields.pop("scope", tokens.Scope.WRITE),
+        hint="tsk_abcd",
+        created_at=dt.datetime.now(dt.UTC),
+        created_by="test",
+        **fields,
+    )
+
+
+def test_a_token_without_lists_is_unrestricted_and_one_with_lists_is_held_to_them() -> None:
+    assert _token(scope=tokens.Scope.ADMIN).grants.unrestricted
+    held = _token(pools=["docker", "gpu"], secrets=["db-password"]).grants
+    assert held.pools == {"docker", "gpu"} and held.secrets == {"db-password"}
+    assert not held.allows_pool("process")
+    empty = _token(pools=[], secrets=[]).grants
+    assert not empty.unrestricted and not empty.allows_pool("docker")
+    shown = _token(pools=["docker"], secrets=[]).model_dump(mode="json")
+    assert shown["pools"] == ["docker"] and shown["secrets"] == []
+
+
+def test_token_requests_take_only_pool_and_secret_block_names() -> None:
+    body = schemas.TokenCreate.model_validate(
+        {"name": "ci", "scope": "write", "pools": ["docker", "gpu_1"], "secrets": ["db-pw"]}
+    )
+    assert body.pools == ["docker", "gpu_1"] and body.secrets == ["db-pw"]
+    assert schemas.TokenCreate.model_validate({"name": "ci", "scope": "write"}).pools is None
+    for bad in (
+        {"pools": ["no spaces"]},
+        {"secrets": ["Upper"]},
+        {"pools": [f"p{i}" for i in range(grants.MAX_GRANTS + 1)]},
+    ):
+        with pytest.raises(pydantic.ValidationError):
+            schemas.TokenCreate.model_validate({"name": "ci", "scope": "write", **bad})
+        with pytest.raises(pydantic.ValidationError):
+            schemas.TokenGrant.model_validate(bad)
+    with pytest.raises(pydantic.ValidationError):
+        schemas.TokenGrant.model_validate({"scope": "admin"})
