@@ -389,7 +389,7 @@ def _names(field: str, values: Iterable[str] | None, pattern: str, what: str) ->
     if len(names) > grants.MAX_GRANTS:
         raise errors.InvalidTask(field, f"at most {grants.MAX_GRANTS} names")
     for name in names:
-        if not re.match(pattern, name):
+        if not re.fullmatch(pattern, name):
             raise errors.InvalidTask(field, f"{name!r} does not name {what}")
     return names
 
