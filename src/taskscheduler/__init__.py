@@ -10,11 +10,13 @@ from taskscheduler.errors import (
     JobAlreadyFinished,
     JobAlreadyStarted,
     JobNotFound,
+    PermissionDenied,
     PlatformUnavailable,
     TaskAlreadyExists,
     TaskNotFound,
     TaskSchedulerError,
 )
+from taskscheduler.grants import Grants
 from taskscheduler.models import Job, JobState, Task, TaskSpec
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncTaskScheduler",
+    "Grants",
     "InvalidSchedule",
     "InvalidTask",
     "Job",
@@ -29,6 +32,7 @@ __all__ = [
     "JobAlreadyStarted",
     "JobNotFound",
     "JobState",
+    "PermissionDenied",
     "PlatformUnavailable",
     "Task",
     "TaskAlreadyExists",

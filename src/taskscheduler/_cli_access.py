@@ -24,10 +24,20 @@ from taskscheduler.settings import get_settings
 
 T = TypeVar("T")
 
-tokens_app = typer.Typer(help="Create, list and revoke REST API tokens.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="Create, list, grant and revoke REST API tokens.", no_args_is_help=True
+)
 console = Console()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+PoolOption = Annotated[
+    list[str] | None,
+    typer.Option("--pool", help="A work pool its tasks may use (repeat for several)."),
+]
+SecretOption = Annotated[
+    list[str] | None,
+    typer.Option("--secret", help="A Secret block its tasks may name (repeat for several)."),
+]
 
 
 def _with_engine(work: Callable[..., Awaitable[T]]) -> T:
@@ -59,18 +69,30 @@ def _print_json(value: object) -> None:
 def create_token(
     name: Annotated[str, typer.Option("--name", help="What the token is for.")],
     scope: Annotated[tokens.Scope, typer.Option("--scope", help="read, write or admin.")],
+    pool: PoolOption = None,
+    secret: SecretOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create a token and print it once: it is stored only as a hash."""
+    """Create a token and print it once: it is stored only as a hash.
+
+    A non-admin token's tasks may use the docker pool and no Secret block unless --pool and
+    --secret say otherwise; an admin token may use every one.
+    """
     import re
 
     if not re.match(tokens.NAME_PATTERN, name):
         raise errors.InvalidTask("name", "use 1-100 letters, digits, spaces and . @ : - _")
-    new = _with_engine(lambda engine: tokens.create(engine, name=name, scope=scope, actor=_actor()))
+    new = _with_engine(
+        lambda engine: tokens.create(
+            engine, name=name, scope=scope, pools=pool, secrets=secret, actor=_actor()
+        )
+    )
     if as_json:
         _print_json(new.model_dump(mode="json"))
         return
-    console.print(f"token {new.id} ({new.name}, scope {new.scope.value}):")
+    console.print(
+        f"token {new.id} ({new.name}, scope {new.scope.value}, {_grants(new.pools, new.secrets)}):"
+    )
     sys.stdout.write(new.token + "\n")
     console.print("Store it now: it is not shown again.", style="dim")
 
@@ -82,18 +104,62 @@ def list_tokens(as_json: JsonFlag = False) -> None:
     if as_json:
         _print_json([t.model_dump(mode="json") for t in found])
         return
-    table = Table("id", "name", "scope", "hint", "created", "last used", "revoked", box=None)
+    table = Table(
+        "id",
+        "name",
+        "scope",
+        "pools",
+        "secrets",
+        "hint",
+        "created",
+        "last used",
+        "revoked",
+        box=None,
+    )
     for t in found:
         table.add_row(
             t.id,
             t.name,
             t.scope.value,
+            _names(t.pools),
+            _names(t.secrets),
             t.hint + "…",
             _t(t.created_at),
             _t(t.last_used_at),
             _t(t.revoked_at),
         )
     console.print(table)
+
+
+@tokens_app.command("grant")
+def grant_token(
+    token_id: str,
+    pool: PoolOption = None,
+    secret: SecretOption = None,
+    no_pools: Annotated[
+        bool, typer.Option("--no-pools", help="Take every work pool away.")
+    ] = False,
+    no_secrets: Annotated[
+        bool, typer.Option("--no-secrets", help="Take every Secret block away.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Set the work pools and/or Secret blocks a non-admin token's tasks may use.
+
+    Each of --pool and --secret, when given, replaces that whole list; what is not given
+    stays as it is. Takes effect at the token's next call.
+    """
+    if (pool and no_pools) or (secret and no_secrets):
+        raise errors.InvalidTask("pool", "give a list or take it away, not both")
+    pools = [] if no_pools else pool
+    secrets = [] if no_secrets else secret
+    info = _with_engine(
+        lambda engine: tokens.grant(engine, token_id, pools=pools, secrets=secrets, actor=_actor())
+    )
+    if as_json:
+        _print_json(info.model_dump(mode="json"))
+    else:
+        console.print(f"token {info.id} ({info.name}): {_grants(info.pools, info.secrets)}")
 
 
 @tokens_app.command("revoke")
@@ -136,6 +202,16 @@ def audit_log(
             _t(e.at), who, e.action, e.task or "-", e.job or "-", e.outcome, e.request_id or "-"
         )
     console.print(table)
+
+
+def _names(values: list[str] | None) -> str:
+    if values is None:
+        return "all"
+    return ", ".join(values) or "none"
+
+
+def _grants(pools: list[str] | None, secrets: list[str] | None) -> str:
+    return f"pools: {_names(pools)}; secrets: {_names(secrets)}"
 
 
 def _t(value: dt.datetime | None) -> str:

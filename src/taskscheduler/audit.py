@@ -153,6 +153,7 @@ _OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
     (errors.TaskNotFound, "not_found"),
     (errors.JobNotFound, "not_found"),
     (errors.TokenNotFound, "not_found"),
+    (errors.PermissionDenied, "forbidden"),
     (errors.TaskAlreadyExists, "conflict"),
     (errors.JobAlreadyStarted, "conflict"),
     (errors.JobAlreadyFinished, "conflict"),

@@ -9,6 +9,7 @@
     ├── JobAlreadyStarted               reschedule of a job that is no longer waiting
     ├── JobAlreadyFinished              cancel of a job in a final state
     ├── TokenNotFound (LookupError)     no API token has that id
+    ├── PermissionDenied                the caller's grants do not cover a work pool or secret
     └── PlatformUnavailable (ConnectionError)   the Prefect server or database cannot be reached
 
 The CLI prints ``str(error)`` on one line and exits 1; the API maps each leaf to a status code.
@@ -81,6 +82,11 @@ class TokenNotFound(TaskSchedulerError, LookupError):
     def __init__(self, token_id: str) -> None:
         self.token_id = token_id
         super().__init__(f"token {token_id} not found")
+
+
+# Not also a PermissionError: that is an OSError, which the glue reads as "cannot reach".
+class PermissionDenied(TaskSchedulerError):
+    """The caller's token may not use that work pool or Secret block."""
 
 
 class PlatformUnavailable(TaskSchedulerError, ConnectionError):

@@ -41,6 +41,7 @@ MAX_SECRETS = 50
 # Environment-variable names a secret may be delivered as; the platform's own are off limits.
 SECRET_ENV_PATTERN = r"^[A-Z_][A-Z0-9_]{0,63}$"  # noqa: S105 - a pattern, not a secret
 SECRET_BLOCK_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"  # noqa: S105 - a pattern
+POOL_PATTERN = r"^[A-Za-z0-9][\w-]{0,62}$"
 RESERVED_ENV_PREFIXES = ("PREFECT_", "TASKS_", "PYTHON", "LD_")
 RESERVED_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "SHELL", "PWD"})
 # Sanity bounds of every time a task names: far outside them is a typo, not a plan.
@@ -280,7 +281,7 @@ class TaskSpec(Schedule):
         "exceeds max_runtime.",
     )
     tags: list[str] = Field(default_factory=list, max_length=50)
-    pool: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w-]{0,62}$")
+    pool: str | None = Field(default=None, pattern=POOL_PATTERN)
     memory: MemoryMB | None = Field(
         default=None,
         ge=MIN_MEMORY_MB,

@@ -6,7 +6,8 @@
         job = ts.run("hello")
 
 The CLI and the REST API are thin layers over ``AsyncTaskScheduler``, so all three behave the
-same. The rules live in ``models``; the Prefect calls in ``_prefect``.
+same. The rules live in ``models``; the Prefect calls in ``_prefect``; what a caller may use
+(work pools, Secret blocks) in ``grants``, checked here where every caller passes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskscheduler import audit, declarative, errors, models, store
+from taskscheduler import audit, declarative, errors, grants, models, store
 from taskscheduler._prefect import gateway
 from taskscheduler.code_block import TaskCode
 from taskscheduler.settings import Settings, get_settings
@@ -64,6 +65,9 @@ class Applied(BaseModel):
     name: str
     action: Literal["created", "updated", "unchanged"]
     file: str
+
+
+_UNRESTRICTED = grants.UNRESTRICTED
 
 
 def _now() -> dt.datetime:
@@ -147,9 +151,11 @@ def _note(**fields: str | None) -> None:
 class AsyncTaskScheduler:
     """Tasks and jobs on the platform, as coroutines.
 
-    ``actor`` is who acts (default: the local user, as the SDK) and ``audit_sink`` where each
-    state-changing call is recorded (default: the audit table of the platform's database);
-    the REST API passes the token's identity, its request id and its shared sink.
+    ``actor`` is who acts (default: the local user, as the SDK), ``grants`` which work pools and
+    Secret blocks its tasks may use (default: every one, for code trusted in-process) and
+    ``audit_sink`` where each state-changing call is recorded (default: the audit table of the
+    platform's database); the REST API passes the token's identity and grants, its request id
+    and its shared sink.
     """
 
     def __init__(
@@ -157,12 +163,14 @@ class AsyncTaskScheduler:
         settings: Settings | None = None,
         *,
         actor: audit.Actor | None = None,
+        grants: grants.Grants | None = None,
         audit_sink: audit.AuditSink | None = None,
         request_id: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self._gateway = gateway.Gateway(self.settings)
         self.actor = actor or audit.Actor.local(self.settings)
+        self.grants = grants or _UNRESTRICTED
         self.request_id = request_id
         self._audit_sink = audit_sink
         self._owned_engine: AsyncEngine | None = None
@@ -197,6 +205,8 @@ class AsyncTaskScheduler:
         now = _now()
         _refuse_past_at(spec, now)
         plan = spec.schedule_plan(now)
+        self.grants.check_new_pool(spec.pool, self.settings.default_pool)
+        self.grants.check_secrets(spec.secrets.values())
         gw = self._gateway
         async with gw.session() as client:
             if await gw.exists(client, spec.name):
@@ -246,6 +256,12 @@ class AsyncTaskScheduler:
                         task.last_job = gateway.to_job(run, task.name)
             return tasks
 
+    async def pools(self) -> builtins.list[str]:
+        """The work pools of the platform this caller may choose for a task, sorted."""
+        gw = self._gateway
+        async with gw.session() as client:
+            return self.grants.choosable(await gw.work_pool_names(client))
+
     @_audited("task.update")
     async def update(self, name: str, changes: dict[str, Any]) -> models.Task:
         """Change a task; future jobs follow the new definition, none lost, none doubled.
@@ -259,9 +275,12 @@ class AsyncTaskScheduler:
         gw = self._gateway
         async with gw.session() as client:
             deployment = await gw.find_deployment(client, name)
+            self.grants.check_task_pool(name, deployment.work_pool_name)
             current, version = await self._current(client, deployment)
             _note(code_sha256_before=current.code_sha256)
             spec = current.merged(changes)
+            self.grants.check_new_pool(spec.pool, self.settings.default_pool)
+            self.grants.check_secrets(spec.secrets.values())
             if spec.secrets != current.secrets:
                 await gw.require_secrets(client, spec.secrets)
             spec.check_entrypoint(self.settings.project_dir)
@@ -347,6 +366,7 @@ class AsyncTaskScheduler:
         gw = self._gateway
         async with gw.session() as client:
             deployment = await gw.find_deployment(client, name)
+            self.grants.check_task_pool(name, deployment.work_pool_name)
             spec, _ = await self._current(client, deployment, required=False)
             at = _sane_when(at)
             _refuse_outside_window(spec, at, field="at")
@@ -360,6 +380,7 @@ class AsyncTaskScheduler:
         now = _now()
         async with gw.session() as client:
             deployment = await gw.find_deployment(client, name)
+            self.grants.check_task_pool(name, deployment.work_pool_name)
             spec, _ = await self._current(client, deployment, required=False)
             _refuse_outside_window(spec, now, field="run")
             overrides = None
@@ -378,6 +399,10 @@ class AsyncTaskScheduler:
         gw = self._gateway
         async with gw.session() as client:
             run = await gw.read_run(client, job_id)
+            if run.deployment_id is not None and not self.grants.unrestricted:
+                # The job that replaces it is a new run of the task, in the task's pool now.
+                deployment = await gw.read_deployment(client, run.deployment_id)
+                self.grants.check_task_pool(deployment.name, deployment.work_pool_name)
             new = await gw.move(client, run, at)
             return await self._read_job(client, str(new.id))
 
@@ -549,9 +574,10 @@ class TaskScheduler:
         settings: Settings | None = None,
         *,
         actor: audit.Actor | None = None,
+        grants: grants.Grants | None = None,
         audit_sink: audit.AuditSink | None = None,
     ) -> None:
-        self.aio = AsyncTaskScheduler(settings, actor=actor, audit_sink=audit_sink)
+        self.aio = AsyncTaskScheduler(settings, actor=actor, grants=grants, audit_sink=audit_sink)
         self._runner = asyncio.Runner()
 
     def __enter__(self) -> TaskScheduler:
@@ -588,6 +614,10 @@ class TaskScheduler:
     ) -> list[models.Task]:
         """See ``AsyncTaskScheduler.list``."""
         return self._run(self.aio.list, limit=limit, offset=offset, search=search)
+
+    def pools(self) -> builtins.list[str]:
+        """See ``AsyncTaskScheduler.pools``."""
+        return self._run(self.aio.pools)
 
     def update(self, name: str, changes: dict[str, Any]) -> models.Task:
         """See ``AsyncTaskScheduler.update``."""

@@ -7,6 +7,9 @@ nothing, costs microseconds per request, and lets the database find a token by i
 through a unique index instead of comparing secrets in Python.
 
 Scopes are ordered, ``read`` < ``write`` < ``admin``: each includes the ones below it.
+Scope says which calls a token may make; its grants (``taskscheduler.grants``) say which work
+pools and Secret blocks its tasks may use: every one for an admin token, else the lists stored
+with it (new tokens: ``grants.DEFAULT_POOLS`` and no secret, until an admin grants more).
 A revoked token is kept (for the audit trail) but never authenticates again.
 """
 
@@ -14,14 +17,16 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import secrets
 import uuid
+from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskscheduler import audit, errors
+from taskscheduler import audit, errors, grants, models
 from taskscheduler.models import UtcDateTime
 from taskscheduler.store import tables
 
@@ -37,6 +42,7 @@ __all__ = [
     "create",
     "ensure_bootstrap",
     "generate",
+    "grant",
     "hash_token",
     "list_tokens",
     "revoke",
@@ -72,11 +78,25 @@ class TokenInfo(BaseModel):
     revoked_at: UtcDateTime | None = None
     revoked_by: str | None = None
     last_used_at: UtcDateTime | None = None
+    pools: list[str] | None = Field(
+        default=None, description="Work pools its tasks may use; null: every pool (admin)."
+    )
+    secrets: list[str] | None = Field(
+        default=None, description="Secret blocks its tasks may name; null: every one (admin)."
+    )
 
     @property
     def active(self) -> bool:
         """Whether the token still authenticates."""
         return self.revoked_at is None
+
+    @property
+    def grants(self) -> grants.Grants:
+        """What its calls may use, for the SDK to check."""
+        return grants.Grants(
+            pools=None if self.pools is None else frozenset(self.pools),
+            secrets=None if self.secrets is None else frozenset(self.secrets),
+        )
 
 
 class NewToken(BaseModel):
@@ -86,6 +106,8 @@ class NewToken(BaseModel):
     name: str
     scope: Scope
     token: str = Field(description="The bearer token; store it now, it is not shown again.")
+    pools: list[str] | None = Field(description="Work pools its tasks may use; null: every pool.")
+    secrets: list[str] | None = Field(description="Secret blocks its tasks may name; null: all.")
 
 
 def generate() -> str:
@@ -108,9 +130,30 @@ async def create(
     name: str,
     scope: Scope,
     actor: audit.Actor,
+    pools: Iterable[str] | None = None,
+    secrets: Iterable[str] | None = None,
     request_id: str | None = None,
 ) -> NewToken:
-    """Create a token; the row and its audit entry are written in one transaction."""
+    """Create a token; the row and its audit entry are written in one transaction.
+
+    ``pools`` and ``secrets`` are what its tasks may use (default: ``grants.DEFAULT_POOLS``
+    and no secret); an admin token may use everything, so it takes neither.
+    """
+    try:
+        given_pools, given_secrets = _grant_lists(pools, secrets)
+        if scope is Scope.ADMIN and (pools is not None or secrets is not None):
+            raise errors.InvalidTask(
+                "pools" if pools is not None else "secrets",
+                "an admin token may use every pool and secret; grants are for other tokens",
+            )
+    except errors.InvalidTask as exc:
+        await _refused(engine, actor, "token.create", exc, request_id)
+        raise
+    if scope is Scope.ADMIN:
+        stored_pools, stored_secrets = None, None
+    else:
+        stored_pools = sorted(grants.DEFAULT_POOLS) if given_pools is None else given_pools
+        stored_secrets = [] if given_secrets is None else given_secrets
     token = generate()
     token_id = uuid.uuid4()
     async with engine.begin() as conn:
@@ -122,6 +165,8 @@ async def create(
                 token_hash=hash_token(token),
                 hint=_hint(token),
                 created_by=_who(actor),
+                pools=stored_pools,
+                secrets=stored_secrets,
             )
         )
         await audit.append(
@@ -130,11 +175,91 @@ async def create(
                 actor,
                 "token.create",
                 "ok",
-                detail=f"token {token_id} ({name!r}, scope {scope.value})",
+                detail=f"token {token_id} ({name!r}, scope {scope.value}"
+                f"{_describe(stored_pools, stored_secrets)})",
                 request_id=request_id,
             ),
         )
-    return NewToken(id=str(token_id), name=name, scope=scope, token=token)
+    return NewToken(
+        id=str(token_id),
+        name=name,
+        scope=scope,
+        token=token,
+        pools=stored_pools,
+        secrets=stored_secrets,
+    )
+
+
+async def grant(
+    engine: AsyncEngine,
+    token_id: str,
+    *,
+    actor: audit.Actor,
+    pools: Iterable[str] | None = None,
+    secrets: Iterable[str] | None = None,
+    request_id: str | None = None,
+) -> TokenInfo:
+    """Replace the pools, the secrets or both that a token's tasks may use (None: unchanged).
+
+    Takes effect at the token's next call. Admin tokens may use everything, so they are
+    refused; so are unknown ids. Every outcome is audited as ``token.grant``.
+    """
+    t = tables.tokens
+    try:
+        given_pools, given_secrets = _grant_lists(pools, secrets)
+        if given_pools is None and given_secrets is None:
+            raise errors.InvalidTask("token", "nothing to change: give pools or secrets")
+    except errors.InvalidTask as exc:
+        await _refused(engine, actor, "token.grant", exc, request_id, detail=f"token {token_id}")
+        raise
+    parsed = _uuid(token_id)
+    problem: errors.TaskSchedulerError | None = None
+    row = None
+    async with engine.begin() as conn:
+        if parsed is not None:
+            found = (
+                (await conn.execute(select(t).where(t.c.id == parsed).with_for_update()))
+                .mappings()
+                .first()
+            )
+            if found is not None and found["scope"] == Scope.ADMIN.value:
+                problem = errors.InvalidTask(
+                    "token", "an admin token may use every pool and secret already"
+                )
+            elif found is not None:
+                values: dict[str, list[str]] = {}
+                if given_pools is not None:
+                    values["pools"] = given_pools
+                if given_secrets is not None:
+                    values["secrets"] = given_secrets
+                row = (
+                    (
+                        await conn.execute(
+                            update(t).where(t.c.id == parsed).values(**values).returning(*t.c)
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+        if row is None and problem is None:
+            problem = errors.TokenNotFound(token_id)
+        detail = f"token {token_id}"
+        if row is not None:
+            detail = f"token {token_id} ({row['name']!r}{_describe(row['pools'], row['secrets'])})"
+        await audit.append(
+            conn,
+            audit.AuditEntry.of(
+                actor,
+                "token.grant",
+                audit.outcome_of(problem) if problem else "ok",
+                detail=detail if problem is None else f"{detail}: {problem}",
+                request_id=request_id,
+            ),
+        )
+    if problem is not None:
+        raise problem
+    assert row is not None
+    return _info(dict(row))
 
 
 async def list_tokens(engine: AsyncEngine, *, include_revoked: bool = True) -> list[TokenInfo]:
@@ -153,10 +278,7 @@ async def revoke(
 ) -> TokenInfo:
     """Revoke a token for good (revoking twice is harmless); unknown ids are refused."""
     t = tables.tokens
-    try:
-        parsed = uuid.UUID(token_id)
-    except ValueError:
-        parsed = None
+    parsed = _uuid(token_id)
     async with engine.begin() as conn:
         row = None
         if parsed is not None:
@@ -241,6 +363,60 @@ async def ensure_bootstrap(engine: AsyncEngine, token: str) -> None:
 
 
 _MINUTE = func.make_interval(0, 0, 0, 0, 0, 1)
+
+
+def _uuid(token_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(token_id)
+    except ValueError:
+        return None
+
+
+def _grant_lists(
+    pools: Iterable[str] | None, secrets: Iterable[str] | None
+) -> tuple[list[str] | None, list[str] | None]:
+    """Pool and Secret block names as stored: checked, without repeats, sorted."""
+    return (
+        _names("pools", pools, models.POOL_PATTERN, "a work pool"),
+        _names("secrets", secrets, models.SECRET_BLOCK_PATTERN, "a Secret block"),
+    )
+
+
+def _names(field: str, values: Iterable[str] | None, pattern: str, what: str) -> list[str] | None:
+    if values is None:
+        return None
+    names = sorted(set(values))
+    if len(names) > grants.MAX_GRANTS:
+        raise errors.InvalidTask(field, f"at most {grants.MAX_GRANTS} names")
+    for name in names:
+        if not re.fullmatch(pattern, name):
+            raise errors.InvalidTask(field, f"{name!r} does not name {what}")
+    return names
+
+
+def _describe(pools: list[str] | None, secrets: list[str] | None) -> str:
+    """Grants in an audit detail (names only; never a secret's value, which no token holds)."""
+    if pools is None and secrets is None:
+        return ", every pool and secret"
+    return f", pools [{', '.join(pools or [])}], secrets [{', '.join(secrets or [])}]"
+
+
+async def _refused(
+    engine: AsyncEngine,
+    actor: audit.Actor,
+    action: str,
+    exc: errors.TaskSchedulerError,
+    request_id: str | None,
+    detail: str | None = None,
+) -> None:
+    entry = audit.AuditEntry.of(
+        actor,
+        action,
+        audit.outcome_of(exc),
+        detail=f"{detail}: {exc}" if detail else str(exc),
+        request_id=request_id,
+    )
+    await audit.DatabaseSink(engine).record(entry)
 
 
 def _who(actor: audit.Actor) -> str:

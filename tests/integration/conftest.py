@@ -113,6 +113,27 @@ def docker_platform(platform: LocalPlatform) -> LocalPlatform:
     return platform
 
 
+@pytest.fixture(scope="session")
+def docker_pool(platform: LocalPlatform) -> str:
+    """The ``docker`` pool with its hardened job template, without Docker or a worker: tasks
+    can be created in it and nothing runs their jobs.
+
+    Made as ``make up`` makes it, with an image that is never pulled, unless it exists; a
+    ``docker_platform`` set up later points it at the real image, one set up before keeps it.
+    """
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.exceptions import ObjectNotFound
+
+    from taskscheduler import _docker
+
+    with SyncPrefectClient(platform.api_url, auth_string=platform.prefect_auth_string) as client:
+        try:
+            client.read_work_pool(_docker.POOL)
+        except ObjectNotFound:
+            platform.ensure_docker_pool("taskscheduler-job:never-built", "Never")
+    return _docker.POOL
+
+
 @pytest.fixture(scope="module")
 def admin(platform: LocalPlatform) -> Iterator[httpx.Client]:
     """A client of the platform's REST API holding the first admin token (TASKS_ADMIN_TOKEN)."""

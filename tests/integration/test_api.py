@@ -25,15 +25,30 @@ from tests.integration.helpers import cli, cli_json, unique, wait_for
 HELLO = 'def main(who="world"):\n    print(f"hello {who}")\n    return 42\n'
 
 
-def client_with(platform: LocalPlatform, admin: httpx.Client, scope: str) -> httpx.Client:
-    """A client holding a new token of ``scope``."""
-    created = admin.post("/v1/tokens", json={"name": unique(f"test-{scope}"), "scope": scope})
+def new_token(admin: httpx.Client, scope: str, **grants: list[str]) -> dict[str, Any]:
+    """A new token of ``scope`` (with ``pools`` and ``secrets`` when given), as created."""
+    created = admin.post(
+        "/v1/tokens", json={"name": unique(f"test-{scope}"), "scope": scope, **grants}
+    )
     assert created.status_code == 201, created.text
+    made: dict[str, Any] = created.json()
+    return made
+
+
+def bearer_client(platform: LocalPlatform, token: str) -> httpx.Client:
+    """A client of the platform's REST API holding ``token``."""
     return httpx.Client(
         base_url=platform.service_api_url,
-        headers={"Authorization": f"Bearer {created.json()['token']}"},
+        headers={"Authorization": f"Bearer {token}"},
         timeout=60,
     )
+
+
+def client_with(
+    platform: LocalPlatform, admin: httpx.Client, scope: str, **grants: list[str]
+) -> httpx.Client:
+    """A client holding a new token of ``scope`` (with ``pools`` and ``secrets`` when given)."""
+    return bearer_client(platform, new_token(admin, scope, **grants)["token"])
 
 
 def audit_rows(admin: httpx.Client, **filters: str) -> list[dict[str, Any]]:
@@ -124,7 +139,7 @@ def test_each_scope_allows_what_it_should_and_403_otherwise(
     name = unique()
     with (
         client_with(platform, admin, "read") as reader,
-        client_with(platform, admin, "write") as writer,
+        client_with(platform, admin, "write", pools=["process"]) as writer,
     ):
         assert reader.get("/v1/tasks").status_code == 200
         assert reader.get("/v1/audit").status_code == 200
@@ -409,6 +424,181 @@ def test_secrets_reach_the_code_and_never_an_api_response_log_or_audit_row(
     assert value not in seen
     assert value not in (platform.log_dir / "taskscheduler-api.log").read_text()
     admin.delete(f"/v1/tasks/{name}")
+
+
+# ---- pools and secrets granted to tokens ------------------------------------------------------
+
+
+def created_nothing(admin: httpx.Client, name: str, action: str = "task.create") -> None:
+    """``name`` does not exist, and its one audit row says the call was forbidden."""
+    assert admin.get(f"/v1/tasks/{name}").status_code == 404
+    rows = audit_rows(admin, task=name)
+    assert [(r["action"], r["outcome"]) for r in rows] == [(action, "forbidden")], rows
+
+
+def test_a_new_write_token_may_use_only_the_docker_pool(
+    platform: LocalPlatform, admin: httpx.Client, docker_pool: str
+) -> None:
+    made = new_token(admin, "write")
+    assert (made["pools"], made["secrets"]) == (["docker"], [])
+    listed = {t["id"]: t for t in admin.get("/v1/tokens").json()}
+    assert (listed[made["id"]]["pools"], listed[made["id"]]["secrets"]) == (["docker"], [])
+    bootstrap = next(t for t in listed.values() if t["name"] == "admin (TASKS_ADMIN_TOKEN)")
+    assert (bootstrap["pools"], bootstrap["secrets"]) == (None, None), "admin: every pool"
+    with bearer_client(platform, made["token"]) as writer:
+        # No pool named: the default pool (process) is what is checked, and refused.
+        unnamed = unique()
+        refused = writer.post("/v1/tasks", json={"name": unnamed, "code": HELLO})
+        assert refused.status_code == 403, refused.text
+        assert "'process'" in refused.json()["detail"]
+        assert "choose pool 'docker'" in refused.json()["detail"]
+        created_nothing(admin, unnamed)
+        for pool in ("process", "fast"):
+            name = unique()
+            body = {"name": name, "code": HELLO, "pool": pool}
+            assert writer.post("/v1/tasks", json=body).status_code == 403
+            created_nothing(admin, name)
+
+        name = unique()
+        body = {"name": name, "code": HELLO, "pool": docker_pool}
+        created = writer.post("/v1/tasks", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["pool"] == docker_pool
+        # Its own task may not be moved to a pool the token lacks, by name or by default.
+        for move in ({"pool": "process"}, {"pool": "fast"}, {"pool": None}):
+            moved = writer.patch(f"/v1/tasks/{name}", json=move)
+            assert moved.status_code == 403, (move, moved.text)
+        task = admin.get(f"/v1/tasks/{name}").json()
+        assert (task["pool"], task["version"]) == (docker_pool, 1)
+        changed = writer.patch(f"/v1/tasks/{name}", json={"retries": 1})
+        assert changed.status_code == 200 and changed.json()["version"] == 2
+        outcomes = [r["outcome"] for r in audit_rows(admin, task=name, action="task.update")]
+        assert sorted(outcomes) == ["forbidden"] * 3 + ["ok"]
+    admin.delete(f"/v1/tasks/{name}")
+
+
+def test_a_write_token_cannot_change_or_run_a_task_in_a_pool_it_lacks(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    name = unique()
+    assert admin.post("/v1/tasks", json={"name": name, "code": HELLO}).status_code == 201
+    at = (now() + dt.timedelta(hours=2)).isoformat()
+    job_id = admin.post(f"/v1/tasks/{name}/schedule", json={"at": at}).json()["job_id"]
+    later = (now() + dt.timedelta(hours=3)).isoformat()
+    with client_with(platform, admin, "write") as writer:
+        assert writer.get(f"/v1/tasks/{name}").status_code == 200, "reading is not a pool's"
+        calls = [
+            ("task.update", writer.patch(f"/v1/tasks/{name}", json={"pool": "docker"})),
+            ("task.run", writer.post(f"/v1/tasks/{name}/run")),
+            ("task.schedule", writer.post(f"/v1/tasks/{name}/schedule", json={"at": later})),
+            ("job.reschedule", writer.post(f"/v1/jobs/{job_id}/reschedule", json={"at": later})),
+        ]
+    for action, response in calls:
+        assert response.status_code == 403, (action, response.text)
+        assert "runs in work pool 'process'" in response.json()["detail"], action
+    jobs = admin.get("/v1/jobs", params={"task": name}).json()["items"]
+    assert [(j["id"], j["state"]) for j in jobs] == [(job_id, "pending")], "nothing ran or moved"
+    task = admin.get(f"/v1/tasks/{name}").json()
+    assert (task["pool"], task["version"]) == ("process", 1)
+    refused = {
+        (r["action"], r["outcome"])
+        for action in ("task.update", "task.run", "task.schedule", "job.reschedule")
+        for r in audit_rows(admin, action=action)
+        if r["task"] == name or r["job"] == job_id
+    }
+    assert refused >= {
+        ("task.update", "forbidden"),
+        ("task.run", "forbidden"),
+        ("task.schedule", "forbidden"),
+        ("job.reschedule", "forbidden"),
+    }
+    admin.delete(f"/v1/tasks/{name}")
+
+
+def test_an_admin_grants_pools_at_creation_or_later_and_they_apply_at_the_next_call(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    first = unique()
+    with client_with(platform, admin, "write", pools=["process"]) as granted:
+        assert granted.post("/v1/tasks", json={"name": first, "code": HELLO}).status_code == 201
+        at = (now() + dt.timedelta(hours=2)).isoformat()
+        assert granted.post(f"/v1/tasks/{first}/schedule", json={"at": at}).status_code == 201
+    made = new_token(admin, "write")
+    second = unique()
+    with bearer_client(platform, made["token"]) as writer:
+        body = {"name": second, "code": HELLO, "pool": "process"}
+        assert writer.post("/v1/tasks", json=body).status_code == 403
+        own = writer.patch(f"/v1/tokens/{made['id']}", json={"pools": ["process"]})
+        assert own.status_code == 403, "only an admin grants"
+        changed = admin.patch(f"/v1/tokens/{made['id']}", json={"pools": ["docker", "process"]})
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()["pools"], changed.json()["secrets"]) == (["docker", "process"], [])
+        assert writer.post("/v1/tasks", json=body).status_code == 201
+    grant_rows = audit_rows(admin, action="token.grant")
+    ok = next(r for r in grant_rows if made["id"] in (r["detail"] or ""))
+    assert ok["outcome"] == "ok" and "process" in ok["detail"]
+
+    bootstrap = next(
+        t for t in admin.get("/v1/tokens").json() if t["name"] == "admin (TASKS_ADMIN_TOKEN)"
+    )
+    assert admin.patch(f"/v1/tokens/{bootstrap['id']}", json={"pools": []}).status_code == 422
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert admin.patch(f"/v1/tokens/{missing}", json={"pools": []}).status_code == 404
+    assert admin.patch(f"/v1/tokens/{made['id']}", json={}).status_code == 422
+    an_admin = {"name": unique("adm"), "scope": "admin", "pools": ["docker"]}
+    assert admin.post("/v1/tokens", json=an_admin).status_code == 422
+    outcomes = {r["outcome"] for r in audit_rows(admin, action="token.grant")}
+    assert outcomes >= {"ok", "invalid", "not_found"}
+    for name in (first, second):
+        admin.delete(f"/v1/tasks/{name}")
+
+
+def test_a_write_token_may_name_only_the_secret_blocks_it_was_granted(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    from prefect.blocks.system import Secret
+
+    granted, other = unique("granted"), unique("other")
+    for block in (granted, other):
+        Secret(value=f"value-of-{block}").save(block)
+    name, refused_name = unique(), unique()
+    with client_with(platform, admin, "write", pools=["process"], secrets=[granted]) as writer:
+        body = {"name": refused_name, "code": HELLO, "secrets": {"KEY": other}}
+        refused = writer.post("/v1/tasks", json=body)
+        assert refused.status_code == 403, refused.text
+        assert other in refused.json()["detail"] and granted not in refused.json()["detail"]
+        created_nothing(admin, refused_name)
+        body = {"name": name, "code": HELLO, "secrets": {"KEY": granted}}
+        assert writer.post("/v1/tasks", json=body).status_code == 201
+        adding = {"secrets": {"KEY": granted, "OTHER": other}}
+        assert writer.patch(f"/v1/tasks/{name}", json=adding).status_code == 403
+        assert admin.get(f"/v1/tasks/{name}").json()["spec"]["secrets"] == {"KEY": granted}
+        # An admin adds the other block: the token may not keep it in a change of its own...
+        assert admin.patch(f"/v1/tasks/{name}", json=adding).status_code == 200
+        assert writer.patch(f"/v1/tasks/{name}", json={"retries": 1}).status_code == 403
+        # ...but may take it out, keeping only what it was granted.
+        dropped = writer.patch(f"/v1/tasks/{name}", json={"secrets": {"KEY": granted}})
+        assert dropped.status_code == 200, dropped.text
+        assert dropped.json()["spec"]["secrets"] == {"KEY": granted}
+    admin.delete(f"/v1/tasks/{name}")
+
+
+def test_cli_creates_tokens_with_grants_and_changes_them(platform: LocalPlatform) -> None:
+    made = cli_json(
+        "token", "create", "--scope", "write", "--name", unique("cli"),
+        "--pool", "process", "--pool", "fast", "--secret", "a-block",
+    )  # fmt: skip
+    assert (made["pools"], made["secrets"]) == (["fast", "process"], ["a-block"])
+    changed = cli_json("token", "grant", made["id"], "--pool", "docker", "--no-secrets")
+    assert (changed["pools"], changed["secrets"]) == (["docker"], [])
+    with bearer_client(platform, made["token"]) as writer:
+        body = {"name": unique(), "code": HELLO, "pool": "process"}
+        assert writer.post("/v1/tasks", json=body).status_code == 403, "the grant took effect"
+    nothing = cli("token", "grant", made["id"], check=False)
+    assert nothing.returncode == 1
+    assert nothing.stderr.strip().splitlines() == [
+        "error: token: nothing to change: give pools or secrets"
+    ]
 
 
 # ---- audit log -------------------------------------------------------------------------------

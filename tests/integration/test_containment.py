@@ -25,7 +25,7 @@ from tests.integration.helpers import scheduler, unique
 
 pytestmark = pytest.mark.slow
 
-ATTACKER = r'''
+ATTACKER = r"""
 import hashlib, json, os, socket
 
 def main(ports, credentials_file, other_code, other_secret, other_run):
@@ -46,11 +46,8 @@ def main(ports, credentials_file, other_code, other_secret, other_run):
     attempt("read the credentials file", lambda: open(credentials_file).read()[:4] + "...")
 
     def parts(value):
-        found = {value}
-        for sep in (":", "@", "/", "=", " "):
-            for piece in value.split(sep):
-                found.add(piece)
-        return found
+        import re
+        return {value, *re.split(r"[:@/= ]", value)}
 
     env_hashes = {
         name: sorted(hashlib.sha256(p.encode()).hexdigest() for p in parts(value) if p)
@@ -69,10 +66,11 @@ def main(ports, credentials_file, other_code, other_secret, other_run):
             raise PermissionError(f"{response.status_code}: {response.text[:200]}")
         return f"{response.status_code}: {response.text[:200]}"
 
+    documents = "block_types/slug/{}/block_documents/name/{}?include_secrets=true"
     attempt("load another task's code block",
-            lambda: call("GET", f"block_types/slug/task-code/block_documents/name/{other_code}?include_secrets=true"))
+            lambda: call("GET", documents.format("task-code", other_code)))
     attempt("load an undeclared secret",
-            lambda: call("GET", f"block_types/slug/secret/block_documents/name/{other_secret}?include_secrets=true"))
+            lambda: call("GET", documents.format("secret", other_secret)))
     attempt("set another run's state",
             lambda: call("POST", f"flow_runs/{other_run}/set_state",
                          {"state": {"type": "CANCELLED", "message": "attacked"}, "force": True}))
@@ -84,7 +82,7 @@ def main(ports, credentials_file, other_code, other_secret, other_run):
         "threshold": 1, "within": 0}, "actions": [{"type": "do-nothing"}]}))
     print("ATTACK " + json.dumps({"results": results, "env": env_hashes}))
     return "done"
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -201,23 +199,6 @@ def judge(lane: str, results: dict[str, str], held: list[str]) -> None:
     assert not allowed, f"lane {lane}: not refused: {allowed}"
 
 
-def gateway_refusals(ts: TaskScheduler, platform: LocalPlatform, job_id: str) -> int:
-    """Audit rows the gateway wrote about this job."""
-    import asyncio
-
-    from taskscheduler import audit, store
-
-    async def count() -> int:
-        engine = store.create_engine(platform.settings, pooled=False)
-        try:
-            rows = await audit.query(engine, action="gate.refuse", limit=1000)
-        finally:
-            await engine.dispose()
-        return sum(1 for row in rows if row.job == job_id)
-
-    return asyncio.run(count())
-
-
 def test_a_process_lane_job_is_refused_everything_beyond_its_own_run(
     ts: TaskScheduler, platform: LocalPlatform, write_client: httpx.Client, victim: dict[str, str]
 ) -> None:
@@ -247,9 +228,9 @@ def test_the_gateway_audits_what_it_refused_and_the_victim_is_untouched(
 ) -> None:
     """The refusals of the attackers through the gateway are in the audit log, and the run
     they tried to cancel is still waiting."""
-    from taskscheduler import audit, store
-
     import asyncio
+
+    from taskscheduler import audit, store
 
     async def rows() -> list[audit.AuditEntry]:
         engine = store.create_engine(platform.settings, pooled=False)

@@ -189,6 +189,46 @@ def test_a_cookie_alone_cannot_change_anything_from_another_site(
     admin.delete(f"/v1/tasks/{name}")
 
 
+def test_the_form_offers_only_granted_pools_and_the_page_gets_the_api_refusal(
+    platform: LocalPlatform, admin: httpx.Client, docker_pool: str
+) -> None:
+    """Browser-free: a write token's session sees only its pools in the form, and a change from
+    the page's own origin is refused with the same message as a bearer call."""
+    made = admin.post("/v1/tokens", json={"name": unique("ui-write"), "scope": "write"})
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    name = unique("ui")
+    base = platform.service_api_url
+    with httpx.Client(base_url=base, timeout=60) as page:
+        page.cookies.set("tasks_session", token)
+        form = page.get("/ui/tasks/new")
+        assert form.status_code == 200
+        assert f'<option value="{docker_pool}"' in form.text
+        for hidden in ('value="process"', 'value="fast"', "default (process)"):
+            assert hidden not in form.text, hidden
+        same_origin = {"Sec-Fetch-Site": "same-origin"}
+        refused = page.post("/v1/tasks", json={"name": name, "code": HELLO}, headers=same_origin)
+    assert refused.status_code == 403, refused.text
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as api:
+        direct = api.post("/v1/tasks", json={"name": name, "code": HELLO})
+    assert direct.status_code == 403
+    assert refused.json()["detail"] == direct.json()["detail"]
+    assert "choose pool 'docker'" in refused.json()["detail"]
+    assert admin.get(f"/v1/tasks/{name}").status_code == 404
+    rows = admin.get("/v1/audit", params={"task": name}).json()["items"]
+    assert {(r["action"], r["outcome"], r["source"]) for r in rows} == {
+        ("task.create", "forbidden", "ui"),
+        ("task.create", "forbidden", "api"),
+    }
+    # An admin's form offers every pool of the platform, the default first.
+    with httpx.Client(base_url=base, timeout=60) as page:
+        page.cookies.set("tasks_session", platform.credentials.admin_token.get_secret_value())
+        form = page.get("/ui/tasks/new").text
+    for offered in ("default (process)", 'value="process"', 'value="fast"', 'value="docker"'):
+        assert offered in form, offered
+    assert form.index("default (process)") < form.index('value="docker"')
+
+
 # ---- the main path -------------------------------------------------------------------------
 
 

@@ -109,6 +109,19 @@ class Gateway:
             found = [d for d in found if d.flow_id == ours] or found
         return found[0]
 
+    async def read_deployment(
+        self, client: PrefectClient, deployment_id: uuid.UUID
+    ) -> DeploymentResponse:
+        """The deployment of a job, by id."""
+        try:
+            return await client.read_deployment(deployment_id)
+        except ObjectNotFound:
+            raise errors.TaskNotFound(str(deployment_id)) from None
+
+    async def work_pool_names(self, client: PrefectClient) -> list[str]:
+        """The names of every work pool on the server."""
+        return [pool.name for pool in await client.read_work_pools()]
+
     async def exists(self, client: PrefectClient, name: str) -> bool:
         """Whether any deployment is named ``name``."""
         try:

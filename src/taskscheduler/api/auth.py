@@ -3,7 +3,9 @@
 The scope a call needs follows from its path and method, in one place (``needed_scope``):
 ``/v1/tokens`` needs ``admin``; any other ``GET`` needs ``read``; any other method ``write``.
 Authentication runs in middleware, before the body is even parsed, so an unauthenticated
-caller learns nothing from validation errors and a refusal costs no Prefect call.
+caller learns nothing from validation errors and a refusal costs no Prefect call. What a
+permitted call may use (work pools, Secret blocks) is the token's grants, which the SDK checks
+(``taskscheduler.grants``): the page and the API pass through it alike.
 """
 
 from __future__ import annotations

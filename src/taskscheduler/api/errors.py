@@ -24,6 +24,7 @@ STATUS: tuple[tuple[type[errors.TaskSchedulerError], int], ...] = (
     (errors.TaskNotFound, 404),
     (errors.JobNotFound, 404),
     (errors.TokenNotFound, 404),
+    (errors.PermissionDenied, 403),
     (errors.TaskAlreadyExists, 409),
     (errors.JobAlreadyStarted, 409),
     (errors.JobAlreadyFinished, 409),

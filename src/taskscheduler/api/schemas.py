@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, create_model
 from pydantic.fields import FieldInfo
 
-from taskscheduler import models, tokens
+from taskscheduler import grants, models, tokens
 from taskscheduler.audit import AuditEntry
 from taskscheduler.sdk import LogLine
 
@@ -70,13 +70,38 @@ class JobRef(BaseModel):
     job: models.Job
 
 
+PoolName = Annotated[str, StringConstraints(pattern=models.POOL_PATTERN)]
+SecretBlockName = Annotated[str, StringConstraints(pattern=models.SECRET_BLOCK_PATTERN)]
+Pools = Annotated[list[PoolName] | None, Field(max_length=grants.MAX_GRANTS)]
+SecretBlocks = Annotated[list[SecretBlockName] | None, Field(max_length=grants.MAX_GRANTS)]
+
+
 class TokenCreate(BaseModel):
-    """A new API token."""
+    """A new API token; ``pools`` and ``secrets`` are for non-admin tokens only."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=tokens.NAME_PATTERN, description="What the token is for.")
     scope: tokens.Scope
+    pools: Pools = Field(
+        default=None, description="Work pools its tasks may use (default: docker only)."
+    )
+    secrets: SecretBlocks = Field(
+        default=None, description="Secret blocks its tasks may name (default: none)."
+    )
+
+
+class TokenGrant(BaseModel):
+    """New grants of a non-admin token; each given list replaces the old one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pools: Pools = Field(
+        default=None, description="Work pools its tasks may use from now on; null: unchanged."
+    )
+    secrets: SecretBlocks = Field(
+        default=None, description="Secret blocks its tasks may name from now on; null: unchanged."
+    )
 
 
 class TaskPage(BaseModel):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 SCHEMA = "taskscheduler"
 
@@ -34,6 +35,13 @@ tokens = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("revoked_by", Text),
     Column("last_used_at", DateTime(timezone=True)),
+    # What its tasks may use (taskscheduler.grants); NULL, every one, only for admin tokens.
+    Column("pools", ARRAY(Text)),
+    Column("secrets", ARRAY(Text)),
+    CheckConstraint(
+        "(scope = 'admin') = (pools IS NULL) AND (scope = 'admin') = (secrets IS NULL)",
+        name="tokens_grants",
+    ),
 )
 
 audit_log = Table(

@@ -220,10 +220,28 @@ async def task_list(
     )
 
 
+async def _pool_choice(request: Request, who: auth.Principal) -> dict[str, Any]:
+    """The form's pool choice: only the pools the token may use (the API checks again)."""
+    default = request.app.state.settings.default_pool
+    return {
+        "pools": await scheduler(request).pools(),
+        "default_pool": default,
+        "default_allowed": who.token.grants.allows_pool(default),
+    }
+
+
 @router.get("/tasks/new", name="ui.task.new")
 async def new_task(request: Request, who: Viewer) -> HTMLResponse:
     """The empty task form."""
-    return _render(request, "task_form.html", who, task=None, spec=None, zones=_zones())
+    return _render(
+        request,
+        "task_form.html",
+        who,
+        task=None,
+        spec=None,
+        zones=_zones(),
+        **await _pool_choice(request, who),
+    )
 
 
 @router.get("/tasks/{name}", name="ui.task")
@@ -260,7 +278,15 @@ async def edit_task(request: Request, who: Viewer, name: str) -> HTMLResponse:
         raise errors.InvalidTask(
             "name", f"{name!r} was not created here; change it where it was defined"
         )
-    return _render(request, "task_form.html", who, task=task, spec=task.spec, zones=_zones())
+    return _render(
+        request,
+        "task_form.html",
+        who,
+        task=task,
+        spec=task.spec,
+        zones=_zones(),
+        **await _pool_choice(request, who),
+    )
 
 
 @router.get("/jobs/{job_id}", name="ui.job")

@@ -12,7 +12,10 @@ from taskscheduler.sdk import AsyncTaskScheduler
 # Documented on every /v1 route, so clients (and the schema fuzz test) know them.
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorBody, "description": "No token, or an unknown or revoked one."},
-    403: {"model": schemas.ErrorBody, "description": "The token's scope does not allow this."},
+    403: {
+        "model": schemas.ErrorBody,
+        "description": "The token's scope, or its work pools and secrets, do not allow this.",
+    },
     503: {"model": schemas.ErrorBody, "description": "Prefect or the database is unreachable."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -26,10 +29,13 @@ NAME_PATH_PATTERN = r"^[A-Za-z0-9][\w.-]{0,199}$"
 
 
 def scheduler(request: Request) -> AsyncTaskScheduler:
-    """The SDK acting as the request's token, recording into the app's audit log."""
+    """The SDK acting as the request's token, with its grants, recording into the app's audit
+    log (the web page's routes use it too, so page and API refuse the same calls)."""
+    caller = auth.principal(request)
     return AsyncTaskScheduler(
         request.app.state.settings,
-        actor=auth.principal(request).actor,
+        actor=caller.actor,
+        grants=caller.token.grants,
         audit_sink=request.app.state.audit_sink,
         request_id=request.state.request_id,
     )
