@@ -95,4 +95,5 @@ browser:
 
 compose-config:
 	compose="docker compose"; $$compose version >/dev/null 2>&1 || compose=docker-compose; \
-		POSTGRES_PASSWORD=check TASKS_ADMIN_TOKEN=check PREFECT_AUTH_STRING=check:check $$compose -f docker-compose.yml config -q
+		POSTGRES_PASSWORD=check TASKS_ADMIN_TOKEN=check PREFECT_AUTH_STRING=check:check \
+		TASKS_PREFECT_DB_PASSWORD=check TASKS_API_DB_PASSWORD=check TASKS_GATE_KEY=check $$compose -f docker-compose.yml config -q

@@ -203,6 +203,9 @@ class LocalPlatform:
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             # Every client of the Prefect API authenticates (workers, flow runs, our API, CLI).
             PREFECT_API_AUTH_STRING=self.prefect_auth_string,
+            # Resolved here, once: a child running as another user would default elsewhere.
+            TASKS_RUNTIME_DIR=str(self.settings.runtime),
+            TASKS_DOOR_DIR=str(self.settings.door),
         )
         for name in _PRIVATE_ENV:
             env.pop(name, None)
@@ -292,7 +295,6 @@ class LocalPlatform:
         env.pop("TASKS_DATABASE_URL", None)
         home = self.run_user.home
         env.update(HOME=str(home), PREFECT_HOME=str(home / ".prefect"))
-        env["TASKS_DOOR_DIR"] = str(self.settings.door)
         if mints:
             env["TASKS_GATE_KEY"] = self.credentials.gate_key.get_secret_value()
         return env
@@ -300,7 +302,10 @@ class LocalPlatform:
     @functools.cached_property
     def run_user(self) -> runuser.RunUser:
         """The system user the process and fast lanes run as (see ``runuser``)."""
-        return runuser.ensure(self.settings.run_user, self.settings.state_dir / "lanes")
+        runtime = self.settings.runtime
+        runtime.mkdir(parents=True, exist_ok=True)
+        runtime.chmod(0o711)
+        return runuser.ensure(self.settings.run_user, runtime / "lanes")
 
     def prepare_state_dir(self) -> None:
         """The state directory: traversable (the run user's home is inside) but not listable,
@@ -680,7 +685,6 @@ class LocalPlatform:
             env = self.worker_env()
             env.pop("TASKS_DATABASE_URL", None)
             env["TASKS_GATE_KEY"] = self.credentials.gate_key.get_secret_value()
-            env["TASKS_DOOR_DIR"] = str(self.settings.door)
             pid = self._spawn(DOCKER_WORKER, command, env, respawn=True)
         self._wait_until(
             DOCKER_WORKER,
@@ -786,7 +790,6 @@ class LocalPlatform:
             TASKS_DATABASE_URL=self.api_database_url,
             TASKS_PREFECT_AUTH_STRING=self.prefect_auth_string,
             TASKS_GATE_KEY=self.credentials.gate_key.get_secret_value(),
-            TASKS_DOOR_DIR=str(self.settings.door),
         )
         env.update(self.extra_env)
         return env
@@ -882,6 +885,8 @@ class LocalPlatform:
         self.stop(FAST_WORKER)
         for service in (WORKER, GATE, SERVICES, SERVER):
             self.stop(service)
+        # Runtime state only (the door, the run user's Prefect home); nothing to keep.
+        shutil.rmtree(self.settings.runtime, ignore_errors=True)
 
     def stop(self, service: str) -> None:
         """Stop one supervised service and whatever it started, then forget its PID."""

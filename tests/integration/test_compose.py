@@ -181,13 +181,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "POSTGRES_PASSWORD": secrets.token_hex(16),
         "PREFECT_AUTH_STRING": f"admin:{secrets.token_hex(16)}",
         "TASKS_ADMIN_TOKEN": secrets.token_hex(32),
+        "TASKS_PREFECT_DB_PASSWORD": secrets.token_hex(16),
+        "TASKS_API_DB_PASSWORD": secrets.token_hex(16),
+        "TASKS_GATE_KEY": secrets.token_hex(32),
         "HTTPS_PORT": str(free_port()),
         "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
         "TASKS_STATE": str(state),
     }
+    project = f"tscompose{secrets.token_hex(3)}"
+    env["TASKS_DOOR_VOLUME"] = f"{project}-door"
     started = Stack(
         command=command,
-        project=f"tscompose{secrets.token_hex(3)}",
+        project=project,
         env=env,
         port=int(env["HTTPS_PORT"]),
         listeners_before=public_listeners(),

@@ -11,6 +11,7 @@ test decides, with the real secrets' hashes, what counts as refused.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
@@ -100,7 +101,7 @@ def victim(ts: TaskScheduler) -> dict[str, str]:
     Secret(value="the victim's password").save(secret)
     name = unique("victim")
     ts.create({"name": name, "code": "def main():\n    return 1\n", "secrets": {"PW": secret}})
-    waiting = ts.schedule(name, "+1d")
+    waiting = ts.schedule(name, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     return {"code": f"{name}-v1", "secret": secret, "run": waiting.id}
 
 

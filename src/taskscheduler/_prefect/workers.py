@@ -14,8 +14,8 @@ the pools' types and templates) and change what a job gets:
 Both give the job a credential for its own run (``gate.credential``) and run
 ``taskscheduler.runtime.door``, which relays the job's Prefect client to the gateway.
 
-``python -m taskscheduler._prefect.workers process|docker --pool P --name N [--limit L]``
-starts one, as ``prefect worker start`` would.
+``python -m taskscheduler._prefect.workers process|docker --pool P --name N [--limit L]
+[--with-healthcheck]`` starts one, as ``prefect worker start`` would.
 """
 
 from __future__ import annotations
@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument(
+        "--with-healthcheck", action="store_true", help="serve /health on port 8080"
+    )
     args = parser.parse_args(argv)
     setup_signal_handlers_worker(os.getpid(), f"the {args.kind} worker", print)
 
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             create_pool_if_not_found=False,
         )
         try:
-            await worker.start(printer=print)
+            await worker.start(with_healthcheck=args.with_healthcheck, printer=print)
         except asyncio.CancelledError:
             print(f"Worker {worker.name!r} stopped!")
 

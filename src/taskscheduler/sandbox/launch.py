@@ -10,14 +10,16 @@ on a command line, where every process of the host could read it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
 from taskscheduler.gate import environment
-from taskscheduler.sandbox.command import Sandbox
+from taskscheduler.sandbox.command import Sandbox, SandboxUnavailable
 
 RUNTIME = ("-m", "taskscheduler.runtime.door")
 JOB_HOME = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs
@@ -28,12 +30,19 @@ _SECRET_NAME = re.compile(
 
 
 def platform_secrets(env: Mapping[str, str]) -> list[str]:
-    """The values of the environment that are the platform's secrets."""
-    return [
-        value
-        for name, value in env.items()
-        if _SECRET_NAME.search(name) and name != environment.CREDENTIAL_VARIABLE
-    ]
+    """The values of the environment that are the platform's secrets, and the password parts
+    of those that hold one (``user:password``, a URL's password), which could be copied alone."""
+    found: list[str] = []
+    for name, value in env.items():
+        if not _SECRET_NAME.search(name) or name == environment.CREDENTIAL_VARIABLE:
+            continue
+        found.append(value)
+        if "://" in value:
+            with contextlib.suppress(ValueError):
+                found.append(urllib.parse.urlsplit(value).password or "")
+        elif ":" in value:
+            found.append(value.partition(":")[2])
+    return [secret for secret in found if secret]
 
 
 def job_environment(env: Mapping[str, str], *, door: bool) -> dict[str, str]:
@@ -59,11 +68,13 @@ def sandbox_of(env: Mapping[str, str], *, door: bool) -> Sandbox:
     project = Path(env.get("TASKS_PROJECT_DIR") or os.getcwd())
     state = Path(env.get("TASKS_STATE_DIR") or ".run")
     state = state if state.is_absolute() else project / state
-    door_dir = Path(env.get("TASKS_DOOR_DIR") or state / "door")
+    door_dir = env.get("TASKS_DOOR_DIR")
+    if door and not door_dir:
+        raise SandboxUnavailable("TASKS_DOOR_DIR names no door: the worker was started wrongly")
     return Sandbox(
         readable=[Path(sys.prefix), project],
         masked=[state],
-        door=door_dir if door else None,
+        door=Path(door_dir) if door and door_dir else None,
         workdir=project,
     )
 
