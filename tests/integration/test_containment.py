@@ -244,3 +244,72 @@ def test_the_gateway_audits_what_it_refused_and_the_victim_is_untouched(
     assert any(f"flow_runs/{victim['run']}/set_state" in d for d in details), details[:20]
     assert any(victim["secret"] in d for d in details), details[:20]
     assert ts.job(victim["run"]).state is JobState.PENDING
+
+
+def test_each_component_has_a_database_role_of_its_own_and_the_api_cannot_rewrite_the_audit(
+    platform: LocalPlatform,
+) -> None:
+    """The API's role may INSERT and SELECT the audit log and nothing more; no role of the
+    platform is superuser; the audit log's owner cannot log in."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    roles = platform.roles
+    api_url = platform.api_database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    admin_url = platform.settings.asyncpg_url
+
+    async def check() -> dict[str, str]:
+        outcomes: dict[str, str] = {}
+        admin = create_async_engine(admin_url)
+        try:
+            async with admin.connect() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT rolname, rolsuper, rolcanlogin FROM pg_roles"
+                        " WHERE rolname = ANY(:names)"
+                    ),
+                    {"names": list(roles.all)},
+                )
+                found = {r.rolname: (r.rolsuper, r.rolcanlogin) for r in rows}
+                owner = await conn.scalar(
+                    text("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_log'")
+                )
+        finally:
+            await admin.dispose()
+        assert found == {
+            roles.prefect: (False, True),
+            roles.api: (False, True),
+            roles.audit: (False, False),
+        }
+        assert owner == roles.audit
+        api = create_async_engine(api_url, isolation_level="AUTOCOMMIT")
+        try:
+            for what, statement in {
+                "disable its triggers": "ALTER TABLE taskscheduler.audit_log DISABLE TRIGGER ALL",
+                "replica mode": "SET session_replication_role = replica",
+                "update a row": "UPDATE taskscheduler.audit_log SET detail = 'rewritten'",
+                "delete rows": "DELETE FROM taskscheduler.audit_log",
+                "truncate": "TRUNCATE taskscheduler.audit_log",
+                "drop it": "DROP TABLE taskscheduler.audit_log",
+                "read it": "SELECT count(*) FROM taskscheduler.audit_log",
+                "append": "INSERT INTO taskscheduler.audit_log"
+                " (actor_kind, actor_name, source, action, outcome)"
+                " VALUES ('local', 'test', 'sdk', 'test.role', 'ok')",
+            }.items():
+                try:
+                    async with api.connect() as conn:
+                        await conn.execute(text(statement))
+                    outcomes[what] = "allowed"
+                except DBAPIError as exc:
+                    outcomes[what] = f"refused: {str(exc.orig).splitlines()[0]}"
+        finally:
+            await api.dispose()
+        return outcomes
+
+    outcomes = asyncio.run(check())
+    assert outcomes.pop("read it") == "allowed"
+    assert outcomes.pop("append") == "allowed"
+    assert all(o.startswith("refused") for o in outcomes.values()), outcomes

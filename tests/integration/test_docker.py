@@ -129,8 +129,11 @@ def test_cancelling_a_running_job_stops_its_hardened_container(ts: TaskScheduler
     assert host["ReadonlyRootfs"] is True and "/tmp" in host["Tmpfs"]
     assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
-    assert host["Privileged"] is False and not host["Binds"] and not container["Mounts"]
-    assert host["AutoRemove"] is True and host["NetworkMode"] == "host"
+    assert host["Privileged"] is False
+    # No network at all; the job gateway's door, read-only, is the one mount.
+    assert host["Binds"] == [f"{ts.aio.settings.door.resolve()}:/run/door:ro"]
+    assert [(m["Destination"], m["RW"]) for m in container["Mounts"]] == [("/run/door", False)]
+    assert host["AutoRemove"] is True and host["NetworkMode"] == "none"
     assert host["Memory"] == 512 * 1024 * 1024 == host["MemorySwap"], "default, no swap"
     assert host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 256
 
