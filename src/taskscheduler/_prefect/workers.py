@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from docker import DockerClient  # type: ignore[attr-defined]
 
 LAUNCHER = ("-m", "taskscheduler.sandbox.launch")
-DOOR_RUNTIME = "python -m taskscheduler.runtime.door"
+# In a container, Prefect's runner (as a stock Docker job runs) behind the door: it stops the
+# engine when the run is cancelled and says why a killed engine died (out of memory).
+DOOR_RUNNER = "python -m taskscheduler.runtime.door prefect flow-run execute"
 
 
 def _job_credential(flow_run: FlowRun) -> str:
@@ -115,7 +117,7 @@ class IsolatedDockerJobConfiguration(DockerWorkerJobConfiguration):  # type: ign
         self.network_mode = "none"
         self.networks: list[str] = []
         self.volumes = [f"{door_source()}:{environment.DOOR_MOUNT}:ro"]
-        self.command = DOOR_RUNTIME
+        self.command = DOOR_RUNNER
 
     def get_extra_hosts(self, docker_client: DockerClient) -> dict[str, str] | None:
         """No host names to add: the container has no network to reach them on."""

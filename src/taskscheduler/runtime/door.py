@@ -1,11 +1,15 @@
-"""``python -m taskscheduler.runtime.door``: a job's way to the platform, then the job itself.
+"""``python -m taskscheduler.runtime.door [prefect ARGS]``: a job's way to the platform, then
+the job itself.
 
 Inside a job's sandbox or container there is no network to the platform, only the job
 gateway's socket (``TASKS_DOOR``). Prefect's client speaks HTTP and websockets over TCP, so
 this relays a port on the job's own loopback to that socket, points ``PREFECT_API_URL`` at it
-and runs Prefect's engine for the flow run named by ``PREFECT__FLOW_RUN_ID`` in this same
-process. The relay only moves bytes; what may pass is the gateway's decision, and the job's
-credential (its ``PREFECT_API_AUTH_STRING``) is good for its own run only.
+and then, in this same process (the relay lives as long as it does), runs Prefect's engine for
+the flow run named by ``PREFECT__FLOW_RUN_ID`` — or, given ``prefect ARGS``, Prefect's CLI,
+e.g. ``prefect flow-run execute`` in a container, whose runner watches for the run being
+cancelled and stops the engine, as a stock Docker job would. The relay only moves bytes; what
+may pass is the gateway's decision, and the job's credential (its ``PREFECT_API_AUTH_STRING``)
+is good for its own run only.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import os
 import runpy
 import socket
+import sys
 import threading
 
 DOOR_VARIABLE = "TASKS_DOOR"
@@ -64,12 +69,19 @@ def open_door(door: str) -> str:
 
 
 def main() -> None:
-    """Open the door, then run the flow run's engine here."""
+    """Open the door, then run the flow run's engine (or the Prefect command given) here."""
     door = os.environ.get(DOOR_VARIABLE)
     if not door:
         raise SystemExit(f"error: {DOOR_VARIABLE} names no gateway socket")
     os.environ["PREFECT_API_URL"] = open_door(door)
-    runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+    command = sys.argv[1:]
+    if command[:1] == ["prefect"]:
+        sys.argv = command
+        from prefect.cli import app  # after PREFECT_API_URL: Prefect reads it at import
+
+        app()
+    else:
+        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":
