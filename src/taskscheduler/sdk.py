@@ -668,7 +668,9 @@ def _version_block(spec: models.TaskSpec, version: int) -> TaskCode:
 
 
 def _spec_from_block(block: TaskCode) -> models.TaskSpec:
-    return models.TaskSpec.model_validate({**block.definition, "code": block.source})
+    return models.TaskSpec.model_validate(
+        {**block.definition, "code": block.source}, context=models.STORED
+    )
 
 
 def _full_changes(spec: models.TaskSpec) -> dict[str, Any]:
