@@ -1,4 +1,8 @@
-"""The application factory: routers, auth and request-id middleware, error handlers, start-up.
+"""The application factory: routers, middleware, error handlers, start-up.
+
+Middleware, outermost first: request id and metrics (``_observe``); the body limit
+(``body_limit``: 413 before a byte of an oversized body is read); authentication and the
+same-origin check of cookie sessions (``_authenticate``, before any route parses a body).
 
 Start-up migrates our tables (idempotent, locked against concurrent starts) and registers the
 first admin token from ``TASKS_ADMIN_TOKEN``; the API then serves with one database engine and
@@ -21,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
 from taskscheduler import audit, store, tokens, ui
-from taskscheduler.api import auth, errors, metrics
+from taskscheduler.api import auth, body_limit, errors, metrics
 from taskscheduler.api.routes import audit as audit_routes
 from taskscheduler.api.routes import health, jobs, schedules
 from taskscheduler.api.routes import tasks as task_routes
@@ -83,8 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.known_routes = [
         r for router in (health.router, ui.router, *routers) for r in router.routes
     ]
-    app.middleware("http")(_authenticate)  # runs second: knows the request id
-    app.middleware("http")(_observe)  # runs first
+    # Each one added runs before those added earlier.
+    app.middleware("http")(_authenticate)
+    app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
+    app.middleware("http")(_observe)
     return app
 
 
@@ -149,11 +155,17 @@ async def _authenticate(
 
 
 async def _task_named(request: Request) -> str | None:
-    """The task a refused (but authenticated) call names in its body, for the audit row."""
+    """The task a refused (but authenticated) call names in its body, for the audit row; read
+    only up to MAX_PEEK_BYTES (a body of unknown length is not read further)."""
     if int(request.headers.get("content-length") or 0) > MAX_PEEK_BYTES:
         return None
+    peeked = bytearray()
+    async for chunk in request.stream():
+        peeked += chunk
+        if len(peeked) > MAX_PEEK_BYTES:
+            return None
     try:
-        body = json.loads(await request.body())
+        body = json.loads(peeked)
     except ValueError:
         return None
     name = body.get("name") if isinstance(body, dict) else None
