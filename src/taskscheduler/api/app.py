@@ -11,6 +11,7 @@ one audit sink shared by all requests.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -25,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
 from taskscheduler import audit, store, tokens, ui
-from taskscheduler.api import auth, body_limit, errors, metrics
+from taskscheduler.api import auth, body_limit, errors, metrics, refusal_limit
 from taskscheduler.api.routes import audit as audit_routes
 from taskscheduler.api.routes import health, jobs, schedules
 from taskscheduler.api.routes import tasks as task_routes
@@ -36,6 +37,7 @@ log = logging.getLogger("taskscheduler.api")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_PEEK_BYTES = 1024 * 1024
+SWEEP_SECONDS = 5.0  # how soon after its window closes a refusal summary is written
 _REQUEST_ID = re.compile(r"^[\w.:-]{1,64}$")
 
 
@@ -56,9 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await tokens.ensure_bootstrap(engine, admin)
         app.state.engine = engine
         app.state.audit_sink = audit.DatabaseSink(engine)
+        sweeper = asyncio.create_task(_sweep_refusals(app))
         try:
             yield
         finally:
+            sweeper.cancel()
+            await errors.record_summaries(app.state.audit_sink, app.state.refusal_limiter.drain())
             await engine.dispose()
 
     app = FastAPI(
@@ -69,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics.Metrics()
+    app.state.refusal_limiter = refusal_limit.RefusalLimiter()
     errors.install(app)
     ui.install(app)
     app.include_router(health.router)
@@ -94,12 +100,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+async def _sweep_refusals(app: FastAPI) -> None:
+    """Write the summaries of closed refusal windows even when no refusal follows them."""
+    limiter: refusal_limit.RefusalLimiter = app.state.refusal_limiter
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        await errors.record_summaries(app.state.audit_sink, limiter.sweep())
+
+
 async def _observe(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    """Give the request an id, find its route, and count and time it."""
+    """Give the request an id, find its route, and count and time it.
+
+    The id is ours until the caller is authenticated: only then does an ``X-Request-ID`` the
+    caller chose become the request's id (in the answer and in audit rows), so an anonymous
+    caller cannot write ids of its choosing into the audit log.
+    """
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    request.state.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    request.state.offered_request_id = given if _REQUEST_ID.match(given) else None
+    request.state.request_id = uuid.uuid4().hex
     route = "unmatched"
     for candidate in request.app.state.known_routes:
         match, child = candidate.matches(request.scope)
@@ -147,6 +167,7 @@ async def _authenticate(
         )
     actor = auth.actor_of(token, "ui" if from_page else "api")
     request.state.principal = auth.Principal(token=token, actor=actor)
+    request.state.request_id = request.state.offered_request_id or request.state.request_id
     if not token.scope.allows(needed):
         detail = f"this call needs scope {needed.value}; the token has {token.scope.value}"
         await errors.record_refusal(request, "forbidden", detail, task=await _task_named(request))
