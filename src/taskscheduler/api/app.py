@@ -1,8 +1,9 @@
 """The application factory: routers, middleware, error handlers, start-up.
 
-Middleware, outermost first: request id and metrics (``_observe``); the body limit
-(``body_limit``: 413 before a byte of an oversized body is read); authentication and the
-same-origin check of cookie sessions (``_authenticate``, before any route parses a body).
+Middleware, outermost first: security headers (``security_headers``); request id and metrics
+(``_observe``); the body limit (``body_limit``: 413 before a byte of an oversized body is read);
+authentication and the same-origin check of cookie sessions (``_authenticate``, before any
+route parses a body).
 
 Start-up migrates our tables (idempotent, locked against concurrent starts) and registers the
 first admin token from ``TASKS_ADMIN_TOKEN``; the API then serves with one database engine and
@@ -26,7 +27,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
 from taskscheduler import audit, store, tokens, ui
-from taskscheduler.api import auth, body_limit, errors, metrics, refusal_limit
+from taskscheduler.api import (
+    auth,
+    body_limit,
+    errors,
+    metrics,
+    refusal_limit,
+    security_headers,
+)
 from taskscheduler.api.routes import audit as audit_routes
 from taskscheduler.api.routes import health, jobs, schedules
 from taskscheduler.api.routes import tasks as task_routes
@@ -97,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(_authenticate)
     app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
     app.middleware("http")(_observe)
+    app.add_middleware(security_headers.SecurityHeaders)
     return app
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskscheduler import audit, errors
-from taskscheduler.api import refusal_limit
+from taskscheduler.api import refusal_limit, security_headers
 
 log = logging.getLogger("taskscheduler.api")
 
@@ -89,6 +89,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         status_code=500,
         content={"detail": f"internal error (request id {_request_id(request)})"},
+        # Starlette answers this one outside every middleware, security headers included.
+        headers=security_headers.EVERYWHERE,
     )
 
 
