@@ -132,22 +132,39 @@ async def test_a_body_of_unknown_length_is_refused_once_it_passes_the_limit() ->
     assert [e.outcome for e in app.state.audit_sink.entries] == ["too_large"]
 
 
-async def test_a_reader_outside_fastapi_gets_a_413_from_the_middleware() -> None:
-    read: list[bytes] = []
+async def test_a_reader_outside_fastapi_is_told_the_client_left_and_its_answer_dropped() -> None:
+    read: list[Message] = []
 
     async def reader(scope: Scope, receive: Receive, send: Send) -> None:
-        while True:  # like Request.body() in a middleware: no handler of its own
+        while True:  # like Request.stream() in a middleware
             message = await receive()
-            read.append(message["body"])
-            if not message["more_body"]:
+            read.append(message)
+            if message["type"] == "http.disconnect" or not message["more_body"]:
                 break
-        raise AssertionError("the whole body was handed over")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"late"})
 
     app = type("App", (), {"state": State()})()  # no audit sink: nothing recorded
     client = Client([b"x" * 600] * 5)
     await call(app, client, inner=reader)
-    assert client.status == 413
-    assert read == [b"x" * 600], "the chunk that passes the limit is not handed on"
+    assert client.status == 413 and len(client.sent) == 2, "one answer: the 413"
+    assert [m["type"] for m in read] == ["http.request", "http.disconnect"]
+    assert read[0]["body"] == b"x" * 600, "the chunk that passes the limit is not handed on"
+
+
+async def test_a_route_behind_a_base_http_middleware_is_refused_too() -> None:
+    """As in the API: the auth middleware (a BaseHTTPMiddleware) between the limit and routes."""
+    app, seen = parsing_app()
+
+    @app.middleware("http")
+    async def passing(request: Any, call_next: Any) -> Any:
+        return await call_next(request)
+
+    client = Client([b"x" * 300] * 20)
+    await call(app, client)
+    assert client.status == 413, client.sent
+    assert len([m for m in client.sent if m["type"] == "http.response.start"]) == 1
+    assert client.read == 4 and seen == []
 
 
 @pytest.mark.parametrize("length", [True, False], ids=["content-length", "chunked"])

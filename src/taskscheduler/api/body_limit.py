@@ -6,11 +6,12 @@ by about 60 MB) before a sign-in answered 422 or a read token 403. uvicorn hands
 only as the app asks for it (and stops reading the socket while its buffer is full), so:
 
 * a ``Content-Length`` over the limit is answered 413 at once, and no byte of it is read;
-* a body of unknown length (chunked) is counted as it passes through ``receive``; the message
-  that would take the count past the limit is not handed on, so whoever reads never holds more
-  than the limit, and the reader gets a 413 ``HTTPException`` (FastAPI's handler answers it);
-  a reader outside FastAPI's routes (the auth middleware) lets it reach this middleware, which
-  answers 413 itself.
+* a body of unknown length (chunked) is counted as it passes through ``receive``. The message
+  that would take the count past the limit is not handed on: this middleware answers 413 there
+  and then, and the reader is told the client has gone (``http.disconnect``), so whoever reads
+  never holds more than the limit. Whatever the app answers or raises after that is dropped.
+  (Raising from ``receive`` instead would not do: an exception crossing Starlette's
+  ``BaseHTTPMiddleware`` comes out wrapped in an exception group, and FastAPI answers 400.)
 
 Refusals are audited like the others (``api.errors.record_refusal``): those refused by length
 come before authentication, so they count as anonymous.
@@ -20,20 +21,12 @@ from __future__ import annotations
 
 import json
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskscheduler.api import errors
 
 OUTCOME = "too_large"
-
-
-class BodyTooLarge(HTTPException):
-    """The request body passed the limit while it was being read."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, _detail(limit), headers={"Connection": "close"})
 
 
 class BodyLimit:
@@ -55,31 +48,38 @@ class BodyLimit:
             await _refuse(send, self.limit)
             return
         received = 0
-        started = False
+        started = refused = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    refused = True
                     await errors.record_refusal(
                         Request(scope), OUTCOME, f"body passed {self.limit} bytes while read"
                     )
-                    raise BodyTooLarge(self.limit)
+                    if not started:  # else too late to answer: the reader just stops
+                        await _refuse(send, self.limit)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def watched(message: Message) -> None:
+        async def answered(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 went first
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge:
-            if started:  # too late to answer; the connection is closed by the server
+            await self.app(scope, counted, answered)
+        except Exception:
+            if not refused:
                 raise
-            await _refuse(send, self.limit)
+            # The app's reader met the disconnect (ClientDisconnect and the like): answered.
 
 
 def _content_length(scope: Scope) -> int | None:
