@@ -13,6 +13,7 @@ from taskscheduler.sdk import AsyncTaskScheduler
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorBody, "description": "No token, or an unknown or revoked one."},
     403: {"model": schemas.ErrorBody, "description": "The token's scope does not allow this."},
+    413: {"model": schemas.ErrorBody, "description": "The body is over TASKS_MAX_BODY_BYTES."},
     503: {"model": schemas.ErrorBody, "description": "Prefect or the database is unreachable."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
