@@ -25,6 +25,7 @@ from pydantic import (
     JsonValue,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     computed_field,
     field_validator,
     model_validator,
@@ -65,6 +66,9 @@ _MEMORY_UNITS = {
     "gib": 1024,
 }
 ENTRYPOINT_PATTERN = re.compile(r"^(?P<path>[\w./-]+\.py):(?P<func>[A-Za-z_]\w*)$")
+# Validation context of a definition read back from storage: it was checked when written, and
+# the rules for new input (a schedule must fire) must not make an existing task unreadable.
+STORED: dict[str, bool] = {"stored": True}
 
 Duration = Annotated[
     dt.timedelta,
@@ -154,7 +158,7 @@ class Schedule(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _schedule_consistent(self) -> Schedule:
+    def _schedule_consistent(self, info: ValidationInfo) -> Schedule:
         zone = ZoneInfo(self.timezone)
         for field in ("at", "start", "end"):
             value = getattr(self, field)
@@ -174,6 +178,14 @@ class Schedule(BaseModel):
             if self.end and self.at > self.end:
                 raise errors.InvalidSchedule("at", "is after end")
         schedules.validate(self.schedule_kind, self.schedule_expression, self.timezone)
+        if not (info.context or {}).get("stored"):
+            schedules.check_fires(
+                self.schedule_kind,
+                self.schedule_expression,
+                self.timezone,
+                start=self.start,
+                end=self.end,
+            )
         return self
 
     @property

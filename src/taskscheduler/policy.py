@@ -30,7 +30,7 @@ def code_document(task: str, version: int) -> str:
 
 class RetryPolicy(BaseModel):
     """How failed attempts are retried: ``retries`` more, the first after ``delay`` seconds,
-    doubling after each, plus up to ``jitter`` × the delay at random."""
+    doubling after each, plus up to ``jitter`` times the delay at random."""
 
     model_config = ConfigDict(frozen=True)
 

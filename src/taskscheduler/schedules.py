@@ -13,6 +13,12 @@ types do the work at run time, but its cron and interval schedules know no windo
 
 RRULE times are written as naive wall-clock times; Prefect localises them in the schedule's
 time zone, which keeps "09:00 every day" at nine o'clock across DST changes.
+
+A schedule must fire: ``check_fires`` refuses one with no run time inside its window (or none
+at all, like ``0 0 31 2 *``). Prefect would accept it and then fail or search on every loop of
+its scheduler: croniter raises for a cron without a date, and dateutil searches an RRULE without
+one up to the year 9999. The check is on the calendar, not the clock: a window that has passed
+is accepted (its runs are simply in the past, and a preview shows none ahead).
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from zoneinfo import ZoneInfo
 
 import dateutil.rrule
 import dateutil.tz
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel
 
-from taskscheduler import _cron_rrule, durations, errors
+from taskscheduler import _cron_rrule, _rrule_search, durations, errors
 
 Kind = Literal["cron", "every", "at", "rrule"]
 
@@ -34,6 +40,12 @@ _RRULE_TIME = "%Y%m%dT%H%M%S"
 # Intervals count from a round instant, so "every 5m" fires at :00, :05, ... as people expect.
 INTERVAL_ANCHOR = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 _INTERVAL_FREQS = (("DAILY", 86400), ("HOURLY", 3600), ("MINUTELY", 60), ("SECONDLY", 1))
+# How far ahead a schedule's first run time is looked for: croniter's own horizon, and so that
+# of Prefect's cron schedules. Searched from the window's start, else from SEARCH_FROM.
+SEARCH_YEARS = 50
+SEARCH_FROM = dt.datetime(2000, 1, 1)
+# The sane range of times (``models.EARLIEST``/``LATEST``), for an RRULE's own DTSTART.
+FIRST_YEAR, LAST_YEAR = 2000, 2200
 
 
 class Plan(BaseModel):
@@ -67,6 +79,74 @@ def validate(kind: Kind | None, expression: str | None, timezone: str) -> None:
     elif kind == "rrule":
         assert expression is not None
         _parse_rrule(expression, ZoneInfo(timezone))
+
+
+def check_fires(
+    kind: Kind | None,
+    expression: str | None,
+    timezone: str,
+    *,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> None:
+    """Refuse a schedule (already ``validate``-d) that has no run time inside its window,
+    naming the schedule's field. Intervals always fire at their start; ``at`` is checked
+    against the window by the model."""
+    zone = ZoneInfo(timezone)
+    last = _local(end, zone) if end is not None else None
+    if kind == "cron":
+        assert expression is not None
+        begin = _second_up(_local(start, zone)) if start is not None else SEARCH_FROM
+        try:
+            first = croniter(expression, begin - dt.timedelta(seconds=1)).get_next(dt.datetime)
+        except CroniterBadDateError:
+            raise errors.InvalidSchedule(
+                "cron", f"{expression!r} never fires: no date matches its day and month fields"
+            ) from None
+        if end is not None and last is not None and first > last:
+            raise errors.InvalidSchedule("cron", _none_inside(start, end))
+    elif kind == "rrule":
+        assert expression is not None
+        dtstart, parts = _parse_rrule(expression, zone)
+        begin = _second_up(_rrule_dtstart(dtstart, start, zone) or SEARCH_FROM)
+        horizon = min(_years_later(begin, SEARCH_YEARS), dt.datetime(LAST_YEAR, 1, 1))
+        bounds = [horizon]
+        if last is not None:
+            bounds.append(last)
+        if "UNTIL" in parts:
+            bounds.append(_rrule_time(parts["UNTIL"], zone))
+        until = min(bounds)
+        body = ";".join(f"{k}={v}" for k, v in parts.items() if k not in ("COUNT", "UNTIL"))
+        try:
+            found = _rrule_search.first_run(body, dtstart=begin, until=until)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise errors.InvalidSchedule("rrule", f"invalid RRULE: {exc}") from None
+        if found is None:
+            if until == horizon:
+                anchored = dtstart is not None or start is not None
+                since = f"from {begin.isoformat(sep=' ')}" if anchored else "of calendar"
+                raise errors.InvalidSchedule(
+                    "rrule", f"never fires: no run time in {SEARCH_YEARS} years {since}"
+                )
+            if end is not None and until == last:
+                raise errors.InvalidSchedule("rrule", _none_inside(start, end))
+            raise errors.InvalidSchedule(
+                "rrule", f"has no run time before its UNTIL {until.isoformat(sep=' ')}"
+            )
+
+
+def _none_inside(start: dt.datetime | None, end: dt.datetime) -> str:
+    """Why a schedule that fires elsewhere is refused: its window holds none of its times."""
+    if start is not None:
+        return f"has no run time between start {start.isoformat()} and end {end.isoformat()}"
+    return f"has no run time before end {end.isoformat()}"
+
+
+def _years_later(value: dt.datetime, years: int) -> dt.datetime:
+    try:
+        return value.replace(year=value.year + years)
+    except ValueError:  # 29 February
+        return value.replace(year=value.year + years, day=28)
 
 
 def plan(
@@ -116,11 +196,7 @@ def plan(
         rule = f"DTSTART:{when.strftime(_RRULE_TIME)}\nRRULE:FREQ=DAILY;COUNT=1"
         return Plan(kind=kind, timezone=timezone, rrule=rule)
     dtstart, parts = _parse_rrule(expression, zone)
-    if start is not None:
-        if dtstart is not None and dtstart < _local(start, zone):
-            raise errors.InvalidSchedule("rrule", "its DTSTART is before start; drop one of them")
-        dtstart = dtstart or _local(start, zone)
-    dtstart = _second_up(dtstart or _local(now, zone))
+    dtstart = _second_up(_rrule_dtstart(dtstart, start, zone) or _local(now, zone))
     if until is not None:
         if "COUNT" in parts:
             raise errors.InvalidSchedule("rrule", "COUNT cannot be combined with end; use UNTIL")
@@ -141,7 +217,10 @@ def preview(p: Plan, count: int, *, after: dt.datetime) -> list[dt.datetime]:
     zone = ZoneInfo(p.timezone)
     if p.cron is not None:
         it = croniter(p.cron, after.astimezone(zone))
-        return [it.get_next(dt.datetime).astimezone(dt.UTC) for _ in range(count)]
+        try:
+            return [it.get_next(dt.datetime).astimezone(dt.UTC) for _ in range(count)]
+        except CroniterBadDateError:  # check_fires refuses such a cron before it gets here
+            raise errors.InvalidSchedule("cron", f"{p.cron!r} never fires") from None
     if p.interval is not None:
         epoch = INTERVAL_ANCHOR
         step = dt.timedelta(seconds=p.interval)
@@ -161,6 +240,18 @@ def preview(p: Plan, count: int, *, after: dt.datetime) -> list[dt.datetime]:
         if len(seen) >= count:
             break
     return sorted(seen)
+
+
+def _rrule_dtstart(
+    dtstart: dt.datetime | None, start: dt.datetime | None, zone: ZoneInfo
+) -> dt.datetime | None:
+    """Where a user's RRULE starts, its own DTSTART and the window's start taken together
+    (None: from now)."""
+    if start is None:
+        return dtstart
+    if dtstart is not None and dtstart < _local(start, zone):
+        raise errors.InvalidSchedule("rrule", "its DTSTART is before start; drop one of them")
+    return dtstart or _local(start, zone)
 
 
 def _second_up(value: dt.datetime) -> dt.datetime:
@@ -220,15 +311,25 @@ def _parse_rrule(text: str, zone: ZoneInfo) -> tuple[dt.datetime | None, dict[st
     except ValueError:
         raise errors.InvalidSchedule("rrule", f"cannot read {bodies[0]!r}") from None
     parts = {k.upper(): v.upper() for k, v in parts.items()}
+    if "BYEASTER" in parts:
+        # A dateutil extension, not RFC 5545, and the one part without a calendar cycle
+        # (see _rrule_search).
+        raise errors.InvalidSchedule("rrule", "BYEASTER is not part of RFC 5545")
+    for count in ("INTERVAL", "COUNT"):
+        if count in parts and not (parts[count].isdigit() and int(parts[count]) >= 1):
+            raise errors.InvalidSchedule("rrule", f"{count} must be a whole number from 1")
+    if dtstart is not None and not FIRST_YEAR <= dtstart.year < LAST_YEAR:
+        raise errors.InvalidSchedule(
+            "rrule", f"its DTSTART must be between {FIRST_YEAR} and {LAST_YEAR}"
+        )
     if "UNTIL" in parts:
         try:
             parts["UNTIL"] = _rrule_time(parts["UNTIL"], zone).strftime(_RRULE_TIME)
         except ValueError:
             raise errors.InvalidSchedule("rrule", "cannot read its UNTIL") from None
     body = ";".join(f"{k}={v}" for k, v in parts.items())
-    try:
-        rule = dateutil.rrule.rrulestr(f"RRULE:{body}", dtstart=dtstart or dt.datetime(2026, 1, 1))
-        next(iter(rule), None)
+    try:  # parsing only: whether it fires is check_fires' question, asked with bounded work
+        dateutil.rrule.rrulestr(f"RRULE:{body}", dtstart=dtstart or SEARCH_FROM)
     except (ValueError, TypeError) as exc:
         raise errors.InvalidSchedule("rrule", f"invalid RRULE: {exc}") from None
     return dtstart, parts

@@ -27,7 +27,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskscheduler import audit, declarative, errors, grants, models, store
+from taskscheduler import _compensation, audit, declarative, errors, grants, models, store
 from taskscheduler._prefect import gateway
 from taskscheduler.code_block import TaskCode
 from taskscheduler.settings import Settings, get_settings
@@ -212,11 +212,17 @@ class AsyncTaskScheduler:
             if await gw.exists(client, spec.name):
                 raise errors.TaskAlreadyExists(spec.name)
             await gw.require_secrets(client, spec.secrets)
-            await gw.save_version(client, _version_block(spec, 1))
-            deployment_id = await gw.create_deployment(client, spec, 1, plan)
-            if plan is not None:
-                await gw.schedule_now(client, deployment_id, _since(spec, now))
-            return await self._read_task(client, spec.name, detail=True)
+            # A create that fails part-way leaves nothing behind.
+            async with _compensation.Compensation("task.create") as undo:
+                document = await gw.save_version(client, _version_block(spec, 1))
+                undo.push("code version", functools.partial(gw.delete_version, client, document))
+                deployment_id = await gw.create_deployment(client, spec, 1, plan)
+                undo.push(
+                    "deployment", functools.partial(gw.delete_deployment, client, deployment_id)
+                )
+                if plan is not None:
+                    await gw.schedule_now(client, deployment_id, _since(spec, now))
+                return await self._read_task(client, spec.name, detail=True)
 
     async def get(self, name: str) -> models.Task:
         """A task with its schedule, next runs, last job and code versions."""
@@ -295,8 +301,12 @@ class AsyncTaskScheduler:
                 _refuse_past_at(spec, now)
             plan = spec.schedule_plan(now)
             version += 1
-            await gw.save_version(client, _version_block(spec, version))
-            await gw.update_deployment(client, deployment, spec, version, plan)
+            # A version the deployment never pointed at goes again: left behind, it would
+            # take the next update's version number and fail it.
+            async with _compensation.Compensation("task.update") as undo:
+                document = await gw.save_version(client, _version_block(spec, version))
+                undo.push("code version", functools.partial(gw.delete_version, client, document))
+                await gw.update_deployment(client, deployment, spec, version, plan)
             await gw.refresh_manual_runs(
                 client,
                 deployment.id,
@@ -699,7 +709,9 @@ def _version_block(spec: models.TaskSpec, version: int) -> TaskCode:
 
 
 def _spec_from_block(block: TaskCode) -> models.TaskSpec:
-    return models.TaskSpec.model_validate({**block.definition, "code": block.source})
+    return models.TaskSpec.model_validate(
+        {**block.definition, "code": block.source}, context=models.STORED
+    )
 
 
 def _full_changes(spec: models.TaskSpec) -> dict[str, Any]:

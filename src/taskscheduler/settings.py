@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         description="Outside development, missing or template secrets are refused at start-up.",
     )
     api_port: int = Field(default=8000, description="Port of our REST API (uvicorn).")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description=(
+            "Largest request body the API and the web page accept; a larger one is refused with"
+            " 413 before it is read. The compose proxy's client_max_body_size says the same."
+        ),
+    )
     prefect_ui: str | None = Field(
         default=None,
         description="The Prefect UI's address as users reach it, for links from our web page "

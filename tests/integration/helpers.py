@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
+
+import httpx
 
 from taskscheduler import errors, models
 from taskscheduler.sdk import TaskInput, TaskScheduler
@@ -102,3 +105,31 @@ def prefect(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         cwd=cwd,
         timeout=180,
     )
+
+
+def from_own_address(base_url: str, **options: Any) -> httpx.Client:
+    """A client calling from a loopback address of its own (127.x.y.z), so what the API keeps
+    per client address (the refusal windows of anonymous callers) is this test's alone."""
+    address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=base_url, transport=transport, timeout=60, **options)
+
+
+async def stored_in_prefect(name: str) -> tuple[list[str], list[str]]:
+    """The deployments named ``name`` and the task-code documents of that task, in Prefect."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    async with get_client() as client:
+        deployments = await client.read_deployments(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name]))
+        )
+        response = await client.request(
+            "POST",
+            "/block_documents/filter",
+            json={
+                "block_documents": {"name": {"like_": f"{name}-v%"}},
+                "block_types": {"slug": {"any_": ["task-code"]}},
+            },
+        )
+    return [d.name for d in deployments], [d["name"] for d in response.json()]

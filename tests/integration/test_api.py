@@ -7,8 +7,11 @@ calls, secrets that never leak, and the Prefect API refusing callers without its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import select
+import socket
 from typing import Any
 
 import httpx
@@ -20,7 +23,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from taskscheduler.platform import LocalPlatform
-from tests.integration.helpers import cli, cli_json, unique, wait_for
+from tests.integration.helpers import (
+    cli,
+    cli_json,
+    from_own_address,
+    stored_in_prefect,
+    unique,
+    wait_for,
+)
 
 HELLO = 'def main(who="world"):\n    print(f"hello {who}")\n    return 42\n'
 
@@ -106,31 +116,34 @@ def test_no_token_or_an_unknown_one_is_401_and_refused_changes_are_audited(
     platform: LocalPlatform, admin: httpx.Client
 ) -> None:
     name = unique()
-    base = platform.service_api_url
-    assert httpx.get(f"{base}/v1/tasks").status_code == 401
-    request_id = unique("req")
-    refused = httpx.post(
-        f"{base}/v1/tasks",
-        json={"name": name, "code": HELLO},
-        headers={"X-Request-ID": request_id},
-    )
-    assert refused.status_code == 401
-    assert refused.headers["X-Request-ID"] == request_id
-    assert refused.headers["WWW-Authenticate"] == "Bearer"
-    wrong = httpx.delete(f"{base}/v1/tasks/{name}", headers={"Authorization": "Bearer tsk_nope"})
-    assert wrong.status_code == 401
-    # Even a malformed body is refused for want of a token, before it is parsed.
-    garbled = httpx.post(
-        f"{base}/v1/tasks", content=b"{not json", headers={"content-type": "application/json"}
-    )
-    assert garbled.status_code == 401
-    rows = audit_rows(admin, task=name)
-    assert {(r["action"], r["outcome"], r["actor_kind"]) for r in rows} == {
-        ("task.delete", "unauthorized", "anonymous"),
-    }
-    # The body of an unauthenticated call is not even read: its row has the request id.
-    anonymous = audit_rows(admin, actor="anonymous", action="task.create")
-    assert any(r["request_id"] == request_id and r["outcome"] == "unauthorized" for r in anonymous)
+    since = now()
+    # An address of its own: the refusal window of this caller starts with this test.
+    with from_own_address(platform.service_api_url) as client:
+        assert client.get("/v1/tasks").status_code == 401
+        offered = unique("req")
+        refused = client.post(
+            "/v1/tasks", json={"name": name, "code": HELLO}, headers={"X-Request-ID": offered}
+        )
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        ours = refused.headers["X-Request-ID"]
+        assert ours and ours != offered, "an anonymous caller does not choose the request id"
+        wrong = client.delete(f"/v1/tasks/{name}", headers={"Authorization": "Bearer tsk_nope"})
+        assert wrong.status_code == 401
+        # Even a malformed body is refused for want of a token, before it is parsed.
+        garbled = client.post(
+            "/v1/tasks", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert garbled.status_code == 401
+    # The first refusal of the window is written in full, under our id; the others are counted.
+    rows = [r for r in audit_rows(admin, actor="anonymous", since=since.isoformat())]
+    mine = [r for r in rows if r["request_id"] == ours]
+    assert [(r["action"], r["outcome"], r["actor_kind"]) for r in mine] == [
+        ("task.create", "unauthorized", "anonymous")
+    ]
+    assert mine[0]["detail"].startswith("from 127.")
+    assert not any(r["request_id"] == offered for r in rows)
+    assert audit_rows(admin, task=name) == []
 
 
 def test_each_scope_allows_what_it_should_and_403_otherwise(
@@ -374,6 +387,216 @@ def test_malformed_json_and_bad_times_are_4xx_not_500(admin: httpx.Client) -> No
     assert admin.post(f"/v1/tasks/{name}/run", json={"parameters": {"bad": 1}}).status_code == 422
     assert admin.get("/v1/audit", params={"since": "yesterday"}).status_code == 422
     admin.delete(f"/v1/tasks/{name}")
+
+
+# ---- bad input: refused before it is read, a clear answer, nothing changed ----------------------
+
+MIB = 1024 * 1024
+
+
+def raw_request(
+    platform: LocalPlatform, head: str, body: bytes = b"", *, wait: float = 20
+) -> tuple[int, bytes]:
+    """Send a request's head, then ``body`` a piece at a time until the server answers, on a
+    bare socket; the status and the whole answer. A server that answers before the
+    body has all been sent stops the sending, which is the point of some tests."""
+    host, port = platform.settings.host, platform.settings.api_port
+    with socket.create_connection((host, port), timeout=wait) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
+        for start in range(0, len(body), 64 * 1024):
+            if select.select([sock], [], [], 0.05)[0]:
+                break  # answered already
+            try:
+                sock.sendall(body[start : start + 64 * 1024])
+            except OSError:
+                break
+        answer = b""
+        with contextlib.suppress(OSError):  # a 413 closes the connection: read to its end
+            while chunk := sock.recv(65536):
+                answer += chunk
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+    return status, answer
+
+
+def chunked(size: int, piece: int = 64 * 1024) -> bytes:
+    """``size`` bytes of a JSON-ish body in chunked encoding, without the final empty chunk
+    (the body never ends: only a server that stops reading can answer)."""
+    data = b"x" * piece
+    return b"".join(f"{piece:x}\r\n".encode() + data + b"\r\n" for _ in range(size // piece))
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read_on_v1_and_on_sign_in(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    """Headers announce 50 MB and no byte of the body is sent: only a server that answers
+    without reading the body can answer at all."""
+    with client_with(platform, admin, "read") as reader:
+        authorization = reader.headers["Authorization"]
+    heads = {
+        "anonymous /v1/tasks": "POST /v1/tasks HTTP/1.1\nHost: api\n",
+        "read token /v1/tasks": f"POST /v1/tasks HTTP/1.1\nHost: api\nAuthorization: {authorization}\n",  # noqa: E501
+        "sign-in": "POST /ui/session HTTP/1.1\nHost: api\nSec-Fetch-Site: same-origin\n",
+    }
+    for what, head in heads.items():
+        status, answer = raw_request(
+            platform, f"{head}Content-Type: application/json\nContent-Length: {50 * MIB}\n"
+        )
+        assert status == 413, (what, answer)
+        assert b"at most 1048576 bytes" in answer, what
+
+
+def test_a_chunked_body_is_refused_with_413_once_it_passes_the_limit(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    """1.5 MiB of a body that never ends: the answer comes once the server has read 1 MiB."""
+    name = unique()
+    with client_with(platform, admin, "write") as writer:
+        authorization = writer.headers["Authorization"]
+    common = "Content-Type: application/json\nTransfer-Encoding: chunked\n"
+    status, answer = raw_request(
+        platform,
+        f"POST /v1/tasks/{name}/run HTTP/1.1\nHost: api\nAuthorization: {authorization}\n{common}",
+        chunked(3 * MIB // 2),
+    )
+    assert status == 413, answer
+    status, answer = raw_request(
+        platform,
+        f"POST /ui/session HTTP/1.1\nHost: api\nSec-Fetch-Site: same-origin\n{common}",
+        chunked(3 * MIB // 2),
+    )
+    assert status == 413, answer
+    rows = audit_rows(admin, task=name, action="task.run")
+    assert [(r["outcome"], r["actor_name"][:10]) for r in rows] == [("too_large", "test-write")]
+
+
+def test_bodies_under_the_limit_are_read_whole_the_largest_task_included(
+    admin: httpx.Client,
+) -> None:
+    name = unique()
+    code = (HELLO + "#" * (256 * 1024))[: 256 * 1024]  # code as large as a task may have
+    created = admin.post("/v1/tasks", json={"name": name, "code": code})
+    assert created.status_code == 201, created.text
+    admin.delete(f"/v1/tasks/{name}")
+    # Just under 1 MiB of JSON is read whole and validated (422 for the description's length).
+    padded = admin.post(
+        "/v1/tasks", json={"name": unique(), "code": HELLO, "description": "x" * (MIB - 300)}
+    )
+    assert padded.status_code == 422, padded.text
+    assert padded.json()["detail"][0]["loc"] == ["body", "description"]
+
+
+def test_a_cross_site_sign_in_is_refused_before_its_body_is_parsed(
+    platform: LocalPlatform,
+) -> None:
+    with from_own_address(platform.service_api_url) as client:
+        forged = client.post(
+            "/ui/session",
+            content=b"{not a form",
+            headers={"content-type": "application/json", "Origin": "http://evil.invalid"},
+        )
+        assert forged.status_code == 403, forged.text
+        fetched = client.post(
+            "/ui/session", content=b"[]", headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        assert fetched.status_code == 403
+        own = client.post(
+            "/ui/session", content=b"{not a form", headers={"Sec-Fetch-Site": "same-origin"}
+        )
+        assert own.status_code == 422 and own.json()["detail"][0]["loc"][0] == "body"
+        empty = client.post("/ui/session", json={}, headers={"Sec-Fetch-Site": "same-origin"})
+        assert empty.status_code == 422
+        assert empty.json()["detail"][0]["loc"] == ["body", "token"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "window"),
+    [
+        ("cron", "0 0 31 2 *", {}),
+        ("cron", "0 0 30 2 *", {}),
+        ("rrule", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=31", {}),
+        ("cron", "0 0 29 2 *", {"start": "2029-03-01T00:00:00Z", "end": "2031-12-31T00:00:00Z"}),
+    ],
+)
+def test_a_schedule_that_never_fires_is_422_at_create_update_and_preview_and_nothing_changes(
+    admin: httpx.Client, field: str, value: str, window: dict[str, str]
+) -> None:
+    preview = admin.get("/v1/schedules/preview", params={field: value, **window})
+    assert preview.status_code == 422, preview.text
+    assert preview.json()["detail"][0]["loc"] == ["query", field]
+
+    name = unique()
+    created = admin.post("/v1/tasks", json={"name": name, "code": HELLO, field: value, **window})
+    assert created.status_code == 422, created.text
+    assert created.json()["detail"][0]["loc"] == ["body", field]
+    assert admin.get(f"/v1/tasks/{name}").status_code == 404
+    assert asyncio.run(stored_in_prefect(name)) == ([], [])
+    assert [r["outcome"] for r in audit_rows(admin, task=name)] == ["invalid"]
+
+    assert (
+        admin.post("/v1/tasks", json={"name": name, "code": HELLO, "every": "1h"}).status_code
+        == 201
+    )
+    updated = admin.patch(f"/v1/tasks/{name}", json={field: value, **window})
+    assert updated.status_code == 422, updated.text
+    assert updated.json()["detail"][0]["loc"] == ["body", field]
+    task = admin.get(f"/v1/tasks/{name}").json()
+    assert task["version"] == 1 and task["schedule"].startswith("every")
+    assert asyncio.run(stored_in_prefect(name)) == ([name], [f"{name}-v1"])
+    admin.delete(f"/v1/tasks/{name}")
+
+
+def test_anonymous_refusals_are_aggregated_so_they_cannot_flood_the_audit_log(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    """50 refusals of one caller: the first is written, the other 49 become one summary row
+    once the minute's window has closed."""
+    since = now().isoformat()
+    offered = unique("req")
+    with from_own_address(platform.service_api_url) as client:
+        address = ""
+        for _ in range(50):
+            refused = client.post(
+                "/v1/tasks", json={"name": "x", "code": HELLO}, headers={"X-Request-ID": offered}
+            )
+            assert refused.status_code == 401
+            assert refused.headers["X-Request-ID"] != offered
+
+    def mine() -> list[dict[str, Any]]:
+        rows = audit_rows(admin, actor="anonymous", since=since, limit="200")
+        nonlocal address
+        if not address:  # the address the API saw, from the first row
+            address = next(r["detail"].split(":")[0] for r in rows if r["action"] == "task.create")
+        return [r for r in rows if r["detail"].startswith(address + ":")]
+
+    rows = mine()
+    assert [(r["action"], r["outcome"]) for r in rows] == [("task.create", "unauthorized")]
+    summary = wait_for(
+        lambda: [r for r in mine() if r["action"] == "refusals.summary"],
+        timeout=120,
+        interval=3,
+        what="the summary row of the closed window",
+    )
+    assert [(r["outcome"], r["actor_kind"]) for r in summary] == [("unauthorized", "anonymous")]
+    assert "49 more unauthorized refusals" in summary[0]["detail"]
+    assert len(mine()) == 2
+    assert not any(r["request_id"] == offered for r in mine())
+
+
+def test_pages_and_api_answers_carry_the_security_headers(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    base = platform.service_api_url
+    for path in ("/ui/signin", "/ui/tasks", "/ui/static/app.js"):
+        headers = httpx.get(f"{base}{path}").headers
+        policy = headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy, path
+        assert "unsafe-inline" not in policy
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "same-origin"
+    for response in (admin.get("/v1/tasks"), httpx.get(f"{base}/v1/tasks")):
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 # ---- secrets ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -11,9 +12,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from taskscheduler import JobState, TaskScheduler, errors
+from taskscheduler import JobState, TaskScheduler, _prefect, errors
 from taskscheduler.platform import LocalPlatform
-from tests.integration.helpers import scheduler, unique, wait_for
+from tests.integration.helpers import scheduler, stored_in_prefect, unique, wait_for
 
 HELLO = """
 def main(who="world"):
@@ -391,3 +392,48 @@ def test_list_jobs_filters_by_task_and_state(ts: TaskScheduler) -> None:
         ts.job(str(uuid.uuid4()))
     with pytest.raises(errors.JobNotFound):
         ts.job("not-a-uuid")
+
+
+# ---- a write that fails part-way leaves nothing behind ----------------------------------------
+
+
+class InjectedFailure(Exception):
+    """A failure a test injects into one step of a write."""
+
+
+def test_a_create_that_fails_after_its_deployment_exists_leaves_nothing_behind(
+    ts: TaskScheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = unique("atomic")
+    seen: list[tuple[list[str], list[str]]] = []
+
+    async def failing_schedule_now(self: object, client: object, *args: object) -> None:
+        seen.append(await stored_in_prefect(name))  # what existed when the step after it failed
+        raise InjectedFailure("the Prefect server failed to schedule")
+
+    monkeypatch.setattr(_prefect.Gateway, "schedule_now", failing_schedule_now)
+    with pytest.raises(InjectedFailure):
+        ts.create({"name": name, "code": HELLO, "every": "1h"})
+    assert seen == [([name], [f"{name}-v1"])], "the failure came after both writes"
+    assert asyncio.run(stored_in_prefect(name)) == ([], [])
+    with pytest.raises(errors.TaskNotFound):
+        ts.get(name)
+
+    monkeypatch.undo()
+    task = ts.create({"name": name, "code": HELLO, "every": "1h"})
+    assert task.version == 1 and [v.version for v in task.versions] == [1]
+    ts.delete(name)
+
+
+def test_an_update_refused_by_the_pool_leaves_no_version_and_the_next_update_works(
+    ts: TaskScheduler,
+) -> None:
+    name = unique("atomic")
+    ts.create({"name": name, "code": HELLO})
+    with pytest.raises(errors.InvalidTask) as refused:
+        ts.update(name, {"pool": "no-such-pool", "retries": 1})
+    assert refused.value.field == "pool"
+    assert asyncio.run(stored_in_prefect(name)) == ([name], [f"{name}-v1"])
+    updated = ts.update(name, {"retries": 2})
+    assert updated.version == 2 and updated.spec is not None and updated.spec.retries == 2
+    ts.delete(name)

@@ -60,6 +60,7 @@ def browser() -> Iterator[WebDriver]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.implicitly_wait(0)
     try:
@@ -480,3 +481,45 @@ def test_nothing_on_the_pages_is_fetched_from_another_host(
         )
         assert urls, path
         assert all(u.startswith(platform.service_api_url) for u in urls), urls
+
+
+def csp_reports(browser: WebDriver) -> list[str]:
+    """The console's Content-Security-Policy violations since the last call."""
+    return [
+        e["message"]
+        for e in browser.get_log("browser")
+        if "Content Security Policy" in e["message"]
+    ]
+
+
+def test_the_pages_work_under_their_content_security_policy(
+    signed_in: WebDriver, platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    """Every page loads, its scripts (the vendored editor included) run and call the API, and
+    the browser reports no violation of the policy, which does refuse an inline script."""
+    browser = signed_in
+    name = create_task(admin, cron="0 9 * * *")
+    csp_reports(browser)
+    base = platform.service_api_url
+    browser.get(f"{base}/ui/tasks/new")
+    wait(browser).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror"))
+    )
+    choose(browser, "kind", "cron")
+    browser.find_element(By.ID, "f-schedule").send_keys("0 9 * * 1-5")
+    wait(browser).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#preview li")) == 5)
+    browser.get(f"{base}/ui/tasks/{name}")
+    wait(browser).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror"))
+    )
+    browser.get(f"{base}/ui/tasks")
+    wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, f"tr[data-task='{name}']"))
+    assert csp_reports(browser) == []
+
+    ran = browser.execute_script(
+        "const s = document.createElement('script'); s.textContent = 'window.inlineRan = 1';"
+        "document.body.append(s); return window.inlineRan === 1"
+    )
+    assert ran is False, "the policy refuses inline scripts"
+    assert csp_reports(browser), "and the browser reports it where this test looks"
+    admin.delete(f"/v1/tasks/{name}")

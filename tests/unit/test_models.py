@@ -51,6 +51,36 @@ def test_six_field_cron_with_seconds_is_refused_pointing_to_every() -> None:
     assert "every" in error.reason
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("cron", "0 0 31 2 *"),
+        ("cron", "0 0 30 2 *"),
+        ("rrule", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=31"),
+    ],
+)
+def test_a_schedule_that_never_fires_is_refused_naming_its_field(field: str, value: str) -> None:
+    error = refused(**{field: value})
+    assert isinstance(error, errors.InvalidSchedule)
+    assert error.field == field and "never fires" in error.reason
+    with pytest.raises(errors.InvalidSchedule):
+        models.build_schedule({field: value})
+
+
+def test_a_window_without_a_run_is_refused_naming_the_schedule() -> None:
+    error = refused(cron="0 0 29 2 *", start="2026-03-01T00:00:00Z", end="2027-12-31T00:00:00Z")
+    assert error.field == "cron"
+
+
+def test_a_stored_definition_that_never_fires_is_still_read() -> None:
+    """Tasks written before the rule stay readable (and so listable, pausable, deletable)."""
+    data = spec_data(cron="0 0 31 2 *")
+    with pytest.raises(ValueError):
+        models.TaskSpec.model_validate(data)
+    spec = models.TaskSpec.model_validate(data, context=models.STORED)
+    assert spec.cron == "0 0 31 2 *"
+
+
 def test_cron_alias_is_accepted() -> None:
     assert models.build_spec(spec_data(cron="@daily")).schedule_kind == "cron"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import time
 
 import pytest
 from prefect.client.schemas.schedules import RRuleSchedule as ClientRRuleSchedule
@@ -359,3 +360,132 @@ def test_describe_names_the_kind_of_prefect_schedule() -> None:
     )
     assert plan("every", "90m").describe() == "every 1:30:00"
     assert plan("at", "2026-07-01T09:00:00").describe().startswith("rrule DTSTART:")
+
+
+# --- a schedule must fire -------------------------------------------------------------------
+
+
+def fires_refusal(
+    kind: schedules.Kind,
+    expression: str,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    timezone: str = "UTC",
+) -> errors.InvalidSchedule:
+    schedules.validate(kind, expression, timezone)
+    with pytest.raises(errors.InvalidSchedule) as info:
+        schedules.check_fires(kind, expression, timezone, start=start, end=end)
+    return info.value
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "* * 31 4,6,9,11 *"])
+def test_cron_without_a_matching_date_never_fires_and_is_refused_naming_cron(cron: str) -> None:
+    error = fires_refusal("cron", cron)
+    assert error.field == "cron"
+    assert "never fires" in error.reason
+
+
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "0 0 29 2 *",  # leap years only
+        "0 0 31 2 1",  # day of month or day of week: every Monday of February
+        "0 0 * 2 5#5",  # a fifth Friday in February: 2008, 2036, ...
+        "0 0 L 2 *",
+        "@yearly",
+    ],
+)
+def test_cron_that_fires_however_rarely_is_accepted(cron: str) -> None:
+    schedules.validate("cron", cron, "UTC")
+    schedules.check_fires("cron", cron, "UTC", start=None, end=None)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=31",
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=4,6,9,11",
+        "FREQ=YEARLY;BYYEARDAY=366;BYMONTH=1",
+        "FREQ=DAILY;INTERVAL=7;BYDAY=TU",  # from 2000-01-01, a Saturday: only Saturdays
+        "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6",
+    ],
+)
+def test_rrule_with_no_occurrence_is_refused_naming_rrule(rule: str) -> None:
+    error = fires_refusal("rrule", rule)
+    assert error.field == "rrule"
+    assert "never fires" in error.reason
+
+
+def test_rrule_that_never_fires_is_refused_in_bounded_time() -> None:
+    """dateutil alone searches such a rule to the year 9999: over a minute for this one."""
+    started = time.monotonic()
+    error = fires_refusal("rrule", "FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=30;BYHOUR=1,2,3")
+    assert "never fires" in error.reason
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    ("kind", "expression"),
+    [("cron", "0 0 29 2 *"), ("rrule", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29")],
+)
+def test_a_window_without_an_occurrence_is_refused_naming_the_schedule(
+    kind: schedules.Kind, expression: str
+) -> None:
+    start = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    end = dt.datetime(2027, 12, 31, tzinfo=UTC)
+    error = fires_refusal(kind, expression, start=start, end=end)
+    assert error.field == kind
+    assert "between start" in error.reason
+    # The same schedule over a window holding 29 February 2028 is fine.
+    schedules.check_fires(kind, expression, "UTC", start=start, end=end.replace(year=2028, month=3))
+
+
+def test_a_window_shorter_than_the_gap_between_runs_is_refused() -> None:
+    """09:00 daily, in a window from 10:00 to 11:00 of one day."""
+    start = dt.datetime(2026, 6, 1, 10, tzinfo=UTC)
+    end = dt.datetime(2026, 6, 1, 11, tzinfo=UTC)
+    for kind, expression in (("cron", "0 9 * * *"), ("rrule", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0")):
+        assert fires_refusal(kind, expression, start=start, end=end).field == kind
+
+
+def test_the_window_is_read_in_the_schedules_time_zone() -> None:
+    """09:00 in Tokyo is 00:00 UTC: inside a window from 23:30 to 00:30 UTC."""
+    start = dt.datetime(2026, 6, 1, 23, 30, tzinfo=UTC)
+    end = dt.datetime(2026, 6, 2, 0, 30, tzinfo=UTC)
+    for kind, expression in (("cron", "0 9 * * *"), ("rrule", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0")):
+        schedules.check_fires(kind, expression, "Asia/Tokyo", start=start, end=end)
+        assert fires_refusal(kind, expression, start=start, end=end).field == kind
+
+
+def test_rrule_until_before_its_first_run_is_refused() -> None:
+    error = fires_refusal(
+        "rrule", "DTSTART:20260601T000000\nRRULE:FREQ=YEARLY;UNTIL=20260501T000000"
+    )
+    assert "UNTIL" in error.reason
+
+
+def test_a_window_that_has_passed_is_accepted() -> None:
+    """The check is on the calendar, not the clock: its runs are in the past."""
+    end = dt.datetime(2020, 1, 1, tzinfo=UTC)
+    start = dt.datetime(2019, 1, 1, tzinfo=UTC)
+    schedules.check_fires("cron", "0 9 * * *", "UTC", start=start, end=end)
+    schedules.check_fires("rrule", "FREQ=DAILY", "UTC", start=None, end=end)
+    schedules.check_fires("rrule", "FREQ=DAILY;UNTIL=20200101T000000", "UTC", start=None, end=None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "word"),
+    [
+        ("FREQ=DAILY;INTERVAL=0", "INTERVAL"),
+        ("FREQ=DAILY;COUNT=0", "COUNT"),
+        ("FREQ=YEARLY;BYEASTER=0", "BYEASTER"),
+        ("DTSTART:19000101T000000\nRRULE:FREQ=DAILY", "DTSTART"),
+    ],
+)
+def test_rrule_parts_without_a_sane_run_are_refused_naming_rrule(rule: str, word: str) -> None:
+    with pytest.raises(errors.InvalidSchedule) as info:
+        schedules.validate("rrule", rule, "UTC")
+    assert info.value.field == "rrule"
+    assert word in info.value.reason

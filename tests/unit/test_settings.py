@@ -69,3 +69,19 @@ def test_get_settings_reads_once_until_cleared(monkeypatch: pytest.MonkeyPatch) 
     get_settings.cache_clear()
     assert get_settings().prefect_port == 4002
     get_settings.cache_clear()
+
+
+def test_body_limit_is_one_mib_unless_tasks_max_body_bytes_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TASKS_MAX_BODY_BYTES", raising=False)
+    assert Settings().max_body_bytes == 1024 * 1024
+    monkeypatch.setenv("TASKS_MAX_BODY_BYTES", "4096")
+    assert Settings().max_body_bytes == 4096
+    monkeypatch.setenv("TASKS_MAX_BODY_BYTES", "0")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_every_setting_says_what_it_is_for() -> None:
+    assert all(field.description for field in Settings.model_fields.values())

@@ -8,6 +8,7 @@ into ``errors`` here; nothing Prefect-typed leaves this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import importlib.util
@@ -148,9 +149,15 @@ class Gateway:
             if len(page) < want or len(found) >= limit:
                 return found
 
-    async def save_version(self, client: PrefectClient, block: TaskCode) -> None:
-        """Store one version of a task's code (block documents are immutable once written)."""
-        await block.asave(TaskCode.document_name(block.task, block.version), client=client)
+    async def save_version(self, client: PrefectClient, block: TaskCode) -> uuid.UUID:
+        """Store one version of a task's code (block documents are immutable once written);
+        returns the document's id."""
+        return await block.asave(TaskCode.document_name(block.task, block.version), client=client)
+
+    async def delete_version(self, client: PrefectClient, document_id: uuid.UUID) -> None:
+        """Remove one stored version (taking back a write that failed part-way)."""
+        with contextlib.suppress(ObjectNotFound):
+            await client.delete_block_document(document_id)
 
     async def read_versions(self, client: PrefectClient, task: str) -> list[TaskCode]:
         """Every stored version of a task, oldest first."""

@@ -1,4 +1,9 @@
-"""The application factory: routers, auth and request-id middleware, error handlers, start-up.
+"""The application factory: routers, middleware, error handlers, start-up.
+
+Middleware, outermost first: security headers (``security_headers``); request id and metrics
+(``_observe``); the body limit (``body_limit``: 413 before a byte of an oversized body is read);
+authentication and the same-origin check of cookie sessions (``_authenticate``, before any
+route parses a body).
 
 Start-up checks that our tables are at their latest revision (the platform's bootstrap migrates
 them, as a role the API's own is not: ``dbroles``) and registers the first admin token from
@@ -8,6 +13,7 @@ one audit sink shared by all requests.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -22,7 +28,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
 from taskscheduler import audit, store, tokens, ui
-from taskscheduler.api import auth, errors, metrics
+from taskscheduler.api import (
+    auth,
+    body_limit,
+    errors,
+    metrics,
+    refusal_limit,
+    security_headers,
+)
 from taskscheduler.api.routes import audit as audit_routes
 from taskscheduler.api.routes import health, jobs, schedules
 from taskscheduler.api.routes import tasks as task_routes
@@ -33,6 +46,7 @@ log = logging.getLogger("taskscheduler.api")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_PEEK_BYTES = 1024 * 1024
+SWEEP_SECONDS = 5.0  # how soon after its window closes a refusal summary is written
 _REQUEST_ID = re.compile(r"^[\w.:-]{1,64}$")
 
 
@@ -53,9 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await tokens.ensure_bootstrap(engine, admin)
         app.state.engine = engine
         app.state.audit_sink = audit.DatabaseSink(engine)
+        sweeper = asyncio.create_task(_sweep_refusals(app))
         try:
             yield
         finally:
+            sweeper.cancel()
+            await errors.record_summaries(app.state.audit_sink, app.state.refusal_limiter.drain())
             await engine.dispose()
 
     app = FastAPI(
@@ -66,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics.Metrics()
+    app.state.refusal_limiter = refusal_limit.RefusalLimiter()
     errors.install(app)
     ui.install(app)
     app.include_router(health.router)
@@ -84,17 +102,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.known_routes = [
         r for router in (health.router, ui.router, *routers) for r in router.routes
     ]
-    app.middleware("http")(_authenticate)  # runs second: knows the request id
-    app.middleware("http")(_observe)  # runs first
+    # Each one added runs before those added earlier.
+    app.middleware("http")(_authenticate)
+    app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
+    app.middleware("http")(_observe)
+    app.add_middleware(security_headers.SecurityHeaders)
     return app
+
+
+async def _sweep_refusals(app: FastAPI) -> None:
+    """Write the summaries of closed refusal windows even when no refusal follows them."""
+    limiter: refusal_limit.RefusalLimiter = app.state.refusal_limiter
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        await errors.record_summaries(app.state.audit_sink, limiter.sweep())
 
 
 async def _observe(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    """Give the request an id, find its route, and count and time it."""
+    """Give the request an id, find its route, and count and time it.
+
+    The id is ours until the caller is authenticated: only then does an ``X-Request-ID`` the
+    caller chose become the request's id (in the answer and in audit rows), so an anonymous
+    caller cannot write ids of its choosing into the audit log.
+    """
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    request.state.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    request.state.offered_request_id = given if _REQUEST_ID.match(given) else None
+    request.state.request_id = uuid.uuid4().hex
     route = "unmatched"
     for candidate in request.app.state.known_routes:
         match, child = candidate.matches(request.scope)
@@ -142,6 +177,7 @@ async def _authenticate(
         )
     actor = auth.actor_of(token, "ui" if from_page else "api")
     request.state.principal = auth.Principal(token=token, actor=actor)
+    request.state.request_id = request.state.offered_request_id or request.state.request_id
     if not token.scope.allows(needed):
         detail = f"this call needs scope {needed.value}; the token has {token.scope.value}"
         await errors.record_refusal(request, "forbidden", detail, task=await _task_named(request))
@@ -150,11 +186,17 @@ async def _authenticate(
 
 
 async def _task_named(request: Request) -> str | None:
-    """The task a refused (but authenticated) call names in its body, for the audit row."""
+    """The task a refused (but authenticated) call names in its body, for the audit row; read
+    only up to MAX_PEEK_BYTES (a body of unknown length is not read further)."""
     if int(request.headers.get("content-length") or 0) > MAX_PEEK_BYTES:
         return None
+    peeked = bytearray()
+    async for chunk in request.stream():
+        peeked += chunk
+        if len(peeked) > MAX_PEEK_BYTES:
+            return None
     try:
-        body = json.loads(await request.body())
+        body = json.loads(peeked)
     except ValueError:
         return None
     name = body.get("name") if isinstance(body, dict) else None

@@ -8,6 +8,7 @@ a 500 (an unexpected error still answers with a generic 500, logged with its req
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskscheduler import audit, errors
+from taskscheduler.api import refusal_limit, security_headers
 
 log = logging.getLogger("taskscheduler.api")
 
@@ -88,24 +90,42 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         status_code=500,
         content={"detail": f"internal error (request id {_request_id(request)})"},
+        # Starlette answers this one outside every middleware, security headers included.
+        headers=security_headers.EVERYWHERE,
     )
+
+
+ANONYMOUS = audit.Actor(kind="anonymous", name="anonymous", source="api")
+SUMMARY_ACTION = "refusals.summary"
 
 
 async def record_refusal(
     request: Request, outcome: str, detail: str | None = None, *, task: str | None = None
 ) -> None:
-    """Audit a state-changing call the API refused before the SDK saw it."""
+    """Audit a state-changing call the API refused before the SDK saw it.
+
+    An anonymous caller's refusals go through the app's ``refusal_limit.RefusalLimiter``: the
+    first per address and outcome in a window is written (naming the address), the rest are
+    counted into one summary row.
+    """
     if request.method.upper() in ("GET", "HEAD", "OPTIONS"):
         return
     sink: audit.AuditSink | None = getattr(request.app.state, "audit_sink", None)
     if sink is None:
         return
     found = getattr(request.state, "principal", None)
-    actor = (
-        found.actor
-        if found is not None
-        else audit.Actor(kind="anonymous", name="anonymous", source="api")
-    )
+    actor = found.actor if found is not None else ANONYMOUS
+    if found is None:
+        address = request.client.host if request.client else "unknown"
+        limiter: refusal_limit.RefusalLimiter | None = getattr(
+            request.app.state, "refusal_limiter", None
+        )
+        if limiter is not None:
+            write, closed = limiter.admit(address, outcome)
+            await record_summaries(sink, closed)
+            if not write:
+                return
+        detail = f"from {address}: {detail}" if detail else f"from {address}"
     params: dict[str, Any] = dict(getattr(request.state, "path_params", {}) or {})
     entry = audit.AuditEntry.of(
         actor,
@@ -120,6 +140,23 @@ async def record_refusal(
         await sink.record(entry)
     except Exception:
         log.exception("could not audit a refused request %s", _request_id(request))
+
+
+async def record_summaries(sink: audit.AuditSink, summaries: list[refusal_limit.Summary]) -> None:
+    """One audit row per address and outcome whose refusals were counted, not written."""
+    for summary in summaries:
+        detail = (
+            f"from {summary.address}: {summary.count} more {summary.outcome} refusals in the"
+            f" {summary.window_seconds:.0f} s after the one written in full (counted, not"
+            " written one by one)"
+        )
+        entry = audit.AuditEntry.of(
+            ANONYMOUS, SUMMARY_ACTION, summary.outcome, detail=detail, request_id=uuid.uuid4().hex
+        )
+        try:
+            await sink.record(entry)
+        except Exception:
+            log.exception("could not audit %d refusals from %s", summary.count, summary.address)
 
 
 def install(app: FastAPI) -> None:

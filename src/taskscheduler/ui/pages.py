@@ -11,9 +11,10 @@ from urllib.parse import quote
 
 import jinja2
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from taskscheduler import audit, durations, errors, models, tokens
 from taskscheduler.api import auth, schemas
@@ -159,10 +160,19 @@ class SignIn(BaseModel):
 
 
 @router.post("/session", name="ui.signin.post")
-async def sign_in(request: Request, body: SignIn) -> JSONResponse:
-    """Check the token and keep it in an HttpOnly, SameSite=Strict cookie."""
+async def sign_in(request: Request) -> JSONResponse:
+    """Check the token and keep it in an HttpOnly, SameSite=Strict cookie.
+
+    The body is read here, after the same-origin check, rather than declared as a parameter:
+    FastAPI reads and parses a declared body before the route (or any dependency) runs, and
+    a cross-site caller must be refused without that (oversized bodies never get this far:
+    ``api.body_limit``).
+    """
     if not auth.same_origin(request):
-        return JSONResponse(status_code=403, content={"detail": "cross-site sign-in refused"})
+        detail = "cross-site sign-in refused"
+        await api_errors.record_refusal(request, "forbidden", detail)
+        return JSONResponse(status_code=403, content={"detail": detail})
+    body = await _sign_in_body(request)
     token = await tokens.authenticate(request.app.state.engine, body.token.strip())
     if token is None:
         await api_errors.record_refusal(request, "unauthorized", "unknown or revoked token")
@@ -183,6 +193,18 @@ async def sign_in(request: Request, body: SignIn) -> JSONResponse:
         path="/",
     )
     return response
+
+
+async def _sign_in_body(request: Request) -> SignIn:
+    """The sign-in form, with FastAPI's 422 answer when it is not one."""
+    raw = await request.body()
+    try:
+        return SignIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)],
+            body=raw[:200].decode(errors="replace"),
+        ) from None
 
 
 @router.post("/signout", name="ui.signout")

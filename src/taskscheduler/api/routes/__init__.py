@@ -16,6 +16,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": schemas.ErrorBody,
         "description": "The token's scope, or its work pools and secrets, do not allow this.",
     },
+    413: {"model": schemas.ErrorBody, "description": "The body is over TASKS_MAX_BODY_BYTES."},
     503: {"model": schemas.ErrorBody, "description": "Prefect or the database is unreachable."},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
