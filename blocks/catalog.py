@@ -2,12 +2,12 @@
 
     prefect block register -f blocks/catalog.py
 
-`make up` registers the same types from the package (``taskscheduler.code_block``); this file
+`make up` registers the same types from the package (``taskscheduler._prefect.blocks``); this file
 exists so an operator can do it with Prefect's own tools, e.g. against another server.
 """
 
 from __future__ import annotations
 
-from taskscheduler.code_block import TaskCode
+from taskscheduler._prefect.blocks import TaskCode
 
 __all__ = ["TaskCode"]

@@ -472,7 +472,7 @@ def status(as_json: JsonFlag = False) -> None:
     """Platform health: server, database, pools and workers, backlog, late jobs, failures."""
     import asyncio
 
-    from taskscheduler import monitoring
+    from taskscheduler.services import monitoring
 
     snapshot = asyncio.run(monitoring.take_snapshot())
     if as_json:

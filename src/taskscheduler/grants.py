@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskscheduler import errors
 
-# The pool for untrusted code: one hardened container per job (taskscheduler._docker.POOL).
+# The pool for untrusted code: one hardened container per job (_prefect.docker_pool.POOL).
 DEFAULT_POOLS: frozenset[str] = frozenset({"docker"})
 MAX_GRANTS = 50
 

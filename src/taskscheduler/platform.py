@@ -41,6 +41,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from taskscheduler import credentials, dbroles, errors, runuser
+from taskscheduler._prefect import admin
 from taskscheduler.gate import environment as job_environment
 from taskscheduler.reliability import ReliabilitySettings
 from taskscheduler.settings import Settings, get_settings
@@ -52,7 +53,7 @@ SERVER = "prefect-server"
 WORKER = "prefect-worker"
 DEFAULT_POOL = "process"
 DEFAULT_POOL_TYPE = "process"
-# The Docker pool's worker (the pool and its job template live in taskscheduler._docker).
+# The Docker pool's worker (the pool and its job template: taskscheduler._prefect.docker_pool).
 DOCKER_WORKER = "docker-worker"
 DOCKER_CLI_TIMEOUT = 60.0
 RESPAWN_MODULE = "taskscheduler.respawn"
@@ -65,7 +66,7 @@ FAST_MODULE = "taskscheduler.fastlane"
 # With TASKS_API_WORKERS > 1 the API runs in several processes and Prefect's services in one of
 # their own (taskscheduler.tuning).
 SERVICES = "prefect-services"
-PREFECT_BLOCKS_MODULE = "taskscheduler.prefect_blocks"
+PREFECT_BLOCKS_MODULE = "taskscheduler._prefect.blocks"
 # Our REST API (taskscheduler.api), served by uvicorn on TASKS_HOST:TASKS_API_PORT.
 API = "taskscheduler-api"
 API_MODULE = "taskscheduler.api"
@@ -79,10 +80,11 @@ GATE_MODULE = "taskscheduler.gate"
 GATE_TIMEOUT = 60.0
 # The process and docker lanes' workers: Prefect's, starting every job through the gateway.
 WORKERS_MODULE = "taskscheduler._prefect.workers"
-BLOCK_MODULES = ("taskscheduler.code_block", "taskscheduler.notifications")
-# The watchdog (taskscheduler.watchdog): crash retries, SLA events, zombie automation, canary.
+BLOCK_MODULES = ("taskscheduler._prefect.blocks", "taskscheduler._prefect.automations")
+# The watchdog (taskscheduler.services.watchdog): crash retries, SLA events, zombie automation,
+# canary.
 WATCHDOG = "taskscheduler-watchdog"
-WATCHDOG_MODULE = "taskscheduler.watchdog"
+WATCHDOG_MODULE = "taskscheduler.services.watchdog"
 
 POLL_SECONDS = 0.2
 POSTGRES_TIMEOUT = 30.0
@@ -459,7 +461,7 @@ class LocalPlatform:
         )
 
     def register_prefect_blocks(self, env: dict[str, str]) -> None:
-        """Register Prefect's own block types once (``taskscheduler.prefect_blocks``)."""
+        """Register Prefect's own block types once (``taskscheduler._prefect.blocks``)."""
         self._command(
             [sys.executable, "-m", PREFECT_BLOCKS_MODULE],
             env,
@@ -533,29 +535,14 @@ class LocalPlatform:
 
     # -- work pool and blocks ------------------------------------------------------------------
 
+    @property
+    def prefect_admin(self) -> admin.Admin:
+        """The Prefect calls the supervisor makes (``_prefect.admin``)."""
+        return admin.Admin(self.api_url, self.prefect_auth_string)
+
     def ensure_work_pool(self, name: str = DEFAULT_POOL, type: str = DEFAULT_POOL_TYPE) -> None:
         """Create the work pool with its type's default job template if it is missing."""
-        from prefect.client.orchestration import SyncPrefectClient
-        from prefect.client.schemas.actions import WorkPoolCreate
-        from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-        from prefect.workers.base import BaseWorker
-
-        with SyncPrefectClient(self.api_url, auth_string=self.prefect_auth_string) as client:
-            try:
-                client.read_work_pool(name)
-                return
-            except ObjectNotFound:
-                pass
-            worker_class = BaseWorker.get_worker_class_from_type(type)
-            if worker_class is None:
-                raise errors.PlatformUnavailable(f"no Prefect worker for pool type {type!r}")
-            pool = WorkPoolCreate(
-                name=name,
-                type=type,
-                base_job_template=worker_class.get_default_base_job_template(),
-            )
-            with contextlib.suppress(ObjectAlreadyExists):  # created concurrently: just as good
-                client.create_work_pool(pool)
+        self.prefect_admin.ensure_work_pool(name, type)
 
     def register_blocks(self, modules: Iterable[str] = BLOCK_MODULES) -> None:
         """Register our block types with the server so that blocks of them can be saved."""
@@ -589,16 +576,7 @@ class LocalPlatform:
         )
 
     def _worker_online(self, pool: str, name: str) -> bool:
-        from prefect.client.orchestration import SyncPrefectClient
-        from prefect.client.schemas.objects import WorkerStatus
-        from prefect.exceptions import ObjectNotFound
-
-        with SyncPrefectClient(self.api_url, auth_string=self.prefect_auth_string) as client:
-            try:
-                workers = client.read_workers_for_work_pool(pool)
-            except ObjectNotFound:
-                return False  # the worker creates the pool if it has to; not there yet
-        return any(w.name == name and w.status == WorkerStatus.ONLINE for w in workers)
+        return self.prefect_admin.worker_online(pool, name)
 
     # -- fast lane -----------------------------------------------------------------------------
 
@@ -641,7 +619,7 @@ class LocalPlatform:
         platform runs on without this pool and ``docker_problem`` says why; with
         ``required`` the failure is raised instead.
         """
-        from taskscheduler import _docker
+        from taskscheduler._prefect import docker_pool as _docker
 
         try:
             if self.settings.docker_image:
@@ -666,16 +644,11 @@ class LocalPlatform:
         An existing pool keeps its template (an operator may have tightened its bounds); only
         the default image and pull policy follow the image built for this checkout.
         """
-        from prefect.client.orchestration import SyncPrefectClient
-
-        from taskscheduler import _docker
-
-        with SyncPrefectClient(self.api_url, auth_string=self.prefect_auth_string) as client:
-            _docker.ensure_pool(client, image, pull=pull)
+        self.prefect_admin.ensure_docker_pool(image, pull)
 
     def start_docker_worker(self) -> None:
         """Start the docker pool's worker unless it already runs, then wait for it."""
-        from taskscheduler import _docker
+        from taskscheduler._prefect import docker_pool as _docker
 
         name = self.docker_worker_name
         pid = self._live_pid(DOCKER_WORKER)
@@ -833,12 +806,7 @@ class LocalPlatform:
         )
 
     def _zombie_automation_exists(self) -> bool:
-        from prefect.client.orchestration import SyncPrefectClient
-
-        from taskscheduler import notifications
-
-        with SyncPrefectClient(self.api_url, auth_string=self.prefect_auth_string) as client:
-            return bool(client.read_automations_by_name(notifications.ZOMBIE_AUTOMATION))
+        return self.prefect_admin.zombie_automation_exists()
 
     # -- the whole platform --------------------------------------------------------------------
 

@@ -27,9 +27,9 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskscheduler import _compensation, audit, declarative, errors, grants, models, store
+from taskscheduler import _compensation, audit, declarative, errors, grants, models, policy, store
 from taskscheduler._prefect import gateway
-from taskscheduler.code_block import TaskCode
+from taskscheduler._prefect.blocks import TaskCode
 from taskscheduler.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -521,7 +521,7 @@ class AsyncTaskScheduler:
         others), read in one call rather than one per task."""
         flow_id = await self._gateway._flow_id(client)
         names = {
-            d.id: TaskCode.document_name(d.name, version)
+            d.id: policy.code_document(d.name, version)
             for d in deployments
             if d.flow_id == flow_id and (version := _version_of(d.version)) is not None
         }
@@ -726,7 +726,7 @@ def _summary(deployment: Any, block: TaskCode | None) -> models.Task:
         id=str(deployment.id),
         deployment_id=str(deployment.id),
         name=deployment.name,
-        flow=gateway.FLOW_NAME if block else str(deployment.flow_id),
+        flow=policy.FLOW_NAME if block else str(deployment.flow_id),
         managed=block is not None,
         spec=spec,
         schedule=spec.describe() if spec else gateway.describe_schedules(deployment),

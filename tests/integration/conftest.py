@@ -124,7 +124,7 @@ def docker_pool(platform: LocalPlatform) -> str:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.exceptions import ObjectNotFound
 
-    from taskscheduler import _docker
+    from taskscheduler._prefect import docker_pool as _docker
 
     with SyncPrefectClient(platform.api_url, auth_string=platform.prefect_auth_string) as client:
         try:

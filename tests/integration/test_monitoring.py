@@ -16,8 +16,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas import filters, objects
 from sqlalchemy.engine import make_url
 
-from taskscheduler import JobState, TaskScheduler, monitoring
+from taskscheduler import JobState, TaskScheduler
 from taskscheduler.platform import LocalPlatform
+from taskscheduler.services import monitoring
 from tests.integration.conftest import drop_database, free_port, pointing_at
 from tests.integration.helpers import cli, scheduler, unique, wait_for
 

@@ -13,7 +13,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from prefect.client.orchestration import get_client
 
-from taskscheduler import TaskScheduler, errors, notifications
+from taskscheduler import TaskScheduler, errors
+from taskscheduler._prefect import automations as notifications
 from taskscheduler.platform import LocalPlatform
 from tests.integration.conftest import free_port
 from tests.integration.helpers import scheduler, unique, wait_for

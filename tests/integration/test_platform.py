@@ -69,7 +69,7 @@ def test_process_pool_exists_with_a_live_worker(platform: LocalPlatform) -> None
 
 def test_block_types_are_registered(platform: LocalPlatform) -> None:
     """``up`` registers our block types, so code blocks can be saved at once."""
-    from taskscheduler.code_block import TaskCode
+    from taskscheduler._prefect.blocks import TaskCode
 
     with SyncPrefectClient(platform.api_url, auth_string=platform.prefect_auth_string) as client:
         block_type = client.read_block_type_by_slug(TaskCode.get_block_type_slug())

@@ -13,7 +13,8 @@ from typing import Any
 import pydantic
 import pytest
 
-from taskscheduler import _docker, audit, errors, grants, tokens
+from taskscheduler import audit, errors, grants, tokens
+from taskscheduler._prefect import docker_pool as _docker
 from taskscheduler.api import errors as api_errors
 from taskscheduler.api import schemas
 

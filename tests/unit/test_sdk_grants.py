@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from taskscheduler import audit, errors, grants, models
-from taskscheduler.code_block import TaskCode
+from taskscheduler._prefect.blocks import TaskCode
 from taskscheduler.sdk import AsyncTaskScheduler
 from taskscheduler.settings import Settings
 

@@ -11,12 +11,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import importlib.util
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,12 +33,12 @@ from prefect.settings import (
 from prefect.settings.legacy import Setting
 from prefect.states import Cancelled, Cancelling, Scheduled
 
-from taskscheduler import _docker, credentials, errors, models, notifications, schedules
-from taskscheduler.code_block import TaskCode
+from taskscheduler import credentials, errors, models, schedules
+from taskscheduler._prefect import automations, docker_pool, rest
+from taskscheduler._prefect.blocks import TaskCode
+from taskscheduler.policy import FLOW_ENTRYPOINT, FLOW_NAME, JobParameters, code_document
 from taskscheduler.settings import DEFAULT_API_URL, Settings
 
-FLOW_NAME = "run-task"
-FLOW_ENTRYPOINT = "flows/run_task.py:run_task"
 PAGE = 200
 
 _STATE_SUMMARY = {
@@ -62,6 +60,20 @@ _STATE_TYPES = {
 def api_url() -> str:
     """The Prefect API our SDK talks to: Prefect's own ``PREFECT_API_URL`` (env or profile)."""
     return PREFECT_API_URL.value() or DEFAULT_API_URL
+
+
+async def server_health(*, timeout: float) -> tuple[bool, str | None]:
+    """Whether the Prefect API of ``api_url()`` answers its health check, and why not."""
+    auth = PREFECT_API_AUTH_STRING.value()
+    headers = rest.auth_headers(auth, None)
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(f"{api_url()}/health", headers=headers)
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        return False, f"HTTP {response.status_code}"
+    return True, None
 
 
 class Gateway:
@@ -152,7 +164,7 @@ class Gateway:
     async def save_version(self, client: PrefectClient, block: TaskCode) -> uuid.UUID:
         """Store one version of a task's code (block documents are immutable once written);
         returns the document's id."""
-        return await block.asave(TaskCode.document_name(block.task, block.version), client=client)
+        return await block.asave(code_document(block.task, block.version), client=client)
 
     async def delete_version(self, client: PrefectClient, document_id: uuid.UUID) -> None:
         """Remove one stored version (taking back a write that failed part-way)."""
@@ -222,7 +234,7 @@ class Gateway:
         """Create the task's deployment of the generic flow, with its schedule."""
         pool = spec.pool or self.settings.default_pool
         await self._require_pool(client, pool)
-        await notifications.route_tasks(client, spec.notify)
+        await automations.route_tasks(client, spec.notify)
         with _pool_bounds():
             return await client.create_deployment(
                 flow_id=await self._flow_id(client),
@@ -231,7 +243,7 @@ class Gateway:
                 description=spec.description or None,
                 entrypoint=FLOW_ENTRYPOINT,
                 parameters=flow_parameters(spec, version),
-                parameter_openapi_schema=_flow_parameter_schema(str(self.settings.project_dir)),
+                parameter_openapi_schema=_flow_parameter_schema(),
                 schedules=_schedule_create(plan),
                 work_pool_name=pool,
                 tags=deployment_tags(spec),
@@ -254,7 +266,7 @@ class Gateway:
         """Point the deployment at a new version; Prefect drops its future auto-scheduled runs."""
         pool = spec.pool or self.settings.default_pool
         await self._require_pool(client, pool)
-        await notifications.route_tasks(client, spec.notify)
+        await automations.route_tasks(client, spec.notify)
         update = DeploymentUpdate(
             version=f"v{version}",
             description=spec.description or None,
@@ -551,7 +563,7 @@ class Gateway:
                         field, f"only container pools limit it; pool {pool!r} is not one"
                     )
             return {}
-        return _docker.job_variables(spec.name, spec.memory, spec.cpus)
+        return docker_pool.job_variables(spec.name, spec.memory, spec.cpus)
 
     def _pull_step(self, pool: str) -> dict[str, Any]:
         """Run flows from the project directory (inside the image for container pools)."""
@@ -583,29 +595,13 @@ def _pool_bounds() -> Iterator[None]:
 
 
 def flow_parameters(spec: models.TaskSpec, version: int) -> dict[str, Any]:
-    """The generic flow's parameters for a task version: code reference, arguments, policy."""
-    return {
-        "task": spec.name,
-        "code": TaskCode.document_name(spec.name, version) if spec.code is not None else None,
-        "entrypoint": spec.entrypoint,
-        "entry": spec.entry,
-        "parameters": spec.parameters,
-        "retries": spec.retries,
-        "retry_delay": spec.retry_delay.total_seconds(),
-        "retry_jitter": spec.retry_jitter,
-        "timeout": spec.timeout.total_seconds() if spec.timeout else None,
-        # Names only: the values are read by the job at run time (execution.secret_environment).
-        "secrets": spec.secrets or None,
-        # Only when set, so that tasks without them keep the parameters they always had.
-        **({"misfire": spec.misfire.value} if spec.misfire is not models.MisfirePolicy.ALL else {}),
-        **({"late_limit": spec.late_limit.total_seconds()} if spec.late_limit else {}),
-        **({"max_runtime": spec.max_runtime.total_seconds()} if spec.max_runtime else {}),
-    }
+    """The generic flow's parameters for a task version (the job contract, ``policy``)."""
+    return JobParameters.of(spec, version).as_flow_parameters()
 
 
 def deployment_tags(spec: models.TaskSpec) -> list[str]:
     """The task's tags plus one ``notify:NAME`` per notification block (runs inherit them)."""
-    return [*spec.tags, *(notifications.tag(name) for name in spec.notify)]
+    return [*spec.tags, *(automations.tag(name) for name in spec.notify)]
 
 
 def summarise(state_type: objects.StateType | None) -> models.JobState:
@@ -628,8 +624,8 @@ def to_job(
     """A flow run as a job."""
     state = run.state
     scheduled = run.expected_start_time
-    code = run.parameters.get("code")
-    version = int(code.rsplit("-v", 1)[1]) if isinstance(code, str) and "-v" in code else None
+    job = JobParameters.read(run.parameters)
+    version = job.version if job is not None else None
     delay = (run.start_time - scheduled).total_seconds() if run.start_time and scheduled else None
     error = state.message if state and state.type in _FAILED_TYPES else None
     return models.Job(
@@ -711,17 +707,13 @@ def _concurrency_options(spec: models.TaskSpec) -> objects.ConcurrencyOptions | 
 
 
 @functools.cache
-def _flow_parameter_schema(project_dir: str) -> dict[str, Any] | None:
+def _flow_parameter_schema() -> dict[str, Any]:
     """The generic flow's parameter schema, so the Prefect UI's run form knows its fields."""
     from prefect.utilities.callables import parameter_schema
 
-    path = Path(project_dir) / FLOW_ENTRYPOINT.split(":")[0]
-    spec = importlib.util.spec_from_file_location("taskscheduler_flows_run_task", path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return parameter_schema(module.run_task.fn).model_dump_for_openapi()
+    from taskscheduler.runtime.flow import run_task
+
+    return parameter_schema(run_task.fn).model_dump_for_openapi()
 
 
 def _run_filter(

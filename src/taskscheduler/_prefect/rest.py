@@ -51,6 +51,15 @@ def auth_headers(auth_string: str | None, api_key: str | None) -> dict[str, str]
     return {}
 
 
+def from_prefect_settings() -> tuple[str, dict[str, str]]:
+    """The API address and credentials, as Prefect's own settings (env or profile) give them."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+
+    from taskscheduler._prefect.gateway import api_url
+
+    return api_url(), auth_headers(PREFECT_API_AUTH_STRING.value(), PREFECT_API_KEY.value())
+
+
 class Api:
     """Async calls to one Prefect API (basic auth and CSRF tokens as the server demands)."""
 

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from taskscheduler import models, monitoring
+from taskscheduler import models
+from taskscheduler.services import monitoring
 
 log = logging.getLogger("taskscheduler.api")
 
@@ -41,7 +42,7 @@ class Metrics:
         )
         self.jobs = _JobsByState()
         self.registry.register(self.jobs)
-        # Platform health (taskscheduler.monitoring): refreshed by the /metrics route.
+        # Platform health (taskscheduler.services.monitoring): refreshed by the /metrics route.
         self.platform = monitoring.PlatformCollector()
         self.registry.register(self.platform)
 

@@ -12,19 +12,8 @@ from taskscheduler.fastlane.settings import FastLaneSettings
 from taskscheduler.fastlane.worker import FastWorker
 
 
-def _api() -> tuple[str, dict[str, str]]:
-    """The API address and credentials, as Prefect's own settings (env or profile) give them."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
-
-    from taskscheduler._prefect.gateway import api_url
-
-    return api_url(), _api_module.auth_headers(
-        PREFECT_API_AUTH_STRING.value(), PREFECT_API_KEY.value()
-    )
-
-
 async def _serve(settings: FastLaneSettings) -> None:
-    url, headers = _api()
+    url, headers = _api_module.from_prefect_settings()
     worker = FastWorker(settings, url, headers=headers)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

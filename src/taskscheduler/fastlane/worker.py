@@ -67,7 +67,7 @@ from taskscheduler.sandbox import launch
 
 log = logging.getLogger("taskscheduler.fastlane")
 
-CHILD_MODULE = "taskscheduler.fastlane._child"
+CHILD_MODULE = "taskscheduler.runtime.warm"
 CHILD_LINE_LIMIT = 4 * 1024 * 1024
 RESPAWN_BACKOFF = 1.0
 LOG_CHUNK = 1000

@@ -38,61 +38,49 @@ from prefect.logging.handlers import APILogHandler
 from prefect.states import Cancelled
 
 from taskscheduler import misfire, models
-from taskscheduler.code_block import TaskCode
+from taskscheduler._prefect.blocks import TaskCode
+from taskscheduler.policy import JobParameters
 from taskscheduler.reliability import get_reliability_settings
 
 MAX_RESULT_CHARS = 2000
 
 
-def run_job(
-    *,
-    task: str,
-    code: str | None,
-    entrypoint: str | None,
-    entry: str,
-    parameters: dict[str, Any],
-    retries: int,
-    retry_delay: float,
-    retry_jitter: float,
-    timeout: float | None,
-    secrets: Mapping[str, str] | None = None,
-    misfire: str = "all",
-    late_limit: float | None = None,
-) -> Any:
+def run_job(job: JobParameters) -> Any:
     """Run the task's function once, with its retry and timeout policy; return its result.
 
     A job that starts too late for its task's misfire policy or late limit runs no code and
     returns a Cancelled state named ``Skipped`` (which Prefect makes the job's final state).
     """
     logger = get_run_logger()
-    skipped = misfire_skip(misfire, late_limit)
+    skipped = misfire_skip(job.misfire, job.late_limit_delta)
     if skipped is not None:
         logger.warning("Skipped: %s", skipped.message)
         return skipped
-    if code is not None:
-        block = cast(TaskCode, TaskCode.load(code))  # sync here: we are not in an event loop
-        logger.info("Running %s version %d (sha256 %s)", task, block.version, block.sha256[:12])
-        function = load_inline(block.source or "", block.entry, name=code)
-    elif entrypoint is not None:
-        logger.info("Running %s from %s", task, entrypoint)
-        function = load_entrypoint(entrypoint)
+    if job.code is not None:
+        block = cast(TaskCode, TaskCode.load(job.code))  # sync: we are not in an event loop
+        logger.info("Running %s version %d (sha256 %s)", job.task, block.version, block.sha256[:12])
+        function = load_inline(block.source or "", block.entry, name=job.code)
+    elif job.entrypoint is not None:
+        logger.info("Running %s from %s", job.task, job.entrypoint)
+        function = load_entrypoint(job.entrypoint)
     else:
         raise ValueError("a job needs either code or an entrypoint")
+    retry = job.retry
     attempt = prefect_task(  # type: ignore[call-overload]
         _synchronous(function),
-        name=task,
-        retries=retries,
-        retry_delay_seconds=[retry_delay * 2**n for n in range(retries)] if retries else 0,
-        retry_jitter_factor=retry_jitter or None,
-        timeout_seconds=timeout,
+        name=job.task,
+        retries=retry.retries,
+        retry_delay_seconds=retry.backoffs() or 0,
+        retry_jitter_factor=retry.jitter or None,
+        timeout_seconds=job.timeout,
         log_prints=True,
         persist_result=False,
         cache_policy=NO_CACHE,
     )
     try:
-        with secret_environment(secrets or {}) as redact, _user_logs_to_prefect():
+        with secret_environment(job.secrets or {}) as redact, _user_logs_to_prefect():
             try:
-                result = attempt(**parameters)
+                result = attempt(**job.parameters)
             except Exception as exc:
                 if redact(str(exc)) != str(exc):
                     # The job's final state shows this message: it must not carry a secret.
@@ -106,7 +94,7 @@ def run_job(
     return result
 
 
-def misfire_skip(policy: str, late_limit: float | None) -> State | None:
+def misfire_skip(policy: models.MisfirePolicy, limit: dt.timedelta | None) -> State | None:
     """The Skipped state this flow run must end in, or None when it runs (see ``misfire``)."""
     from prefect.context import FlowRunContext
 
@@ -114,8 +102,7 @@ def misfire_skip(policy: str, late_limit: float | None) -> State | None:
     run = context.flow_run if context else None
     if run is None or run.expected_start_time is None:
         return None
-    misfire_policy = models.MisfirePolicy(policy)
-    limit = dt.timedelta(seconds=late_limit) if late_limit is not None else None
+    misfire_policy = policy
     started = dt.datetime.now(dt.UTC)
     lateness = started - run.expected_start_time
     if not misfire.needs_check(misfire_policy, limit, lateness):

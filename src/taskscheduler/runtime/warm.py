@@ -1,10 +1,12 @@
 """A warm interpreter of the fast lane: runs one job at a time for its parent worker.
 
-Started once by the worker (``python -m taskscheduler.fastlane._child``), it imports Prefect,
-the package and the generic flow up front, then reads jobs as JSON lines on stdin and writes
-what happens as JSON lines on a private copy of the original stdout:
+Started once by the worker (``python -m taskscheduler.runtime.warm``), in a sandbox with no
+network and no credential, it imports Prefect, the package and the generic flow up front, then
+reads jobs as JSON lines on stdin and writes what happens as JSON lines on a private copy of the
+original stdout:
 
-    → {"op": "run", "id", "task", "code", "source", "entry", "entrypoint", "parameters", "attempt"}
+    → {"op": "run", "id", "task", "code", "source", "entry", "entrypoint", "parameters",
+       "secrets" (their values, read by the worker), "attempt"}
     ← {"op": "log", "id", "level", "name", "message", "ts"}      (print output, logging records)
     ← {"op": "done", "id", "ok", "error"}                        (one per job)
 
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from taskscheduler import execution
+from taskscheduler.runtime import execution
 
 PROTOCOL_LOGGER = "prefect.flow_runs"
 PRINT_LOGGER = "prefect.flow_runs"
@@ -137,15 +139,8 @@ class _Functions:
 
 
 def _warm_up() -> None:
-    """Import what jobs would otherwise import on their first run."""
-    import prefect  # noqa: F401 - user code may import it; the point is the import cost
-
-    flow_file = Path.cwd() / "flows" / "run_task.py"
-    if flow_file.is_file():
-        spec = importlib.util.spec_from_file_location("taskscheduler_flows_run_task", flow_file)
-        if spec is not None and spec.loader is not None:
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+    """Import what jobs would otherwise import on their first run (Prefect, the runtime)."""
+    importlib.import_module("taskscheduler.runtime.flow")
 
 
 def _run_one(channel: _Channel, functions: _Functions, job: dict[str, Any]) -> dict[str, Any]:

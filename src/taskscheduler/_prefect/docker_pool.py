@@ -199,7 +199,7 @@ def ensure_pool(client: Any, image: str, *, pull: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m taskscheduler._docker create-pool --image I [--pull P]``.
+    """``python -m taskscheduler._prefect.docker_pool create-pool --image I [--pull P]``.
 
     What the compose stack's docker worker runs before it starts: the pool, on the Prefect
     API of ``PREFECT_API_URL``.
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from prefect.client.orchestration import get_client
 
-    parser = argparse.ArgumentParser(prog="python -m taskscheduler._docker")
+    parser = argparse.ArgumentParser(prog="python -m taskscheduler._prefect.docker_pool")
     parser.add_argument("command", choices=["create-pool"])
     parser.add_argument("--image", required=True)
     parser.add_argument("--pull", default="IfNotPresent")

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -27,70 +26,16 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from taskscheduler._prefect import gateway, tables
 from taskscheduler.settings import Settings, get_settings
 
 CANARY_TASK = "tasks-canary"
 DELAY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 HEALTH_TIMEOUT = 5.0
 LATE_LIST = 10
-
-_JOBS_SQL = """
-SELECT coalesce(d.name, '(deleted)') AS task, fr.state_type AS state, count(*) AS n
-FROM flow_run fr LEFT JOIN deployment d ON d.id = fr.deployment_id
-WHERE fr.deployment_id IS NOT NULL
-GROUP BY 1, 2
-"""
-_DELAY_SQL = (
-    "SELECT "  # noqa: S608 - built from the constant bucket bounds only
-    + ", ".join(
-        f"count(*) FILTER (WHERE delay <= {b}) AS b{i}" for i, b in enumerate(DELAY_BUCKETS)
-    )
-    + """, count(*) AS total, coalesce(sum(delay), 0) AS total_delay
-FROM (
-  SELECT extract(epoch FROM start_time - expected_start_time) AS delay
-  FROM flow_run WHERE start_time IS NOT NULL AND deployment_id IS NOT NULL
-) s
-"""
-)
-_BACKLOG_SQL = """
-SELECT count(*) AS scheduled,
-       count(*) FILTER (WHERE coalesce(next_scheduled_start_time, expected_start_time) <= now())
-         AS due,
-       count(*) FILTER (WHERE state_name = 'Late') AS late
-FROM flow_run WHERE state_type = 'SCHEDULED' AND deployment_id IS NOT NULL
-"""
-_LATE_SQL = """
-SELECT fr.id, fr.name, coalesce(d.name, '(deleted)') AS task,
-       extract(epoch FROM now() - coalesce(fr.next_scheduled_start_time, fr.expected_start_time))
-         AS late_by
-FROM flow_run fr LEFT JOIN deployment d ON d.id = fr.deployment_id
-WHERE fr.state_type = 'SCHEDULED' AND fr.deployment_id IS NOT NULL
-  AND coalesce(fr.next_scheduled_start_time, fr.expected_start_time) <= now()
-ORDER BY 4 DESC LIMIT :limit
-"""
-_POOLS_SQL = """
-SELECT wp.name AS pool, wp.type, wp.status, wp.is_paused,
-       w.name AS worker, w.status AS worker_status, w.last_heartbeat_time
-FROM work_pool wp LEFT JOIN worker w ON w.work_pool_id = wp.id
-ORDER BY wp.name, w.name
-"""
-_OUTCOMES_SQL = """
-SELECT count(*) FILTER (WHERE state_type IN ('FAILED', 'CRASHED')) AS failed, count(*) AS ended
-FROM flow_run
-WHERE end_time > now() - interval '1 hour' AND deployment_id IS NOT NULL
-  AND state_type IN ('COMPLETED', 'FAILED', 'CRASHED')
-"""
-_CANARY_SQL = """
-SELECT extract(epoch FROM fr.start_time - fr.expected_start_time) AS delay,
-       extract(epoch FROM fr.start_time) AS started
-FROM flow_run fr JOIN deployment d ON d.id = fr.deployment_id
-WHERE d.name = :name AND fr.start_time IS NOT NULL
-ORDER BY fr.start_time DESC LIMIT 1
-"""
 
 
 class WorkerHealth(BaseModel):
@@ -188,73 +133,53 @@ async def take_snapshot(
 
 
 async def _server_health() -> tuple[bool, str | None]:
-    from prefect.settings import PREFECT_API_AUTH_STRING
-
-    from taskscheduler._prefect.gateway import api_url
-
-    auth = PREFECT_API_AUTH_STRING.value()
-    headers = {}
-    if auth:
-        import base64
-
-        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
-    try:
-        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT) as client:
-            response = await client.get(f"{api_url()}/health", headers=headers)
-    except httpx.HTTPError as exc:
-        return False, f"{type(exc).__name__}: {exc}"
-    if response.status_code != 200:
-        return False, f"HTTP {response.status_code}"
-    return True, None
+    return await gateway.server_health(timeout=HEALTH_TIMEOUT)
 
 
 async def _read_database(engine: AsyncEngine, snapshot: Snapshot) -> None:
-    async with engine.connect() as conn:
-        for row in (await conn.execute(text(_JOBS_SQL))).mappings():
-            snapshot.jobs.setdefault(row["task"], {})[str(row["state"]).lower()] = int(row["n"])
-        delay = (await conn.execute(text(_DELAY_SQL))).mappings().one()
-        snapshot.delay_buckets = [(b, int(delay[f"b{i}"])) for i, b in enumerate(DELAY_BUCKETS)]
-        snapshot.delay_count = int(delay["total"])
-        snapshot.delay_sum = float(delay["total_delay"])
-        backlog = (await conn.execute(text(_BACKLOG_SQL))).mappings().one()
-        snapshot.scheduled, snapshot.due, snapshot.late = (
-            int(backlog["scheduled"]),
-            int(backlog["due"]),
-            int(backlog["late"]),
+    figures = await tables.read_figures(engine, buckets=DELAY_BUCKETS, late=LATE_LIST)
+    for row in figures.jobs:
+        snapshot.jobs.setdefault(row["task"], {})[str(row["state"]).lower()] = int(row["n"])
+    delay = figures.delay
+    snapshot.delay_buckets = [(b, int(delay[f"b{i}"])) for i, b in enumerate(DELAY_BUCKETS)]
+    snapshot.delay_count = int(delay["total"])
+    snapshot.delay_sum = float(delay["total_delay"])
+    backlog = figures.backlog
+    snapshot.scheduled, snapshot.due, snapshot.late = (
+        int(backlog["scheduled"]),
+        int(backlog["due"]),
+        int(backlog["late"]),
+    )
+    snapshot.late_jobs = [
+        LateJob(id=str(r["id"]), name=r["name"], task=r["task"], late_by=float(r["late_by"]))
+        for r in figures.late_jobs
+    ]
+    pools: dict[str, PoolHealth] = {}
+    now = dt.datetime.now(dt.UTC)
+    for r in figures.pools:
+        pool = pools.setdefault(
+            r["pool"],
+            PoolHealth(name=r["pool"], type=r["type"], status=r["status"], paused=r["is_paused"]),
         )
-        snapshot.late_jobs = [
-            LateJob(id=str(r["id"]), name=r["name"], task=r["task"], late_by=float(r["late_by"]))
-            for r in (await conn.execute(text(_LATE_SQL), {"limit": LATE_LIST})).mappings()
-        ]
-        pools: dict[str, PoolHealth] = {}
-        now = dt.datetime.now(dt.UTC)
-        for r in (await conn.execute(text(_POOLS_SQL))).mappings():
-            pool = pools.setdefault(
-                r["pool"],
-                PoolHealth(
-                    name=r["pool"], type=r["type"], status=r["status"], paused=r["is_paused"]
-                ),
-            )
-            if r["worker"] is not None:
-                beat = r["last_heartbeat_time"]
-                if beat is not None and beat.tzinfo is None:
-                    beat = beat.replace(tzinfo=dt.UTC)
-                pool.workers.append(
-                    WorkerHealth(
-                        name=r["worker"],
-                        status=str(r["worker_status"]),
-                        last_heartbeat=beat,
-                        heartbeat_age=(now - beat).total_seconds() if beat else None,
-                    )
+        if r["worker"] is not None:
+            beat = r["last_heartbeat_time"]
+            if beat is not None and beat.tzinfo is None:
+                beat = beat.replace(tzinfo=dt.UTC)
+            pool.workers.append(
+                WorkerHealth(
+                    name=r["worker"],
+                    status=str(r["worker_status"]),
+                    last_heartbeat=beat,
+                    heartbeat_age=(now - beat).total_seconds() if beat else None,
                 )
-        snapshot.pools = list(pools.values())
-        outcomes = (await conn.execute(text(_OUTCOMES_SQL))).mappings().one()
-        snapshot.failed_last_hour = int(outcomes["failed"])
-        snapshot.ended_last_hour = int(outcomes["ended"])
-        canary = (await conn.execute(text(_CANARY_SQL), {"name": CANARY_TASK})).mappings().first()
-        if canary is not None:
-            snapshot.canary_delay = float(canary["delay"])
-            snapshot.canary_last_start = dt.datetime.fromtimestamp(float(canary["started"]), dt.UTC)
+            )
+    snapshot.pools = list(pools.values())
+    snapshot.failed_last_hour = int(figures.outcomes["failed"])
+    snapshot.ended_last_hour = int(figures.outcomes["ended"])
+    canary = await tables.last_start(engine, CANARY_TASK)
+    if canary is not None:
+        snapshot.canary_delay = float(canary["delay"])
+        snapshot.canary_last_start = dt.datetime.fromtimestamp(float(canary["started"]), dt.UTC)
 
 
 def service_processes(state_dir: Path) -> list[ProcessUsage]:

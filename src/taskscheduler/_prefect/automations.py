@@ -35,10 +35,9 @@ from typing import Any, ClassVar
 from prefect.blocks.abstract import NotificationBlock
 from pydantic import Field, SecretStr
 
-from taskscheduler import errors
+from taskscheduler import errors, policy
 
 TAG_PREFIX = "notify:"
-FLOW_NAME = "run-task"
 AUTOMATION_PREFIX = "taskscheduler: "
 ZOMBIE_AUTOMATION = f"{AUTOMATION_PREFIX}crash zombie jobs"
 SLA_EVENT = "taskscheduler.job.sla-exceeded"
@@ -222,7 +221,7 @@ async def route_all(client: Any, blocks: list[str]) -> None:
             _notify_automation(
                 f"{AUTOMATION_PREFIX}notify all via {block}",
                 block_id,
-                {"prefect.resource.role": "flow", "prefect.resource.name": FLOW_NAME},
+                {"prefect.resource.role": "flow", "prefect.resource.name": policy.FLOW_NAME},
             ),
         )
 

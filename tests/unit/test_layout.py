@@ -1,0 +1,41 @@
+"""The shape of the house: one wing speaks to Prefect, and rooms stay small enough to live in."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "taskscheduler"
+# The Prefect wing, and the code that runs inside a job (it runs Prefect's engine).
+MAY_IMPORT_PREFECT = ("_prefect", "runtime")
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts)
+
+
+def imported(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth of its code."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def room(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def test_only_the_prefect_wing_and_the_job_runtime_import_prefect() -> None:
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            m for m in imported(path) if m == "prefect" or m.startswith(("prefect.", "prefect_"))
+        )
+        for path in modules()
+        if room(path) not in MAY_IMPORT_PREFECT
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
