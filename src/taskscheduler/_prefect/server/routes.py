@@ -1,0 +1,150 @@
+"""The fast lane's set-based endpoints, mounted into the Prefect API (``/api/taskscheduler``).
+
+They sit behind the API's own authentication and CSRF checks, in the same process and database
+as Prefect's routes, and use Prefect's database interface; the work is done in ``fastpath``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from prefect.server.database import PrefectDBInterface, provide_database_interface
+from pydantic import BaseModel, Field
+
+from taskscheduler._prefect.server import fastpath
+
+PREFIX = "/taskscheduler/fast"
+MAX_RUNS = 1000
+
+router = APIRouter(prefix=PREFIX, tags=["taskscheduler fast lane"])
+
+
+class ClaimBody(BaseModel):
+    """Claim the pool's runs due before ``before``."""
+
+    pool: str
+    before: dt.datetime
+    limit: int = Field(default=100, ge=1, le=MAX_RUNS)
+
+
+class ClaimedRun(BaseModel):
+    """A run now Pending for the caller."""
+
+    id: uuid.UUID
+    pending_state_id: uuid.UUID
+    scheduled_time: dt.datetime
+    expected_start_time: dt.datetime | None
+    deployment_id: uuid.UUID | None
+    parameters: dict[str, Any]
+    run_count: int
+    auto_scheduled: bool
+
+
+class ClaimAnswer(BaseModel):
+    """Runs claimed; due runs left to Prefect's normal path; orphans cancelled."""
+
+    claimed: list[ClaimedRun]
+    limited: list[uuid.UUID]
+    cancelled_orphans: int
+    transition_id: uuid.UUID
+
+
+class Move(BaseModel):
+    """A run and the state id it must still be in."""
+
+    id: uuid.UUID
+    state_id: uuid.UUID
+    name: str | None = Field(default=None, max_length=50)
+
+
+class StartBody(BaseModel):
+    """Start these held runs."""
+
+    runs: list[Move] = Field(max_length=MAX_RUNS)
+
+
+class StartAnswer(BaseModel):
+    """The runs that started, with their Running state ids."""
+
+    started: dict[uuid.UUID, uuid.UUID]
+    transition_id: uuid.UUID
+
+
+class LogLine(BaseModel):
+    """A log line of a run, as Prefect's ``POST /logs/`` takes it."""
+
+    name: str
+    level: int
+    message: str
+    timestamp: dt.datetime
+    flow_run_id: uuid.UUID | None = None
+    task_run_id: uuid.UUID | None = None
+
+
+class FinishBody(BaseModel):
+    """Complete these running runs, after writing these log lines."""
+
+    runs: list[Move] = Field(default_factory=list, max_length=MAX_RUNS)
+    logs: list[LogLine] = Field(default_factory=list, max_length=20 * MAX_RUNS)
+
+
+class FinishAnswer(BaseModel):
+    """The runs that completed."""
+
+    completed: list[uuid.UUID]
+    transition_id: uuid.UUID
+
+
+Database = Depends(provide_database_interface)
+
+
+def _moves(moves: list[Move]) -> list[fastpath.Transition]:
+    return [fastpath.Transition(m.id, m.state_id, m.name) for m in moves]
+
+
+@router.post("/claim")
+async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnswer:
+    """Scheduled → Pending for up to ``limit`` due runs, in one transaction."""
+    transition = uuid.uuid4()
+    async with db.session_context(begin_transaction=True) as session:
+        found = await fastpath.claim(
+            db,
+            session,
+            pool=body.pool,
+            before=body.before,
+            limit=body.limit,
+            transition_id=transition,
+        )
+    return ClaimAnswer(
+        claimed=[ClaimedRun.model_validate(c, from_attributes=True) for c in found.claimed],
+        limited=found.limited,
+        cancelled_orphans=found.cancelled_orphans,
+        transition_id=transition,
+    )
+
+
+@router.post("/start")
+async def start(body: StartBody, db: PrefectDBInterface = Database) -> StartAnswer:
+    """Pending → Running for the runs still in their claimed state, in one transaction."""
+    transition = uuid.uuid4()
+    async with db.session_context(begin_transaction=True) as session:
+        started = await fastpath.start(db, session, _moves(body.runs), transition_id=transition)
+    return StartAnswer(started=started, transition_id=transition)
+
+
+@router.post("/finish")
+async def finish(body: FinishBody, db: PrefectDBInterface = Database) -> FinishAnswer:
+    """The log lines, then Running → Completed for the runs still running, in one transaction."""
+    transition = uuid.uuid4()
+    async with db.session_context(begin_transaction=True) as session:
+        completed = await fastpath.finish(
+            db,
+            session,
+            _moves(body.runs),
+            transition_id=transition,
+            logs=[line.model_dump() for line in body.logs],
+        )
+    return FinishAnswer(completed=completed, transition_id=transition)

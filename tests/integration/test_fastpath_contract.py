@@ -1,0 +1,364 @@
+"""Contract: the set-based fast path writes the rows Prefect's own orchestration writes.
+
+Two runs of one deployment go Scheduled → Pending → Running → Completed, one through Prefect's
+``set_state`` (as the fast lane's bulk REST path does), one through ``/api/taskscheduler/fast``.
+Their ``flow_run`` rows, their ``flow_run_state`` rows and their terminal events are compared
+column by column: equal where Prefect's values do not depend on the moment, and in the same
+relation to the states' timestamps where they do. A Prefect upgrade that changes what its
+orchestration writes fails here, loudly, before the fast lane drifts from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from taskscheduler.platform import drop_database, free_port
+
+pytestmark = pytest.mark.slow
+
+# Columns whose values are the run's own (ids, names) or the moment's (timestamps): compared by
+# relation below, not by value.
+RUN_OWN = {"id", "name", "created", "updated", "state_id", "idempotency_key"}
+RUN_TIMES = {
+    "expected_start_time",
+    "next_scheduled_start_time",
+    "start_time",
+    "end_time",
+    "total_run_time",
+    "state_timestamp",
+}
+STATE_OWN = {"id", "created", "updated", "flow_run_id", "timestamp"}
+DETAIL_OWN = {"flow_run_id", "transition_id", "scheduled_time"}
+
+
+def _asyncpg(url: str) -> str:
+    return "postgresql+asyncpg://" + url.split("://", 1)[1]
+
+
+class Server:
+    """A Prefect server on a throwaway database, served through our app."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.database = f"tasks_contract_{uuid.uuid4().hex[:8]}"
+        base = os.environ.get("TASKS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x")
+        self.url = base.rsplit("/", 1)[0] + f"/{self.database}"
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        self.root = root
+
+    def start(self) -> None:
+        async def create() -> None:
+            admin = create_async_engine(
+                _asyncpg(self.url.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT"
+            )
+            async with admin.connect() as conn:
+                await conn.execute(text(f'CREATE DATABASE "{self.database}"'))
+            await admin.dispose()
+
+        asyncio.run(create())
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TASKS_"))},
+            "PREFECT_HOME": str(self.root / "home"),
+            "PREFECT_API_URL": self.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": _asyncpg(self.url),
+        }
+        self.log = (self.root / "server.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "taskscheduler._prefect.server", "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((self.root / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+        drop_database(self.url)
+
+    def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        async def read() -> list[dict[str, Any]]:
+            engine = create_async_engine(_asyncpg(self.url))
+            try:
+                async with engine.connect() as conn:
+                    return [dict(r) for r in (await conn.execute(text(query), params)).mappings()]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    started = Server(tmp_path_factory.mktemp("contract"))
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def post(server: Server, path: str, body: Any) -> Any:
+    response = httpx.post(f"{server.api}/{path}", json=body, timeout=30)
+    assert response.is_success, (path, response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+def deployment(server: Server, pool: str, **extra: Any) -> str:
+    created = httpx.post(f"{server.api}/work_pools/", json={"name": pool, "type": "process"})
+    assert created.status_code in (201, 409), created.text  # 409: made by an earlier call
+    flow_id = post(server, "flows/", {"name": f"contract-{pool}"})["id"]
+    return str(
+        post(
+            server,
+            "deployments/",
+            {
+                "name": f"d-{uuid.uuid4().hex[:6]}",
+                "flow_id": flow_id,
+                "work_pool_name": pool,
+                **extra,
+            },
+        )["id"]
+    )
+
+
+def scheduled_run(server: Server, deployment_id: str, at: dt.datetime) -> str:
+    run = post(
+        server,
+        f"deployments/{deployment_id}/create_flow_run",
+        {"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": at.isoformat()}}},
+    )
+    return str(run["id"])
+
+
+def prefects_path(server: Server, run_id: str) -> None:
+    """Pending, Running, Completed through Prefect's orchestration, as the bulk path sends."""
+    for state in ("PENDING", "RUNNING", "COMPLETED"):
+        answer = post(
+            server,
+            f"flow_runs/{run_id}/set_state",
+            {"state": {"type": state, "state_details": {"transition_id": str(uuid.uuid4())}}},
+        )
+        assert answer["status"] == "ACCEPT", answer
+
+
+def our_path(server: Server, pool: str, run_id: str) -> None:
+    claim = post(
+        server,
+        "taskscheduler/fast/claim",
+        {"pool": pool, "before": (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).isoformat()},
+    )
+    [claimed] = [c for c in claim["claimed"] if c["id"] == run_id]
+    started = post(
+        server,
+        "taskscheduler/fast/start",
+        {"runs": [{"id": run_id, "state_id": claimed["pending_state_id"]}]},
+    )["started"]
+    finished = post(
+        server,
+        "taskscheduler/fast/finish",
+        {
+            "runs": [{"id": run_id, "state_id": started[run_id]}],
+            "logs": [
+                {
+                    "name": "contract",
+                    "level": 20,
+                    "message": "written with the final state",
+                    "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+                    "flow_run_id": run_id,
+                }
+            ],
+        },
+    )
+    assert finished["completed"] == [run_id], finished
+
+
+def run_row(server: Server, run_id: str) -> dict[str, Any]:
+    [row] = server.rows("SELECT * FROM flow_run WHERE id = :id", id=run_id)
+    return row
+
+
+def state_rows(server: Server, run_id: str) -> list[dict[str, Any]]:
+    return server.rows(
+        "SELECT * FROM flow_run_state WHERE flow_run_id = :id ORDER BY timestamp", id=run_id
+    )
+
+
+def test_the_fast_path_writes_the_rows_prefects_orchestration_writes(server: Server) -> None:
+    pool = "contract-fast"
+    deployment_id = deployment(server, pool)
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    theirs, ours = (
+        scheduled_run(server, deployment_id, due),
+        scheduled_run(server, deployment_id, due),
+    )
+    prefects_path(server, theirs)
+    our_path(server, pool, ours)
+
+    a, b = run_row(server, theirs), run_row(server, ours)
+    differing = {
+        column: (a[column], b[column])
+        for column in a
+        if column not in RUN_OWN | RUN_TIMES and a[column] != b[column]
+    }
+    assert differing == {}, differing
+    for row, states in ((a, state_rows(server, theirs)), (b, state_rows(server, ours))):
+        assert [s["type"] for s in states] == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
+        running, completed = states[2], states[3]
+        assert row["state_id"] == completed["id"]
+        assert row["state_timestamp"] == completed["timestamp"]
+        assert row["start_time"] == running["timestamp"]
+        assert row["end_time"] == completed["timestamp"]
+        assert row["total_run_time"] == completed["timestamp"] - running["timestamp"]
+        assert row["next_scheduled_start_time"] is None, (row["id"] == a["id"], row)
+        assert row["expected_start_time"] == states[0]["timestamp"] or row["expected_start_time"]
+        assert (
+            states[1]["state_details"]["scheduled_time"]
+            == states[0]["state_details"]["scheduled_time"]
+        )
+    for theirs_state, our_state in zip(
+        state_rows(server, theirs), state_rows(server, ours), strict=True
+    ):
+        same = {k: v for k, v in theirs_state.items() if k not in STATE_OWN | {"state_details"}}
+        assert same == {k: our_state[k] for k in same}, (theirs_state, our_state)
+        details = {k: v for k, v in theirs_state["state_details"].items() if k not in DETAIL_OWN}
+        assert details == {k: our_state["state_details"][k] for k in details}
+        assert theirs_state["state_details"].keys() == our_state["state_details"].keys()
+    [log] = server.rows("SELECT * FROM log WHERE flow_run_id = :id", id=ours)
+    assert log["message"] == "written with the final state"
+
+
+def test_the_fast_path_publishes_the_terminal_event_prefect_publishes(server: Server) -> None:
+    pool = "contract-events"
+    deployment_id = deployment(server, pool)
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    theirs, ours = (
+        scheduled_run(server, deployment_id, due),
+        scheduled_run(server, deployment_id, due),
+    )
+    prefects_path(server, theirs)
+    our_path(server, pool, ours)
+
+    def completed_event(run_id: str) -> dict[str, Any] | None:
+        found = post(
+            server,
+            "events/filter",
+            {
+                "filter": {
+                    "event": {"name": ["prefect.flow-run.Completed"]},
+                    "resource": {"id": [f"prefect.flow-run.{run_id}"]},
+                    "occurred": {
+                        "since": (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
+                    },
+                }
+            },
+        )["events"]
+        return found[0] if found else None
+
+    deadline = time.monotonic() + 60
+    while (
+        completed_event(theirs) is None or completed_event(ours) is None
+    ) and time.monotonic() < deadline:
+        time.sleep(1)
+    a, b = completed_event(theirs), completed_event(ours)
+    assert a is not None and b is not None, (a, b)
+    assert a["resource"].keys() == b["resource"].keys()
+    assert {
+        k: a["resource"][k]
+        for k in ("prefect.state-name", "prefect.state-type", "prefect.run-count")
+    } == {
+        k: b["resource"][k]
+        for k in ("prefect.state-name", "prefect.state-type", "prefect.run-count")
+    }
+    roles = lambda e: sorted(
+        (r["prefect.resource.role"], r["prefect.resource.id"]) for r in e["related"]
+    )  # noqa: E731
+    assert roles(a) == roles(b)
+    assert (
+        a["payload"]["intended"]
+        == b["payload"]["intended"]
+        == {"from": "RUNNING", "to": "COMPLETED"}
+    )
+    assert a["payload"].keys() == b["payload"].keys()
+
+
+def test_a_run_cancelled_while_held_never_starts(server: Server) -> None:
+    pool = "contract-cancel"
+    deployment_id = deployment(server, pool)
+    run_id = scheduled_run(server, deployment_id, dt.datetime.now(dt.UTC))
+    claim = post(
+        server,
+        "taskscheduler/fast/claim",
+        {"pool": pool, "before": (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).isoformat()},
+    )
+    [claimed] = claim["claimed"]
+    answer = post(
+        server, f"flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLED"}, "force": True}
+    )
+    assert answer["status"] == "ACCEPT"
+    started = post(
+        server,
+        "taskscheduler/fast/start",
+        {"runs": [{"id": run_id, "state_id": claimed["pending_state_id"]}]},
+    )["started"]
+    assert started == {}
+    row = run_row(server, run_id)
+    assert (row["state_type"], row["run_count"]) == ("CANCELLED", 0)
+    assert "RUNNING" not in [s["type"] for s in state_rows(server, run_id)]
+
+
+def test_runs_that_cannot_be_claimed_never_crowd_out_the_others(server: Server) -> None:
+    """A deleted task's runs are cancelled, a limited task's are left to Prefect's path, and the
+    claim still returns the runs it can start, earliest first."""
+    pool = "contract-crowd"
+    plain = deployment(server, pool)
+    limited = deployment(server, pool, concurrency_limit=1)
+    doomed = deployment(server, pool)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    orphans = [scheduled_run(server, doomed, past) for _ in range(5)]
+    held = [scheduled_run(server, limited, past) for _ in range(5)]
+    httpx.delete(f"{server.api}/deployments/{doomed}", timeout=30).raise_for_status()
+    remaining = [r for r in orphans if server.rows("SELECT 1 FROM flow_run WHERE id = :id", id=r)]
+    runnable = [scheduled_run(server, plain, dt.datetime.now(dt.UTC)) for _ in range(3)]
+    claim = post(
+        server,
+        "taskscheduler/fast/claim",
+        {
+            "pool": pool,
+            "before": (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).isoformat(),
+            "limit": 3,
+        },
+    )
+    assert sorted(c["id"] for c in claim["claimed"]) == sorted(runnable)
+    assert sorted(claim["limited"]) == sorted(held)[:3] or set(claim["limited"]) <= set(held)
+    assert claim["cancelled_orphans"] == len(remaining)
+    for run_id in remaining:
+        assert run_row(server, run_id)["state_type"] == "CANCELLED"
