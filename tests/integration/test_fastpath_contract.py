@@ -298,9 +298,12 @@ def test_the_fast_path_publishes_the_terminal_event_prefect_publishes(server: Se
         k: b["resource"][k]
         for k in ("prefect.state-name", "prefect.state-type", "prefect.run-count")
     }
-    roles = lambda e: sorted(
-        (r["prefect.resource.role"], r["prefect.resource.id"]) for r in e["related"]
-    )  # noqa: E731
+
+    def roles(event: dict[str, Any]) -> list[tuple[str, str]]:
+        return sorted(
+            (r["prefect.resource.role"], r["prefect.resource.id"]) for r in event["related"]
+        )
+
     assert roles(a) == roles(b)
     assert (
         a["payload"]["intended"]
