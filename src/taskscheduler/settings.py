@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         description="System user the process and fast lanes' workers run as (created by `make up` "
         "when it runs as root); it cannot read the state directory or its credentials.",
     )
+    sandbox_writable: list[Path] = Field(
+        default_factory=list,
+        description="Host directories the process and fast lanes' sandboxes may write (bound "
+        "read-write at the same path; JSON list). None by default: a job writes only its own "
+        "private /tmp. Whatever is listed here, every job of those lanes can read and write.",
+    )
     actor: str = Field(
         default_factory=lambda: os.environ.get("USER", "local"),
         description="Who the CLI and SDK act as when not behind the API.",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,12 @@ from sqlalchemy.engine import make_url
 
 from taskscheduler.platform import LocalPlatform, drop_database, free_port
 from taskscheduler.settings import Settings, get_settings
+
+# Where jobs of the sandboxed lanes may write (TASKS_SANDBOX_WRITABLE): the tests record what a
+# job did (that it ran, how often) in files here. Traversable and writable by the run user, as
+# the test's own temporary directories (root's alone) are not.
+SHARED = Path(tempfile.mkdtemp(prefix="tasks-jobs-"))
+SHARED.chmod(0o1777)
 
 
 def throwaway_settings(state_dir: Path) -> Settings:
@@ -33,6 +41,7 @@ def throwaway_settings(state_dir: Path) -> Settings:
         prefect_port=free_port(),
         api_port=free_port(),
         state_dir=state_dir,
+        sandbox_writable=[SHARED],
     )
 
 
@@ -144,6 +153,15 @@ def admin(platform: LocalPlatform) -> Iterator[httpx.Client]:
         timeout=60,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def job_dir() -> Path:
+    """A directory of the test's own that jobs on every lane of the test platforms may write."""
+    path = SHARED / uuid.uuid4().hex
+    path.mkdir(mode=0o777)
+    path.chmod(0o777)
+    return path
 
 
 @pytest.fixture

@@ -105,9 +105,9 @@ def second_fast_worker(platform: LocalPlatform, name: str) -> Iterator[None]:
 
 
 def test_two_fast_workers_run_each_job_exactly_once(
-    ts: TaskScheduler, platform: LocalPlatform, tmp_path: Path
+    ts: TaskScheduler, platform: LocalPlatform, job_dir: Path
 ) -> None:
-    hits = tmp_path / "hits"
+    hits = job_dir / "hits"
     code = (
         f"def main(i=-1):\n    with open({str(hits)!r}, 'a') as f:\n        f.write(f'{{i}}\\n')\n"
     )
@@ -193,8 +193,8 @@ def test_failed_attempts_are_retried_as_awaiting_retry_then_retrying(ts: TaskSch
     assert "Traceback" in logs and "raise ValueError('boom')" in logs
 
 
-def test_a_retry_that_succeeds_completes_the_job(ts: TaskScheduler, tmp_path: Path) -> None:
-    marker = tmp_path / "tried"
+def test_a_retry_that_succeeds_completes_the_job(ts: TaskScheduler, job_dir: Path) -> None:
+    marker = job_dir / "tried"
     code = (
         "import os\ndef main():\n"
         f"    if not os.path.exists({str(marker)!r}):\n"
@@ -210,9 +210,9 @@ def test_a_retry_that_succeeds_completes_the_job(ts: TaskScheduler, tmp_path: Pa
 
 
 def test_a_timeout_kills_the_attempt_and_the_lane_keeps_working(
-    ts: TaskScheduler, tmp_path: Path
+    ts: TaskScheduler, job_dir: Path
 ) -> None:
-    marker = tmp_path / "finished"
+    marker = job_dir / "finished"
     code = f"import time\ndef main():\n    time.sleep(30)\n    open({str(marker)!r}, 'w').close()\n"
     name = fast_task(ts, code, timeout="2s")
     job = finished(ts, ts.run(name).id)
@@ -224,8 +224,8 @@ def test_a_timeout_kills_the_attempt_and_the_lane_keeps_working(
     assert not marker.exists()
 
 
-def test_cancelling_a_held_job_means_it_never_starts(ts: TaskScheduler, tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
+def test_cancelling_a_held_job_means_it_never_starts(ts: TaskScheduler, job_dir: Path) -> None:
+    marker = job_dir / "ran"
     name = fast_task(ts, f"def main():\n    open({str(marker)!r}, 'w').close()\n")
     at = now() + dt.timedelta(seconds=4)
     job = ts.schedule(name, at)
@@ -243,8 +243,8 @@ def test_cancelling_a_held_job_means_it_never_starts(ts: TaskScheduler, tmp_path
     assert not [s for s in read_states(job.id) if s.type.value == "RUNNING"]
 
 
-def test_cancelling_a_running_job_stops_its_code(ts: TaskScheduler, tmp_path: Path) -> None:
-    started, done = tmp_path / "started", tmp_path / "finished"
+def test_cancelling_a_running_job_stops_its_code(ts: TaskScheduler, job_dir: Path) -> None:
+    started, done = job_dir / "started", job_dir / "finished"
     code = (
         "import time\ndef main():\n"
         f"    open({str(started)!r}, 'w').close()\n"
@@ -310,10 +310,10 @@ def paused_pool(pool: str) -> Iterator[None]:
 
 
 def test_a_job_later_than_its_late_limit_is_skipped_without_running(
-    ts: TaskScheduler, tmp_path: Path
+    ts: TaskScheduler, job_dir: Path
 ) -> None:
     """The misfire decision of the process lane, taken by the fast worker at release."""
-    marker = tmp_path / "ran"
+    marker = job_dir / "ran"
     name = fast_task(ts, f"def main():\n    open({str(marker)!r}, 'w').close()\n", late_limit="2s")
     with paused_pool(FAST_POOL):
         late = ts.run(name)
@@ -332,7 +332,7 @@ def test_a_job_later_than_its_late_limit_is_skipped_without_running(
 
 
 def test_a_burst_of_failing_jobs_does_not_starve_a_healthy_task(
-    ts: TaskScheduler, tmp_path: Path
+    ts: TaskScheduler, job_dir: Path
 ) -> None:
     """Twenty slow failing jobs with a retry each, while a healthy task fires every 2 s.
 
@@ -341,7 +341,7 @@ def test_a_burst_of_failing_jobs_does_not_starve_a_healthy_task(
     Prints a ``faults=...`` line like the fault tests (issue 6); 30 s is a bound on
     starvation, not a performance claim.
     """
-    record = tmp_path / "healthy.txt"
+    record = job_dir / "healthy.txt"
     bad = fast_task(
         ts,
         "import time\ndef main():\n    time.sleep(1)\n    raise RuntimeError('on purpose')\n",

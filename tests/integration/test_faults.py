@@ -145,10 +145,10 @@ def final_jobs(ts: TaskScheduler, task: str, count: int, timeout: float) -> list
 
 @SLOW_FAULT
 def test_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
-    faulty: LocalPlatform, ts: TaskScheduler, tmp_path: Path
+    faulty: LocalPlatform, ts: TaskScheduler, job_dir: Path
 ) -> None:
     """SIGKILL of a worker and its jobs: Crashed within ~zombie_after, retried, none doubled."""
-    name, record = unique("kill"), tmp_path / "runs.txt"
+    name, record = unique("kill"), job_dir / "runs.txt"
     ts.create(
         {
             "name": name,
@@ -194,17 +194,17 @@ def test_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
 
 @SLOW_FAULT
 def test_two_process_workers_on_one_pool_run_each_job_once(
-    faulty: LocalPlatform, ts: TaskScheduler, tmp_path: Path
+    faulty: LocalPlatform, ts: TaskScheduler, job_dir: Path
 ) -> None:
     """Jobs due at one instant, two workers polling the same pool: each job runs exactly once."""
-    name, record = unique("two"), tmp_path / "runs.txt"
+    name, record = unique("two"), job_dir / "runs.txt"
     ts.create({"name": name, "code": RECORD, "parameters": {"path": str(record)}})
     second = f"second-{name}"
     command = [
         str(faulty.prefect), "worker", "start", "--pool", "process", "--name", second,
         "--type", "process", "--install-policy", "never",
     ]  # fmt: skip
-    log = (tmp_path / "second-worker.log").open("wb")
+    log = (job_dir / "second-worker.log").open("wb")
     process = subprocess.Popen(
         command, env=faulty.worker_env(), cwd=faulty.settings.project_dir, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True,
@@ -235,10 +235,10 @@ def _ticks(start: dt.datetime, end: dt.datetime, every: int) -> list[dt.datetime
 
 @SLOW_FAULT
 def test_server_restart_during_scheduled_stream_runs_every_due_job_once(
-    faulty: LocalPlatform, ts: TaskScheduler, tmp_path: Path
+    faulty: LocalPlatform, ts: TaskScheduler, job_dir: Path
 ) -> None:
     """The Prefect server (API and services) restarted mid-stream: every due tick runs, once."""
-    name, record, every = unique("srv"), tmp_path / "runs.txt", 4
+    name, record, every = unique("srv"), job_dir / "runs.txt", 4
     ts.create(
         {"name": name, "code": RECORD, "every": f"{every}s", "parameters": {"path": str(record)}}
     )
@@ -280,7 +280,7 @@ def test_server_restart_during_scheduled_stream_runs_every_due_job_once(
 
 @SLOW_FAULT
 def test_misfire_policies_decide_what_runs_of_the_ticks_missed_while_down(
-    faulty: LocalPlatform, ts: TaskScheduler, tmp_path: Path
+    faulty: LocalPlatform, ts: TaskScheduler, job_dir: Path
 ) -> None:
     """Worker down for 2+ ticks: all runs them all, latest only the newest, skip none."""
     # 60 s: the worker, started 8 s after a tick, is online and has picked up the missed runs
@@ -290,8 +290,8 @@ def test_misfire_policies_decide_what_runs_of_the_ticks_missed_while_down(
     # (jobs started 7-8 min late) and the test ran out of time.
     every = 60
     tasks = {policy: unique(f"mis-{policy}") for policy in ("all", "latest", "skip")}
-    records = {policy: tmp_path / f"{policy}.txt" for policy in tasks}
-    limited, limited_record = unique("late-limit"), tmp_path / "limited.txt"
+    records = {policy: job_dir / f"{policy}.txt" for policy in tasks}
+    limited, limited_record = unique("late-limit"), job_dir / "limited.txt"
     faulty.stop(WORKER)
     for policy, name in tasks.items():
         ts.create(
@@ -408,11 +408,11 @@ def own_cluster() -> Iterator[tuple[str, int]]:
 
 @SLOW_FAULT
 def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
-    own_cluster: tuple[str, int], tmp_path: Path
+    own_cluster: tuple[str, int], job_dir: Path
 ) -> None:
     """PostgreSQL restarted while jobs stream: the platform reconnects, nothing lost or doubled."""
     data, port = own_cluster
-    settings = throwaway_settings(tmp_path / "state").model_copy(
+    settings = throwaway_settings(job_dir / "state").model_copy(
         update={"database_url": f"postgresql://postgres@127.0.0.1:{port}/tasks_pg_fault"}
     )
     platform = FaultPlatform(settings, FAULT_ENV, docker=False)
@@ -420,7 +420,7 @@ def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
     try:
         platform.up()
         with pointing_at(platform), TaskScheduler() as ts:
-            name, record, every = unique("pg"), tmp_path / "runs.txt", 4
+            name, record, every = unique("pg"), job_dir / "runs.txt", 4
             ts.create({"name": name, "code": RECORD, "every": f"{every}s",
                        "parameters": {"path": str(record)}})  # fmt: skip
             others = [unique("keep") for _ in range(3)]

@@ -115,9 +115,9 @@ def test_failing_code_is_retried_with_growing_delays_then_fails_with_its_traceba
     assert 1.5 <= second <= 2.5, "then it doubles"
 
 
-def test_a_timeout_stops_the_code_and_fails_the_job(ts: TaskScheduler, tmp_path: Path) -> None:
+def test_a_timeout_stops_the_code_and_fails_the_job(ts: TaskScheduler, job_dir: Path) -> None:
     name = unique()
-    marker = tmp_path / "finished"
+    marker = job_dir / "finished"
     code = f"import time\ndef main():\n    time.sleep(30)\n    open({str(marker)!r}, 'w').close()\n"
     ts.create({"name": name, "code": code, "timeout": "2s"})
     job = ts.wait(ts.run(name).id, timeout=120)
@@ -128,10 +128,10 @@ def test_a_timeout_stops_the_code_and_fails_the_job(ts: TaskScheduler, tmp_path:
 
 
 def test_cancel_stops_a_running_job_and_refuses_a_finished_one(
-    ts: TaskScheduler, tmp_path: Path
+    ts: TaskScheduler, job_dir: Path
 ) -> None:
     name = unique()
-    started, finished = tmp_path / "started", tmp_path / "finished"
+    started, finished = job_dir / "started", job_dir / "finished"
     code = (
         "import time\ndef main():\n"
         f"    open({str(started)!r}, 'w').close()\n"

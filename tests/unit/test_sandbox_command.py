@@ -79,3 +79,11 @@ def test_a_sandboxed_process_sees_no_network_no_host_processes_and_no_state(
     assert net == "refused"
     assert int(pids) <= 3, "only the sandbox's own processes"
     assert rest.strip() == "[] False False"
+
+
+def test_only_the_directories_the_operator_lists_are_writable(tmp_path: Path) -> None:
+    shared = tmp_path / "reports"
+    shared.mkdir()
+    args = Sandbox(readable=[tmp_path], writable=[shared]).command(["x"])
+    assert pairs(args, "--bind") == [(str(shared), str(shared))]
+    assert args.index("--bind") > args.index("--ro-bind", args.index(str(tmp_path.resolve())) - 1)

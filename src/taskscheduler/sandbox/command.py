@@ -7,7 +7,8 @@ connection), a fresh ``/proc`` that shows only its own processes, a private ``/t
 ``/dev``, and a read-only view of exactly what it needs to run Python: ``/usr`` and ``/etc``,
 the interpreter's environment and the project. The platform's state directory is masked even
 when it sits inside the project, and nothing else of the host (``/run``, ``/var``, ``/home``,
-``/root``) is there at all. The one way out, when given, is the job gateway's socket: its
+``/root``) is there at all; the only host paths it may write are those the operator lists
+(``TASKS_SANDBOX_WRITABLE``, none by default). The one way out, when given, is the job gateway's socket: its
 directory is mounted read-only at ``environment.DOOR_MOUNT``.
 """
 
@@ -36,6 +37,7 @@ class Sandbox:
 
     readable: Sequence[Path]  # mounted read-only at the same path (venv, project)
     masked: Sequence[Path] = ()  # hidden behind an empty tmpfs (the state dir)
+    writable: Sequence[Path] = ()  # mounted read-write: only what the operator listed
     door: Path | None = None  # the gateway's socket directory, at DOOR_MOUNT
     workdir: Path | None = None
 
@@ -73,6 +75,8 @@ class Sandbox:
         for path in (m.resolve() for m in self.masked):
             if any(path.is_relative_to(r) for r in readable):
                 args += ["--tmpfs", str(path)]
+        for path in self.writable:
+            args += ["--bind", str(path), str(path)]
         if self.door is not None:
             args += ["--ro-bind", str(self.door), environment.DOOR_MOUNT]
         if self.workdir is not None:

@@ -11,6 +11,7 @@ on a command line, where every process of the host could read it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -71,9 +72,11 @@ def sandbox_of(env: Mapping[str, str], *, door: bool) -> Sandbox:
     door_dir = env.get("TASKS_DOOR_DIR")
     if door and not door_dir:
         raise SandboxUnavailable("TASKS_DOOR_DIR names no door: the worker was started wrongly")
+    writable = [Path(p) for p in json.loads(env.get("TASKS_SANDBOX_WRITABLE") or "[]")]
     return Sandbox(
         readable=[Path(sys.prefix), project],
         masked=[state],
+        writable=writable,
         door=Path(door_dir) if door and door_dir else None,
         workdir=project,
     )
