@@ -12,7 +12,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from taskscheduler import JobState, TaskScheduler, _prefect, errors
+from taskscheduler import JobState, TaskScheduler, errors
+from taskscheduler._prefect import gateway
 from taskscheduler.platform import LocalPlatform
 from tests.integration.helpers import scheduler, stored_in_prefect, unique, wait_for
 
@@ -411,7 +412,7 @@ def test_a_create_that_fails_after_its_deployment_exists_leaves_nothing_behind(
         seen.append(await stored_in_prefect(name))  # what existed when the step after it failed
         raise InjectedFailure("the Prefect server failed to schedule")
 
-    monkeypatch.setattr(_prefect.Gateway, "schedule_now", failing_schedule_now)
+    monkeypatch.setattr(gateway.Gateway, "schedule_now", failing_schedule_now)
     with pytest.raises(InjectedFailure):
         ts.create({"name": name, "code": HELLO, "every": "1h"})
     assert seen == [([name], [f"{name}-v1"])], "the failure came after both writes"

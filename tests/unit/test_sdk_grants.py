@@ -1,6 +1,6 @@
 """The SDK checks the caller's grants before Prefect is asked to change anything.
 
-Against a stand-in for the Prefect gateway (``_prefect.Gateway``) that answers the reads a
+Against a stand-in for the Prefect gateway (``_prefect.gateway.Gateway``) that answers the reads a
 permission check needs (the task's deployment, a job's run, the task's current version) and
 raises ``ReachedPrefect`` for any other call: a refusal must come before it, an allowed call
 must get to it. The real server's side is in tests/integration/test_api.py.
@@ -31,7 +31,7 @@ class ReachedPrefect(Exception):
 
 
 class ReadsOnly:
-    """Stands in for ``_prefect.Gateway`` with one task ``report`` in work pool ``in_pool``."""
+    """Stands in for ``_prefect.gateway.Gateway`` with one task ``report`` in work pool ``in_pool``."""
 
     flow_id = uuid.uuid4()
 
