@@ -31,7 +31,8 @@ class ReachedPrefect(Exception):
 
 
 class ReadsOnly:
-    """Stands in for ``_prefect.gateway.Gateway`` with one task ``report`` in work pool ``in_pool``."""
+    """Stands in for the gateway (``_prefect.gateway.Gateway``): one task ``report`` in pool
+    ``in_pool``."""
 
     flow_id = uuid.uuid4()
 
