@@ -7,8 +7,10 @@ disturbed.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import secrets
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from taskscheduler.settings import Settings, get_settings
 # the test's own temporary directories (root's alone) are not.
 SHARED = Path(tempfile.mkdtemp(prefix="tasks-jobs-"))
 SHARED.chmod(0o1777)
+atexit.register(shutil.rmtree, SHARED, ignore_errors=True)
 
 
 def throwaway_settings(state_dir: Path) -> Settings:

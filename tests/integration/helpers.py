@@ -12,12 +12,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from taskscheduler import errors, models
 from taskscheduler.sdk import TaskInput, TaskScheduler
+
+if TYPE_CHECKING:
+    from taskscheduler.platform import LocalPlatform
 
 T = TypeVar("T")
 
@@ -133,3 +136,38 @@ async def stored_in_prefect(name: str) -> tuple[list[str], list[str]]:
             },
         )
     return [d.name for d in deployments], [d["name"] for d in response.json()]
+
+
+def start_extra_worker(
+    platform: LocalPlatform, lane: str, pool: str, name: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """Another worker on ``pool``, started as the platform starts its own ``lane`` worker.
+
+    The same program, environment and account (the run user, beneath which every job runs in
+    its sandbox): a second worker that differed would prove nothing about the first, and files
+    its jobs wrote as another user would be out of the other worker's jobs' reach.
+    """
+    if lane == "fast":
+        program = ["-m", "taskscheduler.fastlane", "--pool", pool, "--name", name]
+        env = platform.lane_env(mints=False)
+    else:
+        program = ["-m", "taskscheduler._prefect.workers", lane, "--pool", pool, "--name", name]
+        env = platform.lane_env(mints=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            platform.run_user.command([sys.executable, *program]),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=platform.settings.project_dir,
+            start_new_session=True,
+        )
+
+
+def worker_of(ts: TaskScheduler, job_id: str, workers: tuple[str, ...]) -> str | None:
+    """Which of ``workers`` ran the job, by the line each worker writes into a job's logs
+    when it starts it (Prefect's "Worker '<name>' submitting", ours "in fast worker <name>")."""
+    text = "\n".join(line.message for line in ts.logs(job_id))
+    found = [name for name in workers if f"'{name}'" in text or f"worker {name}" in text]
+    assert len(found) <= 1, (job_id, found)
+    return found[0] if found else None

@@ -9,7 +9,6 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun, State
 
 from taskscheduler import JobState, TaskScheduler, models
 from taskscheduler.platform import FAST_POOL, LocalPlatform
-from tests.integration.helpers import scheduler, unique, wait_for
+from tests.integration.helpers import scheduler, start_extra_worker, unique, wait_for, worker_of
 
 # Prefect stamps start_time on the server and the worker holds on the same machine's clock, so
 # a start "before" the scheduled time can only be rounding of the clocks, never a real one.
@@ -78,15 +77,7 @@ def finished(ts: TaskScheduler, job_id: str, timeout: float = 60.0) -> models.Jo
 def second_fast_worker(platform: LocalPlatform, name: str) -> Iterator[None]:
     """Another fast worker on the same pool, stopped (by its PID) afterwards."""
     log = platform.log_dir / f"{name}.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "taskscheduler.fastlane", "--pool", FAST_POOL, "--name", name],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=platform.env(),
-            cwd=platform.settings.project_dir,
-            start_new_session=True,
-        )
+    process = start_extra_worker(platform, "fast", FAST_POOL, name, log)
     try:
         wait_for(
             lambda: platform._worker_online(FAST_POOL, name) or process.poll() is not None,
@@ -112,14 +103,20 @@ def test_two_fast_workers_run_each_job_exactly_once(
         f"def main(i=-1):\n    with open({str(hits)!r}, 'a') as f:\n        f.write(f'{{i}}\\n')\n"
     )
     name = fast_task(ts, code)
-    with second_fast_worker(platform, f"second-{uuid.uuid4().hex[:6]}"):
+    second = f"second-{uuid.uuid4().hex[:6]}"
+    with second_fast_worker(platform, second):
         # Due now: both workers see every run in the same poll and race to claim it.
         jobs = [ts.run(name, {"i": i}).id for i in range(30)]
         # Due together a little later: claimed ahead, held, released in one batch.
         at = now() + dt.timedelta(seconds=3)
         jobs += [ts.schedule(name, at).id for _ in range(10)]
         done = [finished(ts, job_id, timeout=90) for job_id in jobs]
-    assert all(j.state is JobState.COMPLETED for j in done), [j.state_name for j in done]
+    assert all(j.state is JobState.COMPLETED for j in done), [
+        (j.state_name, j.detail) for j in done
+    ]
+    # Both workers took part: otherwise "exactly once" would say nothing of two racing.
+    ran_by = Counter(worker_of(ts, job_id, (platform.fast_worker_name, second)) for job_id in jobs)
+    assert ran_by[second] > 0 and ran_by[platform.fast_worker_name] > 0, ran_by
     lines = Counter(hits.read_text().split())
     assert lines == Counter([str(i) for i in range(30)] + ["-1"] * 10), lines
     for job_id in jobs:

@@ -25,7 +25,7 @@ import pytest
 from taskscheduler import JobState, TaskScheduler, models, schedules
 from taskscheduler.platform import WORKER, LocalPlatform, _descendants
 from tests.integration.conftest import drop_database, free_port, pointing_at, throwaway_settings
-from tests.integration.helpers import scheduler, unique, wait_for
+from tests.integration.helpers import scheduler, start_extra_worker, unique, wait_for, worker_of
 
 pytestmark = pytest.mark.slow
 
@@ -200,15 +200,7 @@ def test_two_process_workers_on_one_pool_run_each_job_once(
     name, record = unique("two"), job_dir / "runs.txt"
     ts.create({"name": name, "code": RECORD, "parameters": {"path": str(record)}})
     second = f"second-{name}"
-    command = [
-        str(faulty.prefect), "worker", "start", "--pool", "process", "--name", second,
-        "--type", "process", "--install-policy", "never",
-    ]  # fmt: skip
-    log = (job_dir / "second-worker.log").open("wb")
-    process = subprocess.Popen(
-        command, env=faulty.worker_env(), cwd=faulty.settings.project_dir, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    process = start_extra_worker(faulty, "process", "process", second, job_dir / "second.log")
     try:
         wait_for(lambda: faulty._worker_online("process", second), timeout=90, what="2nd worker")
         at = now() + dt.timedelta(seconds=8)
@@ -217,12 +209,17 @@ def test_two_process_workers_on_one_pool_run_each_job_once(
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-        log.close()
     runs = executions(record)
     duplicated = sum(n - 1 for n in runs.values() if n > 1)
     lost = sum(1 for j in jobs if runs[j.id] == 0)
-    report(faults="2 process workers, 1 pool", jobs=len(jobs), lost=lost, duplicated=duplicated)
+    ran_by = collections.Counter(worker_of(ts, j.id, (faulty.worker_name, second)) for j in jobs)
+    report(
+        faults="2 process workers, 1 pool", jobs=len(jobs), lost=lost, duplicated=duplicated,
+        ran_by_second=ran_by[second],
+    )  # fmt: skip
     assert lost == 0 and duplicated == 0
+    # Both workers took part: otherwise "once" would say nothing of two racing.
+    assert ran_by[second] > 0 and ran_by[faulty.worker_name] > 0, ran_by
 
 
 def _ticks(start: dt.datetime, end: dt.datetime, every: int) -> list[dt.datetime]:
