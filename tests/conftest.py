@@ -2,7 +2,7 @@
 is bounded in time.
 
 A stuck platform would otherwise hold a CI run until CI's own limit kills it, saying nothing of
-where it stopped. ``TASKS_TEST_SESSION_LIMIT`` (seconds; default 4800, under CI's 90 minutes)
+where it stopped. ``TASKS_TEST_SESSION_LIMIT`` (seconds; default 4500, under CI's 90 minutes)
 bounds the session: when it passes, the session is interrupted, so fixtures still stop their
 platforms, and the summary names the test that was running and shows every thread's stack.
 If even the teardown hangs, the process ends after a grace period, saying so.
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
-SESSION_LIMIT_SECONDS = float(os.environ.get("TASKS_TEST_SESSION_LIMIT", "4800"))
+SESSION_LIMIT_SECONDS = float(os.environ.get("TASKS_TEST_SESSION_LIMIT", "4500"))
 # Time left to teardown after the interruption (platforms stop in seconds each).
 GRACE_SECONDS = 180.0
 EXIT_CODE_OVER_TIME = 3
