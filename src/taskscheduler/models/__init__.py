@@ -36,7 +36,7 @@ from taskscheduler.models.fields import (
     UtcDateTime,
     check_time,
 )
-from taskscheduler.models.jobs import Job, JobState, StateChange
+from taskscheduler.models.jobs import Job, JobState, LogLine, StateChange
 from taskscheduler.models.schedule import Schedule, build_schedule
 from taskscheduler.models.spec import (
     ConcurrencyPolicy,
@@ -72,6 +72,7 @@ __all__ = [
     "Duration",
     "Job",
     "JobState",
+    "LogLine",
     "MemoryMB",
     "MisfirePolicy",
     "Schedule",

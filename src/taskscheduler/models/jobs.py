@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 
 from pydantic import BaseModel, Field, JsonValue
@@ -52,3 +53,12 @@ class Job(BaseModel):
     auto_scheduled: bool = False
     timeline: list[StateChange] = Field(default_factory=list)
     error: str | None = None
+
+
+class LogLine(BaseModel):
+    """One line of a job's log."""
+
+    timestamp: dt.datetime
+    level: str
+    logger: str
+    message: str
