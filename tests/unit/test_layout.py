@@ -39,3 +39,50 @@ def test_only_the_prefect_wing_and_the_job_runtime_import_prefect() -> None:
         if room(path) not in MAY_IMPORT_PREFECT
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# Rooms split by concept, each module kept well under MAX_LINES: the SDK, the models and the
+# gateway's part of the Prefect wing.
+SPLIT_ROOMS = ("sdk", "models")
+GATEWAY_MODULES = (
+    "gateway",
+    "session",
+    "deployments",
+    "versions",
+    "flow_runs",
+    "run_queries",
+    "mapping",
+    "records",
+)
+MAX_LINES = 400
+
+
+def split_by_concept(path: Path) -> bool:
+    parts = path.relative_to(PACKAGE).parts
+    return room(path) in SPLIT_ROOMS or (
+        len(parts) == 2 and parts[0] == "_prefect" and path.stem in GATEWAY_MODULES
+    )
+
+
+def test_the_sdk_models_and_gateway_modules_stay_small() -> None:
+    sizes = {
+        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+        for path in modules()
+        if split_by_concept(path)
+    }
+    assert len(sizes) >= 19, sorted(sizes)
+    assert {name: lines for name, lines in sizes.items() if lines >= MAX_LINES} == {}
+
+
+def test_the_sdk_reaches_prefect_only_through_the_gateway_and_its_mapping() -> None:
+    reached = {
+        str(path.relative_to(PACKAGE)): sorted(
+            m
+            for m in imported(path)
+            if m.startswith("taskscheduler._prefect.")
+            and m.split(".")[2] not in ("gateway", "mapping")
+        )
+        for path in modules()
+        if room(path) == "sdk"
+    }
+    assert {k: v for k, v in reached.items() if v} == {}

@@ -12,13 +12,12 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from taskscheduler import audit, errors, grants, models
-from taskscheduler._prefect.blocks import TaskCode
+from taskscheduler._prefect.records import Deployment, Run, StoredVersion
 from taskscheduler.sdk import AsyncTaskScheduler
 from taskscheduler.settings import Settings
 
@@ -31,53 +30,50 @@ class ReachedPrefect(Exception):
 
 
 class ReadsOnly:
-    """Stands in for the gateway (``_prefect.gateway.Gateway``): one task ``report`` in pool
-    ``in_pool``."""
-
-    flow_id = uuid.uuid4()
+    """Stands in for ``_prefect.gateway.Gateway``: one task ``report`` in work pool ``in_pool``."""
 
     def __init__(self, in_pool: str | None, **spec: Any) -> None:
         self.spec = models.build_spec({"name": "report", "code": HELLO, **spec})
-        self.deployment = SimpleNamespace(
+        self.deployment = Deployment(
             id=uuid.uuid4(),
             name="report",
-            work_pool_name=in_pool,
-            flow_id=self.flow_id,
+            flow_id=uuid.uuid4(),
             version="v1",
+            pool=in_pool,
             paused=False,
+            scheduled=False,
+            schedule=None,
+            arguments={},
+        )
+        self.run = Run(
+            id=uuid.uuid4(),
+            deployment_id=self.deployment.id,
+            state_type="SCHEDULED",
+            state_name="Scheduled",
             parameters={},
         )
-        self.run = SimpleNamespace(id=uuid.uuid4(), deployment_id=self.deployment.id)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[object]:
         yield object()
 
-    async def find_deployment(self, client: object, name: str) -> Any:
+    async def find_deployment(self, session: object, name: str) -> Deployment:
         if name != "report":
             raise errors.TaskNotFound(name)
         return self.deployment
 
-    async def read_deployment(self, client: object, deployment_id: uuid.UUID) -> Any:
+    async def read_deployment(self, session: object, deployment_id: uuid.UUID) -> Deployment:
         assert deployment_id == self.deployment.id
         return self.deployment
 
-    async def read_run(self, client: object, job_id: str) -> Any:
+    async def read_run(self, session: object, job_id: str) -> Run:
         return self.run
 
-    async def _flow_id(self, client: object) -> uuid.UUID:
-        return self.flow_id
-
-    async def read_versions_named(self, client: object, names: list[str]) -> dict[str, TaskCode]:
-        block = TaskCode(
-            task="report",
-            version=1,
-            sha256=self.spec.code_sha256,
-            source=self.spec.code,
-            entry=self.spec.entry,
-            definition=self.spec.model_dump(mode="json", exclude={"code"}),
-        )
-        return {TaskCode.document_name("report", 1): block}
+    async def current_versions(
+        self, session: object, deployments: list[Deployment]
+    ) -> list[StoredVersion | None]:
+        assert deployments == [self.deployment]
+        return [StoredVersion(spec=self.spec, version=1, sha256=self.spec.code_sha256)]
 
     def __getattr__(self, name: str) -> Any:
         async def call(*args: Any, **kwargs: Any) -> Any:

@@ -1,9 +1,4 @@
-"""The domain model: what a task is, what a job is, and the rules they obey.
-
-No Prefect import here: the glue in ``_prefect.gateway`` maps these objects onto deployments and
-flow runs. Every rule that can be checked without a server is checked when a ``TaskSpec`` is
-built, so a bad definition is refused before anything is written.
-"""
+"""A task as its author defines it (``TaskSpec``): code, arguments, policy, and their checks."""
 
 from __future__ import annotations
 
@@ -14,92 +9,32 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    JsonValue,
-    PlainSerializer,
-    ValidationError,
-    ValidationInfo,
-    computed_field,
-    field_validator,
-    model_validator,
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from taskscheduler import errors
+from taskscheduler.models.fields import (
+    ENTRYPOINT_PATTERN,
+    MAX_CODE_BYTES,
+    MAX_CPUS,
+    MAX_INT,
+    MAX_MEMORY_MB,
+    MAX_PARAMETERS_BYTES,
+    MAX_PARAMETERS_DEPTH,
+    MAX_RETRIES,
+    MAX_SECRETS,
+    MIN_MEMORY_MB,
+    NAME_PATTERN,
+    POOL_PATTERN,
+    RESERVED_ENV_NAMES,
+    RESERVED_ENV_PREFIXES,
+    SECRET_BLOCK_PATTERN,
+    SECRET_ENV_PATTERN,
+    Duration,
+    MemoryMB,
 )
-
-from taskscheduler import durations, errors, schedules
-
-NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
-MAX_CODE_BYTES = 256 * 1024
-MAX_PARAMETERS_BYTES = 64 * 1024
-MAX_PARAMETERS_DEPTH = 16
-MAX_RETRIES = 20
-MAX_SECRETS = 50
-# Environment-variable names a secret may be delivered as; the platform's own are off limits.
-SECRET_ENV_PATTERN = r"^[A-Z_][A-Z0-9_]{0,63}$"  # noqa: S105 - a pattern, not a secret
-SECRET_BLOCK_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"  # noqa: S105 - a pattern
-POOL_PATTERN = r"^[A-Za-z0-9][\w-]{0,62}$"
-RESERVED_ENV_PREFIXES = ("PREFECT_", "TASKS_", "PYTHON", "LD_")
-RESERVED_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "SHELL", "PWD"})
-# Sanity bounds of every time a task names: far outside them is a typo, not a plan.
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
-MAX_INT = 2**63 - 1
-# Static outer bounds of a job's resource limits; the work pool's own bounds (the Docker pool's
-# job template) are usually tighter and are enforced by the Prefect server.
-MIN_MEMORY_MB = 16
-MAX_MEMORY_MB = 1024 * 1024
-MAX_CPUS = 1024.0
-_MEMORY_UNITS = {
-    "": 1,
-    "m": 1,
-    "mb": 1,
-    "mi": 1,
-    "mib": 1,
-    "g": 1024,
-    "gb": 1024,
-    "gi": 1024,
-    "gib": 1024,
-}
-ENTRYPOINT_PATTERN = re.compile(r"^(?P<path>[\w./-]+\.py):(?P<func>[A-Za-z_]\w*)$")
-# Validation context of a definition read back from storage: it was checked when written, and
-# the rules for new input (a schedule must fire) must not make an existing task unreadable.
-STORED: dict[str, bool] = {"stored": True}
-
-Duration = Annotated[
-    dt.timedelta,
-    BeforeValidator(durations.parse_duration),
-    PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json"),
-]
-
-
-def _memory_mb(value: Any) -> Any:
-    """A memory size as whole MiB: ``512``, ``"512m"``, ``"1g"``, ``"1.5GiB"``."""
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
-        unit = match[2].lower() if match else ""
-        if not match or unit not in _MEMORY_UNITS:
-            raise ValueError("must be a size like 512m or 1g (MiB when no unit)")
-        mib = float(match[1]) * _MEMORY_UNITS[unit]
-        if mib != int(mib):
-            raise ValueError("must be a whole number of MiB")
-        return int(mib)
-    return value
-
-
-MemoryMB = Annotated[int, BeforeValidator(_memory_mb)]
-
-
-def _utc_text(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-# Times leave the platform in ISO 8601 UTC, whatever zone they were given in.
-UtcDateTime = Annotated[dt.datetime, PlainSerializer(_utc_text, return_type=str, when_used="json")]
+from taskscheduler.models.schedule import Schedule, build_model
 
 
 class ConcurrencyPolicy(enum.StrEnum):
@@ -122,125 +57,6 @@ class MisfirePolicy(enum.StrEnum):
     ALL = "all"
     LATEST = "latest"
     SKIP = "skip"
-
-
-class Schedule(BaseModel):
-    """When a task runs: at most one of cron / every / at / rrule, in a zone, within a window.
-
-    Naive times are wall-clock times in ``timezone``. A ``TaskSpec`` is a schedule plus the rest
-    of the task; a schedule alone is what a preview of the next run times needs.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    cron: str | None = None
-    every: Duration | None = None
-    at: UtcDateTime | None = None
-    rrule: str | None = None
-    timezone: str = "UTC"
-    start: UtcDateTime | None = None
-    end: UtcDateTime | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
-
-    @field_validator("every")
-    @classmethod
-    def _every_at_least_a_second(cls, value: dt.timedelta | None) -> dt.timedelta | None:
-        if value is not None and value < dt.timedelta(seconds=1):
-            raise ValueError("interval must be at least 1 second")
-        return value
-
-    @model_validator(mode="after")
-    def _schedule_consistent(self, info: ValidationInfo) -> Schedule:
-        zone = ZoneInfo(self.timezone)
-        for field in ("at", "start", "end"):
-            value = getattr(self, field)
-            if value is not None and value.tzinfo is None:
-                value = value.replace(tzinfo=zone)
-                setattr(self, field, value)
-            if value is not None:
-                check_time(value, field)
-        chosen = [k for k in ("cron", "every", "at", "rrule") if getattr(self, k) is not None]
-        if len(chosen) > 1:
-            raise errors.InvalidSchedule(chosen[1], f"give at most one schedule, not {chosen}")
-        if self.start and self.end and self.end <= self.start:
-            raise errors.InvalidTask("end", "must be after start")
-        if self.at is not None:
-            if self.start and self.at < self.start:
-                raise errors.InvalidSchedule("at", "is before start")
-            if self.end and self.at > self.end:
-                raise errors.InvalidSchedule("at", "is after end")
-        schedules.validate(self.schedule_kind, self.schedule_expression, self.timezone)
-        if not (info.context or {}).get("stored"):
-            schedules.check_fires(
-                self.schedule_kind,
-                self.schedule_expression,
-                self.timezone,
-                start=self.start,
-                end=self.end,
-            )
-        return self
-
-    @property
-    def schedule_kind(self) -> schedules.Kind | None:
-        """Which of cron / every / at / rrule the task uses, if any."""
-        for kind in ("cron", "every", "at", "rrule"):
-            if getattr(self, kind) is not None:
-                return kind
-        return None
-
-    @property
-    def schedule_expression(self) -> str | None:
-        """The schedule as text: the cron or RRULE string, seconds, or an ISO time."""
-        if self.cron is not None:
-            return self.cron
-        if self.rrule is not None:
-            return self.rrule
-        if self.every is not None:
-            return durations.format_duration(self.every)
-        if self.at is not None:
-            return self.at.isoformat()
-        return None
-
-    def schedule_plan(self, now: dt.datetime) -> schedules.Plan | None:
-        """What Prefect should be told, with the window folded in (see ``schedules``)."""
-        kind = self.schedule_kind
-        if kind is None:
-            return None
-        return schedules.plan(
-            kind,
-            self.schedule_expression or "",
-            timezone=self.timezone,
-            start=self.start,
-            end=self.end,
-            now=now,
-        )
-
-    def describe(self) -> str | None:
-        """The schedule in one line, e.g. ``cron 0 9 * * 1-5 (Europe/Berlin) until ...``."""
-        kind = self.schedule_kind
-        if kind is None:
-            return None
-        text = f"{kind} {self.schedule_expression}"
-        if kind != "every":
-            text += f" ({self.timezone})"
-        if self.start is not None:
-            text += f" from {self.start.isoformat()}"
-        if self.end is not None:
-            text += f" until {self.end.isoformat()}"
-        return text
-
-    def next_times(self, count: int, now: dt.datetime) -> list[dt.datetime]:
-        """The next ``count`` run times after ``now``, in UTC (a preview: Prefect decides)."""
-        plan = self.schedule_plan(now)
-        return schedules.preview(plan, count, after=now) if plan else []
 
 
 class TaskSpec(Schedule):
@@ -424,32 +240,9 @@ class TaskSpec(Schedule):
         return build_spec(data)
 
 
-_M = TypeVar("_M", bound=Schedule)
-
-
 def build_spec(data: dict[str, Any]) -> TaskSpec:
     """Build a ``TaskSpec``, turning pydantic's errors into one ``InvalidTask`` naming the field."""
-    return _build(TaskSpec, data)
-
-
-def build_schedule(data: dict[str, Any]) -> Schedule:
-    """Build a bare ``Schedule`` (for previews), with the errors of ``build_spec``."""
-    return _build(Schedule, data)
-
-
-def _build(model: type[_M], data: dict[str, Any]) -> _M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "task"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "string_pattern_mismatch" and field == "name":
-            message = "use 1-63 lowercase letters, digits and dashes, not starting with a dash"
-        cause = first.get("ctx", {}).get("error")
-        if isinstance(cause, errors.InvalidTask):
-            raise cause from exc
-        raise errors.InvalidTask(field, message) from exc
+    return build_model(TaskSpec, data)
 
 
 def check_source(
@@ -491,16 +284,6 @@ def check_source(
         )
 
 
-def check_time(value: dt.datetime, field: str) -> None:
-    """Refuse a time outside the sane range (a typo such as year 20250, or year 1)."""
-    try:
-        inside = EARLIEST <= value <= LATEST
-    except (TypeError, OverflowError):
-        inside = False
-    if not inside:
-        raise errors.InvalidSchedule(field, f"must be between {EARLIEST.year} and {LATEST.year}")
-
-
 def _unstorable(value: Any, path: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str] | None:
     """Where a value holds text or numbers PostgreSQL's JSON or Prefect's encoder refuse."""
     if isinstance(value, str):
@@ -537,84 +320,3 @@ def _depth(value: Any) -> int:
     if isinstance(value, list):
         return 1 + max((_depth(v) for v in value), default=0)
     return 0
-
-
-class JobState(enum.StrEnum):
-    """A job's state, summarised from Prefect's state types."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        """Whether the job has ended and will not change again."""
-        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
-
-
-class StateChange(BaseModel):
-    """One entry of a job's timeline."""
-
-    state: JobState
-    name: str = Field(description="Prefect's state name, e.g. Late, AwaitingRetry, Crashed.")
-    timestamp: UtcDateTime
-    message: str | None = None
-
-
-class Job(BaseModel):
-    """One execution of a task: a Prefect flow run (the job id is the flow run id)."""
-
-    id: str
-    name: str
-    task: str | None = Field(description="Task name; None once the task was deleted.")
-    state: JobState
-    state_name: str = Field(description="Prefect's state name: Scheduled, Late, Crashed, ...")
-    detail: str | None = Field(default=None, description="Prefect's state message.")
-    scheduled_time: UtcDateTime | None = None
-    start_time: UtcDateTime | None = None
-    end_time: UtcDateTime | None = None
-    start_delay: float | None = Field(default=None, description="Seconds late at start.")
-    attempts: int = 0
-    code_version: int | None = None
-    parameters: dict[str, JsonValue] = Field(default_factory=dict)
-    auto_scheduled: bool = False
-    timeline: list[StateChange] = Field(default_factory=list)
-    error: str | None = None
-
-
-class CodeVersion(BaseModel):
-    """One stored version of a task's code (a block document)."""
-
-    version: int
-    sha256: str
-    created: UtcDateTime | None = None
-
-
-class Task(BaseModel):
-    """A task as the platform holds it: the spec plus what Prefect knows about it."""
-
-    id: str = Field(description="The deployment id.")
-    deployment_id: str
-    name: str
-    flow: str
-    managed: bool = Field(description="Whether this platform created it (versus prefect deploy).")
-    spec: TaskSpec | None = Field(description="The definition; None for foreign deployments.")
-    schedule: str | None = Field(description="Human-readable schedule.")
-    paused: bool
-    pool: str | None
-    tags: list[str]
-    version: int | None = None
-    code_sha256: str | None = None
-    created: UtcDateTime | None = None
-    updated: UtcDateTime | None = None
-    next_runs: list[UtcDateTime] = Field(default_factory=list)
-    last_job: Job | None = None
-    versions: list[CodeVersion] = Field(default_factory=list)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def state(self) -> Literal["active", "paused"]:
-        """Whether the schedule is running."""
-        return "paused" if self.paused else "active"

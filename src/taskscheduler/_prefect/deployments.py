@@ -1,0 +1,237 @@
+"""Tasks ↔ deployments: finding, listing, creating, changing and deleting a task's deployment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas import filters, sorting
+from prefect.client.schemas.actions import DeploymentUpdate
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+from taskscheduler import errors, models, schedules
+from taskscheduler._prefect import automations, docker_pool, mapping
+from taskscheduler._prefect.records import Deployment
+from taskscheduler._prefect.session import PAGE, GatewayBase, Session
+from taskscheduler.policy import FLOW_ENTRYPOINT
+
+
+class Deployments(GatewayBase):
+    """The gateway's deployment operations (a part of ``gateway.Gateway``)."""
+
+    async def find_deployment(self, session: Session, name: str) -> Deployment:
+        """The deployment named ``name`` (ours first, when another flow has one too)."""
+        return mapping.to_deployment(await self._find_deployment(session.client, name))
+
+    async def _find_deployment(self, client: PrefectClient, name: str) -> DeploymentResponse:
+        found = await client.read_deployments(
+            deployment_filter=filters.DeploymentFilter(
+                name=filters.DeploymentFilterName(any_=[name])
+            )
+        )
+        if not found:
+            raise errors.TaskNotFound(name)
+        if len(found) > 1:
+            ours = await self._flow_id(client)
+            found = [d for d in found if d.flow_id == ours] or found
+        return found[0]
+
+    async def read_deployment(self, session: Session, deployment_id: uuid.UUID) -> Deployment:
+        """The deployment of a job, by id."""
+        try:
+            return mapping.to_deployment(await session.client.read_deployment(deployment_id))
+        except ObjectNotFound:
+            raise errors.TaskNotFound(str(deployment_id)) from None
+
+    async def exists(self, session: Session, name: str) -> bool:
+        """Whether any deployment is named ``name``."""
+        try:
+            await self._find_deployment(session.client, name)
+        except errors.TaskNotFound:
+            return False
+        return True
+
+    async def list_deployments(
+        self, session: Session, *, limit: int, offset: int, search: str | None = None
+    ) -> list[Deployment]:
+        """Deployments sorted by name, one page of any size (read in Prefect's largest pages)."""
+        name_filter = filters.DeploymentFilterName(like_=search) if search else None
+        found: list[DeploymentResponse] = []
+        while True:
+            want = min(PAGE, limit - len(found))
+            page = await session.client.read_deployments(
+                deployment_filter=filters.DeploymentFilter(name=name_filter) if search else None,
+                sort=sorting.DeploymentSort.NAME_ASC,
+                limit=want,
+                offset=offset + len(found),
+            )
+            found.extend(page)
+            if len(page) < want or len(found) >= limit:
+                return [mapping.to_deployment(d) for d in found]
+
+    async def create_deployment(
+        self,
+        session: Session,
+        spec: models.TaskSpec,
+        version: int,
+        plan: schedules.Plan | None,
+    ) -> uuid.UUID:
+        """Create the task's deployment of the generic flow, with its schedule."""
+        client = session.client
+        pool = spec.pool or self.settings.default_pool
+        await self._require_pool(client, pool)
+        await automations.route_tasks(client, spec.notify)
+        with _pool_bounds():
+            return await client.create_deployment(
+                flow_id=await self._flow_id(client),
+                name=spec.name,
+                version=f"v{version}",
+                description=spec.description or None,
+                entrypoint=FLOW_ENTRYPOINT,
+                parameters=mapping.flow_parameters(spec, version),
+                parameter_openapi_schema=_flow_parameter_schema(),
+                schedules=mapping.schedule_create(plan),
+                work_pool_name=pool,
+                tags=mapping.deployment_tags(spec),
+                concurrency_limit=spec.concurrency,
+                concurrency_options=mapping.concurrency_options(spec),
+                pull_steps=[self._pull_step(pool)],
+                job_variables=self._job_variables(spec, pool),
+                enforce_parameter_schema=False,
+                paused=False,
+            )
+
+    async def update_deployment(
+        self,
+        session: Session,
+        deployment: Deployment,
+        spec: models.TaskSpec,
+        version: int,
+        plan: schedules.Plan | None,
+    ) -> None:
+        """Point the deployment at a new version; Prefect drops its future auto-scheduled runs."""
+        client = session.client
+        pool = spec.pool or self.settings.default_pool
+        await self._require_pool(client, pool)
+        await automations.route_tasks(client, spec.notify)
+        update = DeploymentUpdate(
+            version=f"v{version}",
+            description=spec.description or None,
+            parameters=mapping.flow_parameters(spec, version),
+            schedules=[s.model_dump(exclude_unset=True) for s in mapping.schedule_create(plan)],
+            tags=mapping.deployment_tags(spec),
+            work_pool_name=pool,
+            concurrency_limit=spec.concurrency,
+            concurrency_options=mapping.concurrency_options(spec),
+            pull_steps=[self._pull_step(pool)],
+            job_variables=self._job_variables(spec, pool),
+        )
+        with _pool_bounds():
+            await client.update_deployment(deployment.id, update)
+
+    async def schedule_now(
+        self, session: Session, deployment_id: uuid.UUID, since: dt.datetime
+    ) -> None:
+        """Ask Prefect's scheduler to create the deployment's upcoming runs right away.
+
+        The scheduler service would do it within its loop interval; doing it now means runs
+        due in the next seconds are not missed. Prefect's idempotency keys make it safe to
+        race with the service.
+        """
+        response = await session.client.request(
+            "POST",
+            "/deployments/{id}/schedule",
+            path_params={"id": deployment_id},
+            json={"start_time": since.isoformat()},
+        )
+        response.raise_for_status()
+
+    async def require_secrets(self, session: Session, secrets: dict[str, str]) -> None:
+        """Refuse a task that names a Secret block that does not exist (values are not read)."""
+        for env, block in sorted(secrets.items()):
+            try:
+                await session.client.read_block_document_by_name(
+                    block, block_type_slug="secret", include_secrets=False
+                )
+            except ObjectNotFound:
+                raise errors.InvalidTask(
+                    f"secrets.{env}", f"no Secret block named {block!r}"
+                ) from None
+
+    async def pause(self, session: Session, deployment_id: uuid.UUID) -> None:
+        """Stop creating runs; Prefect deletes the auto-scheduled ones still waiting."""
+        await session.client.pause_deployment(deployment_id)
+
+    async def resume(self, session: Session, deployment_id: uuid.UUID) -> None:
+        """Start creating runs again."""
+        await session.client.resume_deployment(deployment_id)
+
+    async def delete_deployment(self, session: Session, deployment_id: uuid.UUID) -> None:
+        """Delete the deployment; Prefect deletes its scheduled runs and keeps finished ones."""
+        await session.client.delete_deployment(deployment_id)
+
+    async def work_pool_names(self, session: Session) -> list[str]:
+        """The names of every work pool on the server."""
+        return [pool.name for pool in await session.client.read_work_pools()]
+
+    async def _require_pool(self, client: PrefectClient, pool: str) -> None:
+        try:
+            await client.read_work_pool(pool)
+        except ObjectNotFound:
+            raise errors.InvalidTask("pool", f"no work pool named {pool!r}") from None
+
+    def _job_variables(self, spec: models.TaskSpec, pool: str) -> dict[str, Any]:
+        """The task's resource limits and labels, for pools that run jobs in containers."""
+        if pool not in self.settings.container_pools:
+            for field in ("memory", "cpus"):
+                if getattr(spec, field) is not None:
+                    raise errors.InvalidTask(
+                        field, f"only container pools limit it; pool {pool!r} is not one"
+                    )
+            return {}
+        return docker_pool.job_variables(spec.name, spec.memory, spec.cpus)
+
+    def _pull_step(self, pool: str) -> dict[str, Any]:
+        """Run flows from the project directory (inside the image for container pools)."""
+        directory = (
+            self.settings.container_project_dir
+            if pool in self.settings.container_pools
+            else str(self.settings.project_dir)
+        )
+        return {"prefect.deployments.steps.set_working_directory": {"directory": directory}}
+
+
+# The server checks job variables against the pool's schema; name our field, not the variable.
+_JOB_VARIABLE_FIELDS = {"memory_mb": "memory", "nano_cpus": "cpus"}
+
+
+@contextmanager
+def _pool_bounds() -> Iterator[None]:
+    """Turn the server's refusal of a job variable (a limit out of the pool's bounds) into
+    ``InvalidTask`` naming the task's field."""
+    try:
+        yield
+    except PrefectHTTPStatusError as exc:
+        detail = str(exc.response.json().get("detail", "")) if exc.response.content else ""
+        found = re.search(r"Validation failed for field '(\w+)'\. Failure reason: (.*)", detail)
+        if exc.response.status_code != 422 or found is None:
+            raise
+        field = _JOB_VARIABLE_FIELDS.get(found[1], found[1])
+        raise errors.InvalidTask(field, f"outside the work pool's bounds: {found[2]}") from exc
+
+
+@functools.cache
+def _flow_parameter_schema() -> dict[str, Any]:
+    """The generic flow's parameter schema, so the Prefect UI's run form knows its fields."""
+    from prefect.utilities.callables import parameter_schema
+
+    from taskscheduler.runtime.flow import run_task
+
+    return parameter_schema(run_task.fn).model_dump_for_openapi()

@@ -1,0 +1,169 @@
+"""Task operations of the SDK: create, read, list, change, delete and apply task definitions."""
+
+from __future__ import annotations
+
+import builtins
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from taskscheduler import _compensation, declarative, errors, models
+from taskscheduler._prefect import mapping
+from taskscheduler.sdk.core import SchedulerCore, TaskInput, audited, note, now, spec_of
+from taskscheduler.sdk.schedules import refuse_past_at, since
+
+# The fields of a task that make its schedule: changing one re-plans its runs.
+_SCHEDULE_FIELDS = ("cron", "every", "at", "rrule", "timezone", "start", "end")
+
+
+class Applied(BaseModel):
+    """What ``apply`` did with one task file."""
+
+    name: str
+    action: Literal["created", "updated", "unchanged"]
+    file: str
+
+
+class TaskOperations(SchedulerCore):
+    """Tasks: their definitions, deployments and code versions (part of ``AsyncTaskScheduler``)."""
+
+    @audited("task.create")
+    async def create(self, task: TaskInput) -> models.Task:
+        """Create a task: its first code version, its deployment and its upcoming jobs."""
+        spec = spec_of(task)
+        spec.check_entrypoint(self.settings.project_dir)
+        when = now()
+        refuse_past_at(spec, when)
+        plan = spec.schedule_plan(when)
+        self.grants.check_new_pool(spec.pool, self.settings.default_pool)
+        self.grants.check_secrets(spec.secrets.values())
+        gw = self._gateway
+        async with gw.session() as session:
+            if await gw.exists(session, spec.name):
+                raise errors.TaskAlreadyExists(spec.name)
+            await gw.require_secrets(session, spec.secrets)
+            # A create that fails part-way leaves nothing behind.
+            async with _compensation.Compensation("task.create") as undo:
+                document = await gw.save_version(session, spec, 1)
+                undo.push("code version", functools.partial(gw.delete_version, session, document))
+                deployment_id = await gw.create_deployment(session, spec, 1, plan)
+                undo.push(
+                    "deployment", functools.partial(gw.delete_deployment, session, deployment_id)
+                )
+                if plan is not None:
+                    await gw.schedule_now(session, deployment_id, since(spec, when))
+                return await self._read_task(session, spec.name, detail=True)
+
+    async def get(self, name: str) -> models.Task:
+        """A task with its schedule, next runs, last job and code versions."""
+        async with self._gateway.session() as session:
+            return await self._read_task(session, name, detail=True)
+
+    async def list(
+        self,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        search: str | None = None,
+        with_runs: bool = False,
+    ) -> builtins.list[models.Task]:
+        """Tasks by name, one page; ``with_runs`` adds each task's next run and last job, read
+        with a few queries per page rather than two per task."""
+        gw = self._gateway
+        async with gw.session() as session:
+            deployments = await gw.list_deployments(
+                session, limit=limit, offset=offset, search=search
+            )
+            stored = await gw.current_versions(session, deployments)
+            tasks = [mapping.to_task(d, s) for d, s in zip(deployments, stored, strict=True)]
+            if with_runs:
+                upcoming = await gw.next_run_times(session, deployments)
+                last = await gw.last_jobs(session, deployments)
+                for task, deployment in zip(tasks, deployments, strict=True):
+                    if when := upcoming.get(deployment.id):
+                        task.next_runs = [when]
+                    if job := last.get(deployment.id):
+                        task.last_job = job
+            return tasks
+
+    async def pools(self) -> builtins.list[str]:
+        """The work pools of the platform this caller may choose for a task, sorted."""
+        gw = self._gateway
+        async with gw.session() as session:
+            return self.grants.choosable(await gw.work_pool_names(session))
+
+    @audited("task.update")
+    async def update(self, name: str, changes: dict[str, Any]) -> models.Task:
+        """Change a task; future jobs follow the new definition, none lost, none doubled.
+
+        Prefect drops the deployment's future auto-scheduled runs when it is updated; they are
+        created again at once from the new schedule (same slots, same idempotency keys), and
+        jobs scheduled by hand keep their time and arguments but take the new code and policy.
+        """
+        if "name" in changes and changes["name"] != name:
+            raise errors.InvalidTask("name", "a task cannot be renamed; create a new one")
+        gw = self._gateway
+        async with gw.session() as session:
+            deployment = await gw.find_deployment(session, name)
+            self.grants.check_task_pool(name, deployment.pool)
+            current, version = await self._current(session, deployment)
+            note(code_sha256_before=current.code_sha256)
+            spec = current.merged(changes)
+            self.grants.check_new_pool(spec.pool, self.settings.default_pool)
+            self.grants.check_secrets(spec.secrets.values())
+            if spec.secrets != current.secrets:
+                await gw.require_secrets(session, spec.secrets)
+            spec.check_entrypoint(self.settings.project_dir)
+            if spec == current:
+                return await self._read_task(session, name, detail=True)
+            when = now()
+            if any(getattr(spec, f) != getattr(current, f) for f in _SCHEDULE_FIELDS):
+                refuse_past_at(spec, when)
+            plan = spec.schedule_plan(when)
+            version += 1
+            # A version the deployment never pointed at goes again: left behind, it would
+            # take the next update's version number and fail it.
+            async with _compensation.Compensation("task.update") as undo:
+                document = await gw.save_version(session, spec, version)
+                undo.push("code version", functools.partial(gw.delete_version, session, document))
+                await gw.update_deployment(session, deployment, spec, version, plan)
+            await gw.refresh_manual_runs(
+                session, deployment.id, (current, version - 1), (spec, version)
+            )
+            if plan is not None and not deployment.paused:
+                await gw.schedule_now(session, deployment.id, since(spec, when))
+            return await self._read_task(session, name, detail=True)
+
+    @audited("task.delete")
+    async def delete(self, name: str) -> None:
+        """Delete a task and its waiting jobs; finished jobs stay in Prefect's history."""
+        gw = self._gateway
+        async with gw.session() as session:
+            deployment = await gw.find_deployment(session, name)
+            await gw.delete_deployment(session, deployment.id)
+            await gw.delete_versions(session, name)
+
+    async def apply(self, path: Path | str) -> builtins.list[Applied]:
+        """Create or update every task defined in a folder (or file); idempotent."""
+        results = []
+        for file, data in declarative.load(Path(path)):
+            spec = models.build_spec(data)
+            try:
+                before = await self.get(spec.name)
+            except errors.TaskNotFound:
+                await self.create(spec)
+                results.append(Applied(name=spec.name, action="created", file=str(file)))
+                continue
+            if before.spec is None:
+                raise errors.InvalidTask(
+                    "name", f"{spec.name!r} is a deployment this platform did not create"
+                )
+            # Every field of the file's spec as a change set: it replaces the definition.
+            after = await self.update(spec.name, dict(spec))
+            action: Literal["updated", "unchanged"] = (
+                "unchanged" if after.version == before.version else "updated"
+            )
+            results.append(Applied(name=spec.name, action=action, file=str(file)))
+        return results
