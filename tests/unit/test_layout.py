@@ -8,6 +8,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "taskscheduler"
 # The Prefect wing, and the code that runs inside a job (it runs Prefect's engine).
 MAY_IMPORT_PREFECT = ("_prefect", "runtime")
+# The platform supervisor is a package of small collaborators, none of them a second monolith.
+PLATFORM_MODULE_MAX_LINES = 400
 
 
 def modules() -> list[Path]:
@@ -39,3 +41,12 @@ def test_only_the_prefect_wing_and_the_job_runtime_import_prefect() -> None:
         if room(path) not in MAY_IMPORT_PREFECT
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_platform_module_exceeds_its_size() -> None:
+    sizes = {
+        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+        for path in sorted((PACKAGE / "platform").glob("*.py"))
+    }
+    assert sizes, "taskscheduler/platform/ is a package"
+    assert {k: v for k, v in sizes.items() if v > PLATFORM_MODULE_MAX_LINES} == {}
