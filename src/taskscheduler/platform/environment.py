@@ -47,7 +47,7 @@ class Environments:
         database: Database,
     ) -> None:
         self.settings = settings
-        self.extra_env = dict(extra_env)
+        self.extra_env = extra_env  # the platform's own, shared
         self.addresses = addresses
         self.keys = keys
         self.database = database
