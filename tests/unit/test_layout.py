@@ -8,6 +8,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "taskscheduler"
 # The Prefect wing, and the code that runs inside a job (it runs Prefect's engine).
 MAY_IMPORT_PREFECT = ("_prefect", "runtime")
+# The platform supervisor is a package of small collaborators, none of them a second monolith.
+PLATFORM_MODULE_MAX_LINES = 400
 
 
 def modules() -> list[Path]:
@@ -86,3 +88,12 @@ def test_the_sdk_reaches_prefect_only_through_the_gateway_and_its_mapping() -> N
         if room(path) == "sdk"
     }
     assert {k: v for k, v in reached.items() if v} == {}
+
+
+def test_no_platform_module_exceeds_its_size() -> None:
+    sizes = {
+        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+        for path in sorted((PACKAGE / "platform").glob("*.py"))
+    }
+    assert sizes, "taskscheduler/platform/ is a package"
+    assert {k: v for k, v in sizes.items() if v > PLATFORM_MODULE_MAX_LINES} == {}

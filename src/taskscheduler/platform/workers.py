@@ -1,0 +1,118 @@
+"""The workers that start jobs: the process lane, the fast lane and the docker lane.
+
+All run under ``taskscheduler.respawn`` (a worker is a client that gives up when a call to the
+API fails). The process and fast lanes run as the run user (``runuser``), whose home lies in the
+runtime directory; the docker lane's jobs run in containers instead. The fast lane's pool has the
+process type, so a stock process worker could serve it too (more slowly); the exclusive
+Scheduled → Pending claim keeps the two from running a job twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import sys
+
+from taskscheduler import runuser
+from taskscheduler._prefect import docker_pool
+from taskscheduler.platform import catalogue
+from taskscheduler.platform.environment import Environments
+from taskscheduler.platform.prefect_server import DEFAULT_POOL, DEFAULT_POOL_TYPE, PrefectServer
+from taskscheduler.platform.processes import Supervisor
+from taskscheduler.settings import Settings
+
+FAST_POOL = "fast"
+
+
+class Workers:
+    """Starts each lane's worker unless it runs, and waits until the pool lists it online."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        supervisor: Supervisor,
+        environments: Environments,
+        server: PrefectServer,
+    ) -> None:
+        self.settings = settings
+        self.supervisor = supervisor
+        self.environments = environments
+        self.server = server
+        # Named after the machine and the platform's port, so platforms side by side differ.
+        suffix = f"{socket.gethostname()}-{settings.prefect_port}"
+        self.process_name = f"local-{suffix}"
+        self.fast_name = f"fast-{suffix}"
+        self.docker_name = f"docker-{suffix}"
+
+    @functools.cached_property
+    def run_user(self) -> runuser.RunUser:
+        """The system user the process and fast lanes run as (see ``runuser``)."""
+        runtime = self.settings.runtime
+        runtime.mkdir(parents=True, exist_ok=True)
+        runtime.chmod(0o711)
+        return runuser.ensure(self.settings.run_user, runtime / "lanes")
+
+    def online(self, pool: str, name: str) -> bool:
+        """Whether the pool lists the worker as online."""
+        return self.server.admin.worker_online(pool, name)
+
+    def start_process(self, pool: str = DEFAULT_POOL, name: str | None = None) -> None:
+        """Start a process worker on the pool unless it already runs, then wait for it."""
+        worker = name or self.process_name
+
+        def spawn() -> int:
+            command = [sys.executable, "-m", catalogue.WORKERS_MODULE, "process", "--pool", pool]
+            command += ["--name", worker]
+            if self.settings.worker_limit:
+                command += ["--limit", str(self.settings.worker_limit)]
+            env = self.environments.lane(self.run_user.home, mints=True)
+            return self.supervisor.spawn(
+                catalogue.WORKER, command, env, respawn=True, user=self.run_user
+            )
+
+        self.supervisor.ensure(
+            catalogue.WORKER,
+            spawn,
+            lambda: self.online(pool, worker),
+            catalogue.WORKER_TIMEOUT,
+            f"worker {worker!r} on pool {pool!r}",
+        )
+
+    def start_fast(self) -> None:
+        """Create the ``fast`` pool and start one fast worker on it unless it runs."""
+        self.server.ensure_work_pool(FAST_POOL, DEFAULT_POOL_TYPE)
+        name = self.fast_name
+
+        def spawn() -> int:
+            command = [sys.executable, "-m", catalogue.FAST_MODULE, "--pool", FAST_POOL]
+            command += ["--name", name]
+            env = self.environments.lane(self.run_user.home, mints=False)
+            return self.supervisor.spawn(
+                catalogue.FAST_WORKER, command, env, respawn=True, user=self.run_user
+            )
+
+        self.supervisor.ensure(
+            catalogue.FAST_WORKER,
+            spawn,
+            lambda: self.online(FAST_POOL, name),
+            catalogue.WORKER_TIMEOUT,
+            f"fast worker {name!r} on pool {FAST_POOL!r}",
+        )
+
+    def start_docker(self) -> None:
+        """Start the docker pool's worker unless it already runs, then wait for it."""
+        name, pool = self.docker_name, docker_pool.POOL
+
+        def spawn() -> int:
+            command = [sys.executable, "-m", catalogue.WORKERS_MODULE, "docker", "--pool", pool]
+            command += ["--name", name]
+            env = self.environments.minting()
+            return self.supervisor.spawn(catalogue.DOCKER_WORKER, command, env, respawn=True)
+
+        self.supervisor.ensure(
+            catalogue.DOCKER_WORKER,
+            spawn,
+            lambda: self.online(pool, name),
+            catalogue.WORKER_TIMEOUT,
+            f"worker {name!r} on pool {pool!r}",
+        )
