@@ -147,15 +147,10 @@ def start_extra_worker(
     its sandbox): a second worker that differed would prove nothing about the first, and files
     its jobs wrote as another user would be out of the other worker's jobs' reach.
     """
-    if lane == "fast":
-        program = ["-m", "taskscheduler.fastlane", "--pool", pool, "--name", name]
-        env = platform.lane_env(mints=False)
-    else:
-        program = ["-m", "taskscheduler._prefect.workers", lane, "--pool", pool, "--name", name]
-        env = platform.lane_env(mints=True)
+    command, env = platform.workers.lane_worker(lane, pool, name)
     with log.open("ab") as out:
         return subprocess.Popen(
-            platform.run_user.command([sys.executable, *program]),
+            platform.workers.run_user.command(command),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

@@ -115,8 +115,8 @@ def test_two_fast_workers_run_each_job_exactly_once(
         (j.state_name, j.detail) for j in done
     ]
     # Both workers took part: otherwise "exactly once" would say nothing of two racing.
-    ran_by = Counter(worker_of(ts, job_id, (platform.fast_worker_name, second)) for job_id in jobs)
-    assert ran_by[second] > 0 and ran_by[platform.fast_worker_name] > 0, ran_by
+    ran_by = Counter(worker_of(ts, job_id, (platform.workers.fast_name, second)) for job_id in jobs)
+    assert ran_by[second] > 0 and ran_by[platform.workers.fast_name] > 0, ran_by
     lines = Counter(hits.read_text().split())
     assert lines == Counter([str(i) for i in range(30)] + ["-1"] * 10), lines
     for job_id in jobs:

@@ -104,14 +104,19 @@ def test_a_worker_that_dies_by_itself_is_started_again(platform: LocalPlatform) 
     """Prefect's worker exits for good on some server errors; its respawn wrapper restarts it
     and the pool has its worker back, under the same supervised PID."""
     from taskscheduler.platform import WORKER, _cmdline, _descendants
+    from taskscheduler.platform.catalogue import WORKERS_MODULE
 
     wrapper = platform._live_pid(WORKER)
     assert wrapper is not None
-    workers = [p for p in _descendants(wrapper) if "worker" in _cmdline(p)]
-    assert len(workers) == 1, workers
+
+    def is_worker(pid: int) -> bool:  # the worker itself, not its respawn wrapper or setpriv
+        return _cmdline(pid)[1:3] == ["-m", WORKERS_MODULE]
+
+    workers = [p for p in _descendants(wrapper) if is_worker(p)]
+    assert len(workers) == 1, [_cmdline(p) for p in _descendants(wrapper)]
     os.kill(workers[0], 9)
     wait_for(
-        lambda: any(p != workers[0] and "worker" in _cmdline(p) for p in _descendants(wrapper)),
+        lambda: any(p != workers[0] and is_worker(p) for p in _descendants(wrapper)),
         timeout=30,
         what="a new worker process under the wrapper",
     )
@@ -150,11 +155,11 @@ def test_status_command_reports_a_running_platform(platform: LocalPlatform) -> N
 
 @pytest.mark.slow
 def test_restart_keeps_data_and_down_leaves_no_process(
-    fresh_platform: LocalPlatform, tmp_path: Path
+    fresh_platform: LocalPlatform, job_dir: Path
 ) -> None:
     """``down`` ends every process, flow runs in flight included; ``up`` finds the data again."""
     pool_name = f"survivor-{secrets.token_hex(4)}"
-    flow_dir = tmp_path / "flows"
+    flow_dir = job_dir / "flows"  # where the run user's sandboxed flow run can read it
     flow_dir.mkdir()
     (flow_dir / "sleepy.py").write_text(SLEEPY_FLOW)
 

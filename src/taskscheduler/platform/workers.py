@@ -56,16 +56,25 @@ class Workers:
         """Whether the pool lists the worker as online."""
         return self.server.admin.worker_online(pool, name)
 
+    def lane_worker(self, lane: str, pool: str, name: str) -> tuple[list[str], dict[str, str]]:
+        """The command and environment of a ``process`` or ``fast`` lane's worker, run as the
+        run user: what ``up`` starts, and what a second worker of a pool must be."""
+        if lane == "fast":
+            command = [sys.executable, "-m", catalogue.FAST_MODULE, "--pool", pool]
+        else:
+            command = [sys.executable, "-m", catalogue.WORKERS_MODULE, "process", "--pool", pool]
+            if self.settings.worker_limit:
+                command += ["--limit", str(self.settings.worker_limit)]
+        command += ["--name", name]
+        env = self.environments.lane(self.run_user.home, mints=lane != "fast")
+        return command, env
+
     def start_process(self, pool: str = DEFAULT_POOL, name: str | None = None) -> None:
         """Start a process worker on the pool unless it already runs, then wait for it."""
         worker = name or self.process_name
 
         def spawn() -> int:
-            command = [sys.executable, "-m", catalogue.WORKERS_MODULE, "process", "--pool", pool]
-            command += ["--name", worker]
-            if self.settings.worker_limit:
-                command += ["--limit", str(self.settings.worker_limit)]
-            env = self.environments.lane(self.run_user.home, mints=True)
+            command, env = self.lane_worker("process", pool, worker)
             return self.supervisor.spawn(
                 catalogue.WORKER, command, env, respawn=True, user=self.run_user
             )
@@ -84,9 +93,7 @@ class Workers:
         name = self.fast_name
 
         def spawn() -> int:
-            command = [sys.executable, "-m", catalogue.FAST_MODULE, "--pool", FAST_POOL]
-            command += ["--name", name]
-            env = self.environments.lane(self.run_user.home, mints=False)
+            command, env = self.lane_worker("fast", FAST_POOL, name)
             return self.supervisor.spawn(
                 catalogue.FAST_WORKER, command, env, respawn=True, user=self.run_user
             )
