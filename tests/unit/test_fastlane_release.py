@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from taskscheduler._prefect import rest as _api
 from taskscheduler.fastlane.settings import FastLaneSettings
 from taskscheduler.fastlane.worker import FastWorker, Job
+from taskscheduler.policy import JobParameters
 
 JSON = dict[str, Any]
 
@@ -87,12 +87,12 @@ class RecordingChild:
         self.sent.append(message["id"])
 
 
+TASK = JobParameters(task="t", entrypoint="flows/t.py:main")
+
+
 async def worker_on(api: RecordingApi, settings: FastLaneSettings | None = None) -> FastWorker:
     """A fast worker that speaks to ``api`` instead of a server."""
-    worker = FastWorker(settings or FastLaneSettings(), "http://127.0.0.1:9/api")
-    await worker.api.close()
-    worker.api = api  # type: ignore[assignment]
-    return worker
+    return FastWorker(settings or FastLaneSettings(), cast(_api.Api, api))
 
 
 async def released(
@@ -103,14 +103,13 @@ async def released(
     worker = await worker_on(api, FastLaneSettings(check_ahead=check_ahead, processes=processes))
     children = [RecordingChild() for _ in range(processes)]
     for child in children:
-        worker.children.add(child)  # type: ignore[arg-type]
-        worker.idle.append(child)  # type: ignore[arg-type]
+        worker.children.alive.add(child)  # type: ignore[arg-type]
+        worker.children.idle.append(child)  # type: ignore[arg-type]
     now = time.time()
     for run_id, delay in due_in.items():
-        job = Job(id=run_id, due=now + delay, parameters={}, attempt=1, claimed=now)
-        worker.held[run_id] = job
-        heapq.heappush(worker.heap, (job.due, run_id))
-    loops = [asyncio.create_task(worker._release_loop()), asyncio.create_task(worker._check_loop())]
+        job = Job(id=run_id, due=now + delay, params=TASK, attempt=1, claimed=now)
+        worker.release.hold(job)
+    loops = [asyncio.create_task(worker.release.run()), asyncio.create_task(worker.release.check())]
     await asyncio.sleep(max(due_in.values()) + 0.5)
     worker.stop()
     for loop in loops:
@@ -128,6 +127,7 @@ def scheduled(own: dict[str, float], deployment: dict[str, str] | None = None) -
             "expected_start_time": _api.iso(at - 60),
             "next_scheduled_start_time": _api.iso(at),
             "run_count": 0,
+            "parameters": TASK.as_flow_parameters(),
         }
         for run_id, at in own.items()
     ]
@@ -136,7 +136,7 @@ def scheduled(own: dict[str, float], deployment: dict[str, str] | None = None) -
 async def polled(api: RecordingApi) -> FastWorker:
     """A worker that has polled ``api`` once."""
     worker = await worker_on(api)
-    await worker._poll()
+    await worker.poll()
     return worker
 
 
@@ -171,7 +171,9 @@ async def test_a_run_cancelled_while_held_is_found_ahead_and_never_started() -> 
     assert [(kind, ids) for kind, ids, _ in api.calls if kind == "RUNNING"] == [("RUNNING", ["c"])]
     assert sent(children) == ["c"]
     # The user's cancel is completed for the one left Cancelling; the other is left alone.
-    assert [(run_id, state["type"]) for run_id, state in worker.finals] == [("a", "CANCELLED")]
+    assert [(run_id, state["type"]) for run_id, state in worker.reporter.finals] == [
+        ("a", "CANCELLED")
+    ]
 
 
 async def test_a_backlog_is_checked_only_as_far_as_the_runs_next_in_line() -> None:
@@ -192,7 +194,7 @@ async def test_each_claimed_run_is_held_to_its_own_time_not_to_its_batchs() -> N
     own = {"a": now + 3.0, "b": now + 1.0, "c": now + 2.0}
     api = RecordingApi(dict.fromkeys(own, "SCHEDULED"), scheduled(own))
     worker = await polled(api)
-    assert {run_id: round(job.due, 3) for run_id, job in worker.held.items()} == {
+    assert {run_id: round(job.due, 3) for run_id, job in worker.release.held.items()} == {
         run_id: round(at, 3) for run_id, at in own.items()
     }
     [claim] = api.proposed
@@ -216,12 +218,12 @@ async def test_a_limited_tasks_runs_get_each_state_in_a_call_of_their_own() -> N
     worker = await polled(api)
     claims = sorted(sorted(ids) for kind, ids, _ in api.calls if kind == "PENDING")
     assert claims == [["f1", "f2", "f3"], ["l1"], ["l2"]]
-    assert sorted(worker.held) == sorted(own)
+    assert sorted(worker.release.held) == sorted(own)
     # Every later state too: Prefect copies a run's lease into the proposed state of each.
     api.calls.clear()
-    await worker._propose(sorted(own), {"type": "RUNNING", "state_details": {}})
-    worker.finals = [(run_id, {"type": "COMPLETED"}) for run_id in sorted(own)]
-    await worker._flush()
+    await worker.proposals.propose(sorted(own), {"type": "RUNNING", "state_details": {}})
+    worker.reporter.finals = [(run_id, {"type": "COMPLETED"}) for run_id in sorted(own)]
+    await worker.reporter.flush()
     calls = sorted((kind, sorted(ids)) for kind, ids, _ in api.calls)
     assert calls == [
         ("COMPLETED", ["f1", "f2", "f3"]),
@@ -231,7 +233,7 @@ async def test_a_limited_tasks_runs_get_each_state_in_a_call_of_their_own() -> N
         ("RUNNING", ["l1"]),
         ("RUNNING", ["l2"]),
     ]
-    assert not worker.alone  # forgotten once their final state is sent
+    assert not worker.proposals.alone  # forgotten once their final state is sent
 
 
 async def test_a_new_task_with_a_limit_is_known_from_its_first_run() -> None:
@@ -243,11 +245,11 @@ async def test_a_new_task_with_a_limit_is_known_from_its_first_run() -> None:
     api.states.update(n1="SCHEDULED", n2="SCHEDULED", f2="SCHEDULED")
     api.scheduled = scheduled(dict.fromkeys(["n1", "n2", "f2"], due), dict(n1="d-new", n2="d-new"))
     api.calls.clear()
-    await worker._poll()
+    await worker.poll()
     calls = sorted((kind, sorted(ids)) for kind, ids, _ in api.calls)
     assert calls == [("PENDING", ["f2"]), ("PENDING", ["n1"]), ("PENDING", ["n2"]), ("limits", [])]
     api.scheduled = scheduled({"f3": due})
     api.states["f3"] = "SCHEDULED"
     api.calls.clear()
-    await worker._poll()
+    await worker.poll()
     assert [kind for kind, _, _ in api.calls] == ["PENDING"]  # known deployment: no new read

@@ -239,7 +239,7 @@ def to_job(
         start_delay=delay,
         attempts=attempts if attempts is not None else run.run_count,
         code_version=version,
-        parameters=run.parameters.get("parameters") or {},
+        parameters=dict(job.parameters) if job is not None else {},
         auto_scheduled=run.auto_scheduled,
         timeline=[
             models.StateChange(

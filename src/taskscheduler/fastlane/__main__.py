@@ -14,7 +14,7 @@ from taskscheduler.fastlane.worker import FastWorker
 
 async def _serve(settings: FastLaneSettings) -> None:
     url, headers = _api_module.from_prefect_settings()
-    worker = FastWorker(settings, url, headers=headers)
+    worker = FastWorker.at(settings, url, headers=headers)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

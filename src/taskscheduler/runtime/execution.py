@@ -41,6 +41,7 @@ from taskscheduler import misfire, models
 from taskscheduler._prefect.blocks import TaskCode
 from taskscheduler.policy import JobParameters
 from taskscheduler.reliability import get_reliability_settings
+from taskscheduler.runtime import redaction
 
 MAX_RESULT_CHARS = 2000
 
@@ -79,13 +80,9 @@ def run_job(job: JobParameters) -> Any:
     )
     try:
         with secret_environment(job.secrets or {}) as redact, _user_logs_to_prefect():
-            try:
+            # The job's final state shows an error's message: it must not carry a secret.
+            with redaction.redacted_errors(redact):
                 result = attempt(**job.parameters)
-            except Exception as exc:
-                if redact(str(exc)) != str(exc):
-                    # The job's final state shows this message: it must not carry a secret.
-                    raise RuntimeError(redact(f"{type(exc).__name__}: {exc}")) from None
-                raise
             logger.info("Result: %s", repr(result)[:MAX_RESULT_CHARS])
     finally:
         # Send the job's output before its final state is set, so that whoever sees the job
@@ -146,17 +143,14 @@ def _picked_up(started: dt.datetime) -> tuple[dt.datetime, int]:
     return min(picked_up, started), int(facts["newer_due"])
 
 
-REDACTED = "***"
-
-
 @contextmanager
-def secret_environment(secrets: Mapping[str, str]) -> Iterator[Callable[[str], str]]:
+def secret_environment(secrets: Mapping[str, str]) -> Iterator[redaction.Redact]:
     """Set each ``NAME`` to the value of its Secret block; redact the values from all logs.
 
     Yields a function that redacts the values from any text.
     """
     if not secrets:
-        yield lambda text: text
+        yield redaction.unchanged
         return
     from prefect.blocks.system import Secret
 
@@ -170,40 +164,15 @@ def secret_environment(secrets: Mapping[str, str]) -> Iterator[Callable[[str], s
 
 
 @contextmanager
-def secret_values_environment(values: Mapping[str, str]) -> Iterator[Callable[[str], str]]:
+def secret_values_environment(values: Mapping[str, str]) -> Iterator[redaction.Redact]:
     """Set secret values as environment variables and redact them from every log record while
-    they are set (best effort: a value the code transforms, e.g. base64, is not recognised).
+    they are set (``redaction``).
 
     Yields a function that redacts the values from any text.
     """
-    hidden = sorted((v for v in values.values() if v), key=len, reverse=True)
-    factory = logging.getLogRecordFactory()
-
-    def redact(text: str) -> str:
-        for value in hidden:
-            text = text.replace(value, REDACTED)
-        return text
-
-    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = factory(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken record is logging's business, not ours
-            return record
-        if redact(message) != message:
-            record.msg, record.args = redact(message), None
-        if record.exc_info and record.exc_info[0] is not None:
-            trace = logging.Formatter().formatException(record.exc_info)
-            if redact(trace) != trace:
-                record.exc_text = redact(trace)
-        return record
-
-    logging.setLogRecordFactory(redacting)
-    try:
-        with environment(values):
-            yield redact
-    finally:
-        logging.setLogRecordFactory(factory)
+    redact = redaction.redactor(values.values())
+    with redaction.redacted_log_records(redact), environment(values):
+        yield redact
 
 
 @contextmanager

@@ -29,17 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from taskscheduler.runtime import execution
+from taskscheduler.runtime import execution, redaction
 
 PROTOCOL_LOGGER = "prefect.flow_runs"
 PRINT_LOGGER = "prefect.flow_runs"
 MAX_LINE_CHARS = 10_000
 CACHE_SIZE = 512
 RUN_ID_VARIABLE = "PREFECT__FLOW_RUN_ID"
-
-
-def _same(text: str) -> str:
-    return text
 
 
 class _Channel:
@@ -49,7 +45,7 @@ class _Channel:
         self.stream = stream
         self.lock = threading.Lock()
         self.job: str | None = None
-        self.redact: Callable[[str], str] = _same
+        self.redact: redaction.Redact = redaction.unchanged
 
     def send(self, message: dict[str, Any]) -> None:
         line = json.dumps(message, default=repr)
@@ -155,13 +151,9 @@ def _run_one(channel: _Channel, functions: _Functions, job: dict[str, Any]) -> d
             execution.secret_values_environment(job.get("secrets") or {}) as redact,
         ):
             channel.redact = redact
-            try:
+            # The job's final state shows an error's message: it must not carry a secret.
+            with redaction.redacted_errors(redact):
                 result = function(**(job.get("parameters") or {}))
-            except Exception as exc:
-                if redact(str(exc)) != str(exc):
-                    # The job's final state shows this message: it must not carry a secret.
-                    raise RuntimeError(redact(f"{type(exc).__name__}: {exc}")) from None
-                raise
         channel.log(
             logging.INFO, PROTOCOL_LOGGER, f"Result: {repr(result)[: execution.MAX_RESULT_CHARS]}"
         )
@@ -179,7 +171,7 @@ def _run_one(channel: _Channel, functions: _Functions, job: dict[str, Any]) -> d
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         channel.job = None
-        channel.redact = _same
+        channel.redact = redaction.unchanged
 
 
 def main() -> None:

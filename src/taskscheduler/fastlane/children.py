@@ -1,0 +1,162 @@
+"""The warm processes of the fast worker: sandboxes that run one job at a time.
+
+Each is started once (``python -m taskscheduler.runtime.warm``) in a sandbox with no network and
+no credential, reports ``ready``, then runs the jobs it is sent and reports their log lines and
+ends (the protocol is described in ``runtime.warm``). A process that exits is replaced; one that
+exits during start-up is replaced after ``RESPAWN_BACKOFF`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from taskscheduler._prefect.rest import JSON
+from taskscheduler.fastlane.jobs import Job, Jobs
+from taskscheduler.fastlane.loop import Loop
+from taskscheduler.fastlane.reporter import Reporter
+from taskscheduler.sandbox import launch
+
+log = logging.getLogger("taskscheduler.fastlane")
+
+CHILD_MODULE = "taskscheduler.runtime.warm"
+CHILD_LINE_LIMIT = 4 * 1024 * 1024
+RESPAWN_BACKOFF = 1.0
+
+
+class Child:
+    """One warm interpreter and the job it runs, if any."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.job: Job | None = None
+        self.ready = asyncio.Event()
+
+    async def send(self, message: JSON) -> None:
+        """Write one protocol line to the process."""
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(message) + "\n").encode())
+        await self.process.stdin.drain()
+
+    def kill(self) -> None:
+        """SIGKILL the process (its reader then reports the exit)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+
+class Children:
+    """The warm processes: which are alive, which are free, and what they report."""
+
+    def __init__(self, count: int, loop: Loop, cwd: Path, reporter: Reporter, jobs: Jobs) -> None:
+        self.count = count
+        self.loop = loop
+        self.cwd = cwd
+        self.reporter = reporter
+        self.jobs = jobs
+        self.alive: set[Child] = set()
+        self.idle: list[Child] = []
+        self.readers: set[asyncio.Task[None]] = set()
+        self.spawning = 0
+
+    def start(self) -> None:
+        """Start the warm processes (each takes seconds on a busy machine)."""
+        for _ in range(self.count):
+            self.loop.track(self.spawn())
+
+    def take(self, job: Job) -> None:
+        """Give ``job`` a free process (there must be one: see ``idle``)."""
+        job.child = self.idle.pop()
+        job.child.job = job
+
+    def release(self, job: Job) -> None:
+        """Take back the process given to a job that will not run in it after all."""
+        child, job.child = job.child, None
+        if child is not None:
+            child.job = None
+            self.free(child)
+
+    def free(self, child: Child) -> None:
+        if child in self.alive and child not in self.idle:
+            self.idle.append(child)
+            self.loop.wake.set()
+
+    async def spawn(self) -> None:
+        self.spawning += 1
+        try:
+            # A sandbox with no network and no credential: the worker reports for it.
+            env = dict(os.environ)
+            command = launch.sandbox_of(env, door=False).command(
+                [sys.executable, "-m", CHILD_MODULE]
+            )
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                cwd=self.cwd,
+                env=launch.job_environment(env, door=False),
+                limit=CHILD_LINE_LIMIT,
+            )
+            child = Child(process)
+            self.alive.add(child)
+            reader = asyncio.create_task(self.read(child))
+            self.readers.add(reader)
+            reader.add_done_callback(self.readers.discard)
+            waiter = asyncio.create_task(child.ready.wait())
+            await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        finally:
+            self.spawning -= 1
+
+    async def read(self, child: Child) -> None:
+        """Handle one process's messages until it exits, then account for its job."""
+        assert child.process.stdout is not None
+        while line := await child.process.stdout.readline():
+            self.receive(child, json.loads(line))
+        code = await child.process.wait()
+        self.alive.discard(child)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(child)
+        job, child.job = child.job, None
+        if job is not None:
+            self.jobs.end_killed(job, code)
+        if not self.loop.stopped:
+            if not child.ready.is_set():
+                log.error("a warm process exited during start-up (code %s)", code)
+                await asyncio.sleep(RESPAWN_BACKOFF)
+            self.loop.track(self.spawn())
+
+    def receive(self, child: Child, message: JSON) -> None:
+        """One protocol message from ``child``."""
+        op = message.get("op")
+        if op == "log":
+            self.reporter.log(
+                message["id"], message["level"], message["name"], message["message"], message["ts"]
+            )
+        elif op == "done":
+            job = child.job
+            if job is not None and job.id == message["id"] and job.killed is None:
+                child.job = None
+                self.jobs.end_attempt(job, ok=message["ok"], error=message.get("error"))
+                self.free(child)
+        elif op == "ready":
+            child.ready.set()
+            self.free(child)
+
+    async def close(self) -> None:
+        """Stop the processes: idle ones by closing their input, the rest (after 5 s) killed."""
+        for child in list(self.alive):
+            if child.job is None and child.process.stdin is not None:
+                child.process.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(c.process.wait() for c in list(self.alive))), 5.0
+            )
+        for child in list(self.alive):
+            child.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self.readers, return_exceptions=True), 5.0)
