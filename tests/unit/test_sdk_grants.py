@@ -31,7 +31,7 @@ class ReachedPrefect(Exception):
 
 
 class ReadsOnly:
-    """Stands in for ``_prefect.gateway.Gateway`` with one task ``report`` in work pool ``in_pool``."""
+    """Stands in for ``_prefect.gateway.Gateway``: one task ``report`` in work pool ``in_pool``."""
 
     flow_id = uuid.uuid4()
 

@@ -8,8 +8,8 @@ connection), a fresh ``/proc`` that shows only its own processes, a private ``/t
 the interpreter's environment and the project. The platform's state directory is masked even
 when it sits inside the project, and nothing else of the host (``/run``, ``/var``, ``/home``,
 ``/root``) is there at all; the only host paths it may write are those the operator lists
-(``TASKS_SANDBOX_WRITABLE``, none by default). The one way out, when given, is the job gateway's socket: its
-directory is mounted read-only at ``environment.DOOR_MOUNT``.
+(``TASKS_SANDBOX_WRITABLE``, none by default). The one way out, when given, is the job
+gateway's socket: its directory is mounted read-only at ``environment.DOOR_MOUNT``.
 """
 
 from __future__ import annotations
