@@ -67,9 +67,12 @@ FAST_MODULE = "taskscheduler.fastlane"
 # their own (taskscheduler.tuning).
 SERVICES = "prefect-services"
 PREFECT_BLOCKS_MODULE = "taskscheduler._prefect.blocks"
-# Our REST API (taskscheduler.api), served by uvicorn on TASKS_HOST:TASKS_API_PORT.
+# Our REST API and web page (taskscheduler.web), served by uvicorn on TASKS_HOST:TASKS_API_PORT.
 API = "taskscheduler-api"
-API_MODULE = "taskscheduler.api"
+API_MODULE = "taskscheduler.web"
+# What a platform started before the page moved out of the API package ran (``make down``
+# still knows it as ours).
+FORMER_API_MODULE = "taskscheduler.api"
 API_TIMEOUT = 180.0
 # Secrets only the process that needs them may see: never the workers, whose children run
 # user code (the Prefect auth string does reach them: flow runs must talk to the API).
@@ -982,7 +985,8 @@ class LocalPlatform:
         if service == SERVICES:
             return pid if is_leader and "services" in cmdline and "server" in cmdline else None
         if service == API:
-            return pid if is_leader and API_MODULE in cmdline else None
+            ours = API_MODULE in cmdline or FORMER_API_MODULE in cmdline
+            return pid if is_leader and ours else None
         if service == WATCHDOG:
             return pid if is_leader and WATCHDOG_MODULE in cmdline else None
         if service == GATE:

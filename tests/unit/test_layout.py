@@ -39,3 +39,17 @@ def test_only_the_prefect_wing_and_the_job_runtime_import_prefect() -> None:
         if room(path) not in MAY_IMPORT_PREFECT
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_api_does_not_import_the_web_page() -> None:
+    """``ui`` builds on ``api``, never the reverse; ``taskscheduler.web`` puts them together."""
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            m
+            for m in imported(path)
+            if m == "taskscheduler.ui" or m.startswith("taskscheduler.ui.")
+        )
+        for path in modules()
+        if room(path) == "api"
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
