@@ -9,7 +9,6 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "taskscheduler"
 # The Prefect wing, and the code that runs inside a job (it runs Prefect's engine).
 MAY_IMPORT_PREFECT = ("_prefect", "runtime")
 # The platform supervisor is a package of small collaborators, none of them a second monolith.
-PLATFORM_MODULE_MAX_LINES = 400
 
 
 def modules() -> list[Path]:
@@ -43,37 +42,23 @@ def test_only_the_prefect_wing_and_the_job_runtime_import_prefect() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-# Rooms split by concept, each module kept well under MAX_LINES: the SDK, the models and the
-# gateway's part of the Prefect wing.
-SPLIT_ROOMS = ("sdk", "models")
-GATEWAY_MODULES = (
-    "gateway",
-    "session",
-    "deployments",
-    "versions",
-    "flow_runs",
-    "run_queries",
-    "mapping",
-    "records",
-)
 MAX_LINES = 400
+# Modules still over MAX_LINES, each to be split along its concepts; the test fails once one of
+# them is under it, so the list only shrinks.
+NOT_YET_SPLIT = {
+    "_prefect/server/fastpath.py",  # claim, start and finish SQL of the set-based fast path
+    "tokens.py",  # tokens, their grants and their table
+    "gate/proxy.py",  # the gateway's HTTP and websocket relays
+}
 
 
-def split_by_concept(path: Path) -> bool:
-    parts = path.relative_to(PACKAGE).parts
-    return room(path) in SPLIT_ROOMS or (
-        len(parts) == 2 and parts[0] == "_prefect" and path.stem in GATEWAY_MODULES
-    )
-
-
-def test_the_sdk_models_and_gateway_modules_stay_small() -> None:
+def test_no_module_is_over_the_size_limit() -> None:
     sizes = {
-        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
-        for path in modules()
-        if split_by_concept(path)
+        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines()) for path in modules()
     }
-    assert len(sizes) >= 19, sorted(sizes)
-    assert {name: lines for name, lines in sizes.items() if lines >= MAX_LINES} == {}
+    over = {name for name, lines in sizes.items() if lines > MAX_LINES}
+    assert over - NOT_YET_SPLIT == set(), {name: sizes[name] for name in over}
+    assert NOT_YET_SPLIT - over == set(), "split now: take it off NOT_YET_SPLIT"
 
 
 def test_the_sdk_reaches_prefect_only_through_the_gateway_and_its_mapping() -> None:
@@ -90,10 +75,15 @@ def test_the_sdk_reaches_prefect_only_through_the_gateway_and_its_mapping() -> N
     assert {k: v for k, v in reached.items() if v} == {}
 
 
-def test_no_platform_module_exceeds_its_size() -> None:
-    sizes = {
-        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
-        for path in sorted((PACKAGE / "platform").glob("*.py"))
+def test_the_api_does_not_import_the_web_page() -> None:
+    """``ui`` builds on ``api``, never the reverse; ``taskscheduler.web`` puts them together."""
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            m
+            for m in imported(path)
+            if m == "taskscheduler.ui" or m.startswith("taskscheduler.ui.")
+        )
+        for path in modules()
+        if room(path) == "api"
     }
-    assert sizes, "taskscheduler/platform/ is a package"
-    assert {k: v for k, v in sizes.items() if v > PLATFORM_MODULE_MAX_LINES} == {}
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -9,6 +9,9 @@ Start-up checks that our tables are at their latest revision (the platform's boo
 them, as a role the API's own is not: ``dbroles``) and registers the first admin token from
 ``TASKS_ADMIN_TOKEN``; the API then serves with one database engine and
 one audit sink shared by all requests.
+
+The web page (``ui``) builds on this package and is added by ``taskscheduler.web``; nothing
+here knows of it. ``python -m taskscheduler.api`` serves the REST API alone.
 """
 
 from __future__ import annotations
@@ -24,10 +27,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
-from taskscheduler import audit, store, tokens, ui
+from taskscheduler import audit, store, tokens
 from taskscheduler.api import (
     auth,
     body_limit,
@@ -85,10 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics.Metrics()
     app.state.refusal_limiter = refusal_limit.RefusalLimiter()
     errors.install(app)
-    ui.install(app)
     app.include_router(health.router)
-    app.include_router(ui.router)
-    app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui.static")
     routers = (
         task_routes.router,
         jobs.router,
@@ -98,10 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router, dependencies=[Depends(auth.bearer)])
-    # Our own routes, to name a request's route (metrics) and action (audit) before it runs.
-    app.state.known_routes = [
-        r for router in (health.router, ui.router, *routers) for r in router.routes
-    ]
+    # Our own routes, to name a request's route (metrics) and action (audit) before it runs;
+    # whoever adds routes to the application adds them here too (``taskscheduler.web``).
+    app.state.known_routes = [r for router in (health.router, *routers) for r in router.routes]
     # Each one added runs before those added earlier.
     app.middleware("http")(_authenticate)
     app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
@@ -210,12 +208,17 @@ def _generated_admin_token(settings: Settings) -> str | None:
 
 
 def main() -> None:
-    """Serve the API with uvicorn on ``TASKS_HOST:TASKS_API_PORT``."""
+    """Serve the REST API alone with uvicorn on ``TASKS_HOST:TASKS_API_PORT``."""
+    settings = get_settings()
+    serve(create_app(settings), settings)
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    """Serve ``app`` with uvicorn on ``TASKS_HOST:TASKS_API_PORT``."""
     import uvicorn
 
-    settings = get_settings()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.api_port,
         proxy_headers=False,

@@ -27,7 +27,10 @@ WATCHDOG = "taskscheduler-watchdog"
 ALL = (SERVER, WORKER, DOCKER_WORKER, FAST_WORKER, API, WATCHDOG, SERVICES, GATE)
 
 FAST_MODULE = "taskscheduler.fastlane"
-API_MODULE = "taskscheduler.api"
+# The REST API and the web page (taskscheduler.web composes the two).
+API_MODULE = "taskscheduler.web"
+# What platforms started before the page moved out of the API package ran: still ours on `down`.
+FORMER_API_MODULE = "taskscheduler.api"
 GATE_MODULE = "taskscheduler.gate"
 WATCHDOG_MODULE = "taskscheduler.services.watchdog"
 # The process and docker lanes' workers: Prefect's, starting every job through the gateway.
@@ -56,7 +59,7 @@ def recognises(service: str, cmdline: list[str]) -> bool:
     """Whether ``cmdline`` is that of ``service`` (one of ours, not a stranger with its PID)."""
     module = _MODULES.get(service)
     if module is not None:
-        return module in cmdline
+        return module in cmdline or (service == API and FORMER_API_MODULE in cmdline)
     if service == SERVICES:
         return "services" in cmdline and "server" in cmdline
     role = "server" if service == SERVER else "worker"

@@ -1,0 +1,6 @@
+"""``python -m taskscheduler.cli``: the ``tasks`` command."""
+
+from taskscheduler.cli.main import main
+
+if __name__ == "__main__":
+    main()

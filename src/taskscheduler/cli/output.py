@@ -1,0 +1,111 @@
+"""What every command shares: the SDK it drives, user errors, and how results are printed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import BaseModel, TypeAdapter
+from rich.console import Console
+from rich.table import Table
+
+from taskscheduler import audit, durations, models
+from taskscheduler.sdk import TaskScheduler
+from taskscheduler.settings import get_settings
+
+console = Console()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+When = Annotated[str, typer.Option("--at", help="ISO 8601 time, 'now' or an offset like +30s.")]
+
+
+class Failure(Exception):
+    """A user error found by the CLI itself (bad option)."""
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with a one-line ``error: message``, exit status 1."""
+    raise Failure(message)
+
+
+def emit(value: Any, as_json: bool, human: Any = None) -> None:
+    """Print ``value`` as one JSON document, or ``human`` (a table or text) for people."""
+    if as_json:
+        if isinstance(value, BaseModel):
+            sys.stdout.write(value.model_dump_json(indent=2) + "\n")
+        else:
+            adapter: TypeAdapter[Any] = TypeAdapter(
+                type(value) if not isinstance(value, list) else list[Any]
+            )
+            sys.stdout.write(adapter.dump_json(value, indent=2).decode() + "\n")
+        return
+    if human is not None:
+        console.print(human)
+
+
+def scheduler() -> TaskScheduler:
+    """The SDK, acting as the local user."""
+    settings = get_settings()
+    return TaskScheduler(settings, actor=audit.Actor.local(settings, source="cli"))
+
+
+def when(text: str, zone: dt.tzinfo = dt.UTC) -> dt.datetime:
+    """A time the user typed: ISO 8601, ``now`` or an offset; naive times are in ``zone``."""
+    try:
+        return durations.parse_when(text, zone=zone)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def t(value: dt.datetime | None) -> str:
+    """A time as ISO 8601 UTC with milliseconds, or ``-``."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z" if value else "-"
+
+
+def task_view(task: models.Task) -> Table:
+    """A task for people: one field a row."""
+    table = Table(show_header=False, box=None)
+    table.add_row("name", task.name)
+    table.add_row("deployment", task.deployment_id)
+    table.add_row("state", task.state)
+    table.add_row("schedule", task.schedule or "on demand")
+    table.add_row("pool", task.pool or "-")
+    if task.version:
+        table.add_row(
+            "version", f"v{task.version} (sha256 {task.code_sha256 and task.code_sha256[:12]})"
+        )
+    if task.spec is not None:
+        spec = task.spec
+        table.add_row("code", spec.entrypoint or f"inline, entry {spec.entry}()")
+        table.add_row("parameters", json.dumps(spec.parameters))
+        table.add_row(
+            "policy",
+            f"retries {spec.retries}, delay {spec.retry_delay}, timeout {spec.timeout or '-'}, "
+            f"concurrency {spec.concurrency or '-'}",
+        )
+    table.add_row("next runs", ", ".join(t(run) for run in task.next_runs) or "-")
+    if task.last_job:
+        table.add_row("last job", f"{task.last_job.id} {task.last_job.state_name}")
+    return table
+
+
+def job_view(found: models.Job) -> Table:
+    """A job for people: its times, attempts, error and state timeline."""
+    table = Table(show_header=False, box=None)
+    table.add_row("id", found.id)
+    table.add_row("task", found.task or "-")
+    table.add_row("state", f"{found.state.value} ({found.state_name})")
+    table.add_row("scheduled", t(found.scheduled_time))
+    table.add_row("started", t(found.start_time))
+    table.add_row("ended", t(found.end_time))
+    table.add_row("attempts", str(found.attempts))
+    if found.code_version:
+        table.add_row("code version", f"v{found.code_version}")
+    if found.error:
+        table.add_row("error", found.error)
+    for change in found.timeline:
+        table.add_row("", f"{t(change.timestamp)} {change.name}")
+    return table

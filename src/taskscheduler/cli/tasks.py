@@ -1,0 +1,133 @@
+"""The task commands: create, update, list, show, delete, pause, resume, schedule, run."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from taskscheduler import models
+from taskscheduler.cli import spec_options
+from taskscheduler.cli.output import (
+    JsonFlag,
+    When,
+    emit,
+    fail,
+    job_view,
+    scheduler,
+    t,
+    task_view,
+    when,
+)
+
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", help="KEY=JSON argument (repeatable).")
+]
+
+_NO_SCHEDULE = inspect.Parameter(
+    "no_schedule",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=False,
+    annotation=Annotated[
+        bool, typer.Option("--no-schedule", help="Remove the schedule (run on demand only).")
+    ],
+)
+
+
+@spec_options.with_spec_options()
+def create(name: str, **options: Any) -> None:
+    """Create a task."""
+    as_json = options.pop("as_json")
+    changes = spec_options.changes(options)
+    with scheduler() as ts:
+        task = ts.create({"name": name, **changes})
+    emit(task, as_json, task_view(task))
+
+
+@spec_options.with_spec_options(_NO_SCHEDULE)
+def update(name: str, **options: Any) -> None:
+    """Change a task; future jobs follow the new definition."""
+    as_json, no_schedule = options.pop("as_json"), options.pop("no_schedule")
+    changes = spec_options.changes(options)
+    if no_schedule:
+        changes.update(cron=None, every=None, at=None, rrule=None)
+    if not changes:
+        fail("nothing to change: give at least one option")
+    with scheduler() as ts:
+        task = ts.update(name, changes)
+    emit(task, as_json, task_view(task))
+
+
+def list_tasks(
+    limit: Annotated[int, typer.Option(help="At most this many tasks.")] = 100,
+    offset: Annotated[int, typer.Option(help="Skip this many tasks.")] = 0,
+    search: Annotated[str | None, typer.Option(help="Only names containing this.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List tasks."""
+    with scheduler() as ts:
+        tasks = ts.list(limit=limit, offset=offset, search=search)
+    table = Table("name", "state", "schedule", "pool", "version", box=None)
+    for task in tasks:
+        table.add_row(
+            task.name,
+            task.state,
+            task.schedule or "-",
+            task.pool or "-",
+            f"v{task.version}" if task.version else "-",
+        )
+    emit([task.model_dump(mode="json") for task in tasks], as_json, table)
+
+
+def show(name: str, as_json: JsonFlag = False) -> None:
+    """Show a task: schedule, next runs, last job, versions."""
+    with scheduler() as ts:
+        task = ts.get(name)
+    emit(task, as_json, task_view(task))
+
+
+def delete(name: str, as_json: JsonFlag = False) -> None:
+    """Delete a task and its waiting jobs (finished jobs stay in Prefect's history)."""
+    with scheduler() as ts:
+        ts.delete(name)
+    emit({"name": name, "deleted": True}, as_json, f"deleted {name}")
+
+
+def pause(name: str, as_json: JsonFlag = False) -> None:
+    """Pause a task's schedule."""
+    with scheduler() as ts:
+        task = ts.pause(name)
+    emit(task, as_json, f"paused {name}")
+
+
+def resume(name: str, as_json: JsonFlag = False) -> None:
+    """Resume a task's schedule."""
+    with scheduler() as ts:
+        task = ts.resume(name)
+    emit(task, as_json, f"resumed {name}")
+
+
+def schedule(name: str, at: When, as_json: JsonFlag = False) -> None:
+    """Schedule a one-off job of a task at a time."""
+    with scheduler() as ts:
+        job = ts.schedule(name, when(at))
+    emit(job, as_json, f"{job.id} scheduled at {t(job.scheduled_time)}")
+
+
+def run(
+    name: str,
+    param: ParamOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end.")] = False,
+    wait_timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 600.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a task now."""
+    with scheduler() as ts:
+        job = ts.run(name, spec_options.parameters_of(param))
+        if wait:
+            job = ts.wait(job.id, timeout=wait_timeout)
+    emit(job, as_json, job_view(job) if wait else f"{job.id} started")
+    if wait and job.state is not models.JobState.COMPLETED:
+        raise typer.Exit(1)
