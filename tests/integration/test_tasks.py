@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -52,7 +53,8 @@ def test_created_task_is_a_deployment_of_the_generic_flow(ts: TaskScheduler) -> 
     assert schedules[0].schedule.cron == "0 9 * * *"
     assert schedules[0].schedule.timezone == "Europe/Paris"
     assert len(task.next_runs) >= 3, "the next runs are created at once, not a minute later"
-    assert all(t.astimezone(dt.timezone(dt.timedelta(hours=1))).hour == 9 for t in task.next_runs)
+    paris = ZoneInfo("Europe/Paris")
+    assert all(t.astimezone(paris).time() == dt.time(9) for t in task.next_runs), task.next_runs
 
 
 def test_run_now_completes_with_printed_and_logged_output_in_its_logs(ts: TaskScheduler) -> None:
@@ -282,7 +284,13 @@ def test_interval_runs_stop_at_end_and_none_start_before_start(ts: TaskScheduler
 def test_cron_follows_daylight_saving_time_in_its_zone(
     ts: TaskScheduler, platform: LocalPlatform
 ) -> None:
-    """09:00 in Berlin is 08:00 UTC before 2027-03-28 and 07:00 UTC after, on both paths."""
+    """09:00 in Berlin is 08:00 UTC before the next spring change of clocks and 07:00 UTC
+    after it, on both paths (a plain cron, and one limited to a window around the change)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    change = next_spring_change(dt.date.today())  # a Sunday: 02:00 becomes 03:00
+    first, end = change - dt.timedelta(days=2), change + dt.timedelta(days=3)
+    start_utc = dt.datetime.combine(first, dt.time(), dt.UTC)
+    end_utc = dt.datetime.combine(end, dt.time(), dt.UTC)
     plain, windowed = unique(), unique()
     ts.create({"name": plain, "code": HELLO, "cron": "0 9 * * *", "timezone": "Europe/Berlin"})
     ts.create(
@@ -291,8 +299,8 @@ def test_cron_follows_daylight_saving_time_in_its_zone(
             "code": HELLO,
             "cron": "0 9 * * *",
             "timezone": "Europe/Berlin",
-            "start": "2027-03-26T00:00:00",
-            "end": "2027-03-31T00:00:00",
+            "start": f"{first.isoformat()}T00:00:00",
+            "end": f"{end.isoformat()}T00:00:00",
         }
     )
     import asyncio
@@ -305,29 +313,35 @@ def test_cron_follows_daylight_saving_time_in_its_zone(
                 "/deployments/{id}/schedule",
                 path_params={"id": deployment_id},
                 json={
-                    "start_time": "2027-03-26T00:00:00Z",
-                    "end_time": "2027-03-31T00:00:00Z",
+                    "start_time": start_utc.isoformat(),
+                    "end_time": end_utc.isoformat(),
                     "min_runs": 10,
                 },
             )
             response.raise_for_status()
 
     expected = [
-        dt.datetime(2027, 3, 26, 8, tzinfo=dt.UTC),
-        dt.datetime(2027, 3, 27, 8, tzinfo=dt.UTC),
-        dt.datetime(2027, 3, 28, 7, tzinfo=dt.UTC),
-        dt.datetime(2027, 3, 29, 7, tzinfo=dt.UTC),
-        dt.datetime(2027, 3, 30, 7, tzinfo=dt.UTC),
+        dt.datetime.combine(first + dt.timedelta(days=k), dt.time(9), berlin).astimezone(dt.UTC)
+        for k in range(5)
     ]
+    assert [t.hour for t in expected] == [8, 8, 7, 7, 7], "the window spans the change"
     for name in (plain, windowed):
         asyncio.run(materialise(ts.get(name).deployment_id))
         times = [t for t, _, _ in _waiting_runs(ts, name)]
-        in_range = [t for t in times if dt.datetime(2027, 3, 26, tzinfo=dt.UTC) <= t]
-        in_range = [t for t in in_range if t < dt.datetime(2027, 3, 31, tzinfo=dt.UTC)]
+        in_range = [t for t in times if start_utc <= t < end_utc]
         assert in_range == expected, name
-    assert all(
-        t < dt.datetime(2027, 3, 31, tzinfo=dt.UTC) for t, _, _ in _waiting_runs(ts, windowed)
-    )
+    assert all(t < end_utc for t, _, _ in _waiting_runs(ts, windowed))
+
+
+def next_spring_change(today: dt.date) -> dt.date:
+    """The next last Sunday of March at least three days away (when central Europe's clocks
+    go forward)."""
+    for year in (today.year, today.year + 1):
+        march_31 = dt.date(year, 3, 31)
+        change = march_31 - dt.timedelta(days=(march_31.weekday() + 1) % 7)
+        if change - dt.timedelta(days=3) > today:
+            return change
+    raise AssertionError("unreachable: next year's change is always ahead")
 
 
 def test_pause_removes_waiting_runs_and_resume_brings_them_back(ts: TaskScheduler) -> None:
