@@ -21,7 +21,14 @@ from prefect.client.schemas.objects import FlowRun, State
 
 from taskscheduler import JobState, TaskScheduler, models
 from taskscheduler.platform import FAST_POOL, LocalPlatform
-from tests.integration.helpers import scheduler, start_extra_worker, unique, wait_for, worker_of
+from tests.integration.helpers import (
+    scheduler,
+    settled,
+    start_extra_worker,
+    unique,
+    wait_for,
+    worker_of,
+)
 
 # Prefect stamps start_time on the server and the worker holds on the same machine's clock, so
 # a start "before" the scheduled time can only be rounding of the clocks, never a real one.
@@ -67,7 +74,7 @@ def read_states(job_id: str) -> list[State]:
 
 def finished(ts: TaskScheduler, job_id: str, timeout: float = 60.0) -> models.Job:
     return wait_for(
-        lambda: (j := ts.job(job_id)).state.is_final and j,
+        lambda: settled(j := ts.job(job_id)) and j,
         timeout=timeout,
         what=f"job {job_id} to end",
     )
@@ -278,7 +285,10 @@ def test_prints_and_logging_become_the_runs_logs_before_it_ends(ts: TaskSchedule
 
 def test_a_crashed_warm_process_marks_its_job_crashed(ts: TaskScheduler) -> None:
     name = fast_task(ts, "import os\ndef main():\n    print('going down')\n    os._exit(3)\n")
-    job = finished(ts, ts.run(name).id)
+    job_id = ts.run(name).id
+    job = wait_for(
+        lambda: (j := ts.job(job_id)).state.is_final and j, timeout=60, what="the crash"
+    )  # no retries: Crashed is its end
     assert job.state_name == "Crashed", job
     messages = "\n".join(line.message for line in ts.logs(job.id))
     assert "exited unexpectedly" in messages and "exit code 3" in messages
@@ -364,7 +374,7 @@ def test_a_burst_of_failing_jobs_does_not_starve_a_healthy_task(
             for j in ts.jobs(task=good, limit=500)
             if j.scheduled_time and start < j.scheduled_time <= end
         ]
-        return jobs if jobs and all(j.state.is_final for j in jobs) else None
+        return jobs if jobs and all(settled(j) for j in jobs) else None
 
     healthy = wait_for(window_ended, timeout=60, what="the healthy jobs of the window ended")
     delays = sorted(j.start_delay or 0.0 for j in healthy)

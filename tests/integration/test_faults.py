@@ -25,7 +25,14 @@ import pytest
 from taskscheduler import JobState, TaskScheduler, models, schedules
 from taskscheduler.platform import WORKER, LocalPlatform, _descendants
 from tests.integration.conftest import drop_database, free_port, pointing_at, throwaway_settings
-from tests.integration.helpers import scheduler, start_extra_worker, unique, wait_for, worker_of
+from tests.integration.helpers import (
+    scheduler,
+    settled,
+    start_extra_worker,
+    unique,
+    wait_for,
+    worker_of,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +160,7 @@ def final_jobs(ts: TaskScheduler, task: str, count: int, timeout: float) -> list
 
     def probe() -> list[models.Job] | None:
         jobs = ts.jobs(task=task, limit=500)
-        ended = [j for j in jobs if j.state.is_final]
+        ended = [j for j in jobs if settled(j)]
         return jobs if len(ended) >= count else None
 
     return wait_for(probe, timeout=timeout, interval=1.0, what=f"{count} jobs of {task} ended")
@@ -267,15 +274,15 @@ def test_server_restart_during_scheduled_stream_runs_every_due_job_once(
     ts.pause(name)  # no new ticks; the ones before `end` must all run
     ticks = _ticks(start, end, every)
 
-    def settled() -> list[models.Job] | None:
+    def all_ended() -> list[models.Job] | None:
         jobs = [
             j
             for j in ts.jobs(task=name, limit=500)
             if j.scheduled_time and start < j.scheduled_time <= end
         ]
-        return jobs if len(jobs) >= len(ticks) and all(j.state.is_final for j in jobs) else None
+        return jobs if len(jobs) >= len(ticks) and all(settled(j) for j in jobs) else None
 
-    jobs = wait_for(settled, timeout=480, interval=2.0, what="every tick ended")
+    jobs = wait_for(all_ended, timeout=480, interval=2.0, what="every tick ended")
     by_tick = collections.Counter(j.scheduled_time for j in jobs)
     runs = executions(record)
     duplicated = sum(n - 1 for n in by_tick.values() if n > 1) + sum(
@@ -335,7 +342,7 @@ def test_misfire_policies_decide_what_runs_of_the_ticks_missed_while_down(
         final_jobs(ts, name, len(missed), timeout=300)
         wait_for(
             lambda n=name: all(  # type: ignore[misc]
-                j.state.is_final for j in ts.jobs(task=n, limit=500)
+                settled(j) for j in ts.jobs(task=n, limit=500)
                 if j.scheduled_time and down_at < j.scheduled_time <= back_at
             ),
             timeout=300, interval=2.0, what=f"{name} missed ticks ended",
@@ -456,20 +463,16 @@ def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
             time.sleep(14)
             end = now()
 
-            def settled() -> list[models.Job] | None:
+            def all_ended() -> list[models.Job] | None:
                 try:
                     jobs = [j for j in ts.jobs(task=name, limit=500)
                             if j.scheduled_time and start < j.scheduled_time <= end]  # fmt: skip
                 except Exception:
                     return None
                 ticks = _ticks(start, end, every)
-                return (
-                    jobs
-                    if len(jobs) >= len(ticks) and all(j.state.is_final for j in jobs)
-                    else None
-                )
+                return jobs if len(jobs) >= len(ticks) and all(settled(j) for j in jobs) else None
 
-            jobs = wait_for(settled, timeout=300, interval=2.0, what="ticks ended")
+            jobs = wait_for(all_ended, timeout=300, interval=2.0, what="ticks ended")
             ts.pause(name)
             ticks = _ticks(start, end, every)
             runs = executions(record)
