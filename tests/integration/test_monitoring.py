@@ -117,11 +117,17 @@ def test_canary_delay_is_reported_when_the_canary_runs(ts: TaskScheduler) -> Non
     # Any state: a canary job that started, then crashed or awaits a retry, keeps its start.
     started = [j for j in ts.jobs(task="tasks-canary", limit=500) if j.start_time is not None]
     assert started, "the snapshot saw a started canary job that the SDK does not list"
-    latest = max(started, key=lambda j: j.start_time or dt.datetime.min.replace(tzinfo=dt.UTC))
-    assert snap.canary_last_start is not None and latest.start_time is not None
-    # Unless a newer canary job started in between, the figure is that job's delay.
-    if abs((latest.start_time - snap.canary_last_start).total_seconds()) < 0.01:
-        assert snap.canary_delay == pytest.approx(latest.start_delay, abs=0.01)
+    assert snap.canary_last_start is not None
+    # The job the snapshot measured (listed after the snapshot, it is among them whatever
+    # started since): the figure is its delay.
+    measured_job = [
+        j
+        for j in started
+        if j.start_time is not None
+        and abs((j.start_time - snap.canary_last_start).total_seconds()) < 0.01
+    ]
+    assert len(measured_job) == 1, (snap.canary_last_start, [j.start_time for j in started])
+    assert snap.canary_delay == pytest.approx(measured_job[0].start_delay, abs=0.01)
 
 
 # ---- backup and restore -----------------------------------------------------------------------
