@@ -14,7 +14,8 @@ import pytest
 
 from taskscheduler import audit
 from taskscheduler.gate import credential
-from taskscheduler.gate.proxy import Gate, create_app
+from taskscheduler.gate.app import create_app
+from taskscheduler.gate.proxy import Gate
 from taskscheduler.gate.refusals import Refusals
 
 KEY = b"gate-key-for-tests-0123456789abcdef"

@@ -20,7 +20,8 @@ import uvicorn
 
 from taskscheduler import audit, store
 from taskscheduler.gate import environment
-from taskscheduler.gate.proxy import Gate, create_app
+from taskscheduler.gate.app import create_app
+from taskscheduler.gate.proxy import Gate
 from taskscheduler.gate.refusals import Refusals
 from taskscheduler.settings import DEFAULT_API_URL, get_settings
 

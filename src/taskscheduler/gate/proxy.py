@@ -4,14 +4,12 @@ Jobs reach it through a unix socket (the *door*) bind-mounted into their sandbox
 they hold a credential for their own run (``credential``), never the platform's auth string.
 Each call is checked against ``rules`` with the facts of the job's run as Prefect holds them
 and, when allowed, forwarded with the platform's own credentials. Everything else is answered
-403 and written to the audit log (``refusals``). Prefect's event websockets are relayed too:
-events a job may emit pass, others are dropped and audited; a subscription is narrowed to the
-job's own run.
+403 and written to the audit log (``refusals``). Prefect's event websockets are relayed by
+``events``; ``app`` serves both.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -22,12 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-import websockets
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from taskscheduler._prefect import rest
 from taskscheduler.gate import credential, rules
@@ -270,109 +264,6 @@ class Gate:
                 picked_up.timestamp(),
             )
         return {"picked_up": picked_up.isoformat(), "newer_due": newer}
-
-    # ---- events --------------------------------------------------------------------------
-
-    async def events(self, websocket: WebSocket) -> None:
-        """Relay ``/api/events/in`` (checking each event) or ``/api/events/out`` (narrowing
-        the subscription to the job's own run)."""
-        path = websocket.url.path
-        incoming = path.endswith("/events/in")
-        subprotocol = "prefect" if "prefect" in websocket.scope.get("subprotocols", []) else None
-        await websocket.accept(subprotocol=subprotocol)
-        run_id: str | None = None
-        try:
-            hello = await websocket.receive_json()
-            if not isinstance(hello, dict) or hello.get("type") != "auth":
-                raise Refused(401, "expected an auth message")
-            run_id = self.run_of(str(hello.get("token") or ""))
-            own = await self.own(run_id)
-            url = self.api_url.replace("http://", "ws://").replace("https://", "wss://")
-            async with websockets.connect(
-                url + path[len(API_PREFIX) :],
-                subprotocols=[websockets.Subprotocol("prefect")],
-                additional_headers=rest.auth_headers(self.auth_string, None),
-            ) as upstream:
-                await upstream.send(json.dumps({"type": "auth", "token": self.auth_string}))
-                answer = json.loads(await upstream.recv())
-                if answer.get("type") != "auth_success":
-                    raise Refused(503, "the Prefect API refused the gateway")
-                await websocket.send_json({"type": "auth_success"})
-                if incoming:
-                    await self._events_in(websocket, upstream, run_id)
-                else:
-                    await self._events_out(websocket, upstream, own)
-        except Refused as refused:
-            await self.refusals.note(run_id, f"WS {path}", refused.reason, client=None)
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await websocket.close(code=1008, reason=refused.reason[:120])
-        except (WebSocketDisconnect, websockets.ConnectionClosed):
-            pass
-        except (OSError, httpx.HTTPError, ValueError) as exc:
-            log.warning("events relay for run %s ended: %s", run_id, exc)
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await websocket.close(code=1011)
-
-    async def _events_in(
-        self, websocket: WebSocket, upstream: websockets.ClientConnection, run_id: str
-    ) -> None:
-        while True:
-            text = await websocket.receive_text()
-            try:
-                event = json.loads(text)
-            except ValueError:
-                await self.refusals.note(run_id, "event", "malformed event", client=None)
-                continue
-            own = await self.own(run_id)
-            why = rules.event_allowed(event, own)
-            if why is None:
-                await upstream.send(text)
-            else:
-                name = event.get("event", "?") if isinstance(event, dict) else "?"
-                await self.refusals.note(run_id, f"event {name}", why, client=None)
-
-    async def _events_out(
-        self, websocket: WebSocket, upstream: websockets.ClientConnection, own: rules.Own
-    ) -> None:
-        message = await websocket.receive_json()
-        if not isinstance(message, dict) or message.get("type") != "filter":
-            raise Refused(400, "expected a filter message")
-        narrowed = rules.restrict_subscription(message.get("filter"), own)
-        await upstream.send(json.dumps({"type": "filter", "filter": narrowed}))
-
-        async def to_job() -> None:
-            async for item in upstream:
-                await websocket.send_text(item if isinstance(item, str) else item.decode())
-
-        async def from_job() -> None:
-            while True:  # nothing more is expected; a close ends the relay
-                await websocket.receive_text()
-
-        relays = [asyncio.create_task(to_job()), asyncio.create_task(from_job())]
-        try:
-            await asyncio.wait(relays, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for relay in relays:
-                relay.cancel()
-
-
-def create_app(gate: Gate) -> Starlette:
-    """The gateway as an ASGI application."""
-
-    async def http(request: Request) -> Response:
-        return await gate.handle(request)
-
-    async def events(websocket: WebSocket) -> None:
-        await gate.events(websocket)
-
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
-    return Starlette(
-        routes=[
-            WebSocketRoute(API_PREFIX + "/events/in", events),
-            WebSocketRoute(API_PREFIX + "/events/out", events),
-            Route("/{path:path}", http, methods=methods),
-        ]
-    )
 
 
 async def _body(request: Request) -> bytes:

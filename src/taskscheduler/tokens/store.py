@@ -1,127 +1,25 @@
-"""API tokens: random bearer secrets with a scope, shown once, stored only as a hash.
-
-A token is ``tsk_`` + 32 random bytes (``secrets.token_urlsafe``). Only its SHA-256 is stored.
-A slow password hash (bcrypt, argon2) exists to make guessing *low-entropy* secrets expensive;
-a 256-bit random token cannot be guessed however fast the hash, so a plain SHA-256 loses
-nothing, costs microseconds per request, and lets the database find a token by its hash
-through a unique index instead of comparing secrets in Python.
-
-Scopes are ordered, ``read`` < ``write`` < ``admin``: each includes the ones below it.
-Scope says which calls a token may make; its grants (``taskscheduler.grants``) say which work
-pools and Secret blocks its tasks may use: every one for an admin token, else the lists stored
-with it (new tokens: ``grants.DEFAULT_POOLS`` and no secret, until an admin grants more).
-A revoked token is kept (for the audit trail) but never authenticates again.
-"""
+"""Tokens in our table: created, granted, listed, revoked, authenticated; each change audited."""
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import re
-import secrets
 import uuid
 from collections.abc import Iterable
 
-from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskscheduler import audit, errors, grants, models
-from taskscheduler.models import UtcDateTime
 from taskscheduler.store import tables
-
-PREFIX = "tsk_"
-NAME_PATTERN = r"^[\w.@:-][\w .@:-]{0,99}$"
-BOOTSTRAP_NAME = "admin (TASKS_ADMIN_TOKEN)"
-
-__all__ = [
-    "NewToken",
-    "Scope",
-    "TokenInfo",
-    "authenticate",
-    "create",
-    "ensure_bootstrap",
-    "generate",
-    "grant",
-    "hash_token",
-    "list_tokens",
-    "revoke",
-]
-
-
-class Scope(enum.StrEnum):
-    """What a token may do; each scope includes the ones below it."""
-
-    READ = "read"
-    WRITE = "write"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        """Position in read < write < admin."""
-        return list(Scope).index(self)
-
-    def allows(self, needed: Scope) -> bool:
-        """Whether a token of this scope may make a call that needs ``needed``."""
-        return self.rank >= needed.rank
-
-
-class TokenInfo(BaseModel):
-    """A token as it can be shown: never the secret, only a hint of its first characters."""
-
-    id: str
-    name: str
-    scope: Scope
-    hint: str = Field(description="The first characters of the token, to recognise it.")
-    created_at: UtcDateTime
-    created_by: str
-    revoked_at: UtcDateTime | None = None
-    revoked_by: str | None = None
-    last_used_at: UtcDateTime | None = None
-    pools: list[str] | None = Field(
-        default=None, description="Work pools its tasks may use; null: every pool (admin)."
-    )
-    secrets: list[str] | None = Field(
-        default=None, description="Secret blocks its tasks may name; null: every one (admin)."
-    )
-
-    @property
-    def active(self) -> bool:
-        """Whether the token still authenticates."""
-        return self.revoked_at is None
-
-    @property
-    def grants(self) -> grants.Grants:
-        """What its calls may use, for the SDK to check."""
-        return grants.Grants(
-            pools=None if self.pools is None else frozenset(self.pools),
-            secrets=None if self.secrets is None else frozenset(self.secrets),
-        )
-
-
-class NewToken(BaseModel):
-    """A token just created: the only time its secret is shown."""
-
-    id: str
-    name: str
-    scope: Scope
-    token: str = Field(description="The bearer token; store it now, it is not shown again.")
-    pools: list[str] | None = Field(description="Work pools its tasks may use; null: every pool.")
-    secrets: list[str] | None = Field(description="Secret blocks its tasks may name; null: all.")
-
-
-def generate() -> str:
-    """A new random token."""
-    return PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a token (see the module docstring for why SHA-256 is enough)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _hint(token: str) -> str:
-    return token[: len(PREFIX) + 4]
+from taskscheduler.tokens.model import (
+    BOOTSTRAP_NAME,
+    NewToken,
+    Scope,
+    TokenInfo,
+    generate,
+    hash_token,
+    hint,
+)
 
 
 async def create(
@@ -163,7 +61,7 @@ async def create(
                 name=name,
                 scope=scope.value,
                 token_hash=hash_token(token),
-                hint=_hint(token),
+                hint=hint(token),
                 created_by=_who(actor),
                 pools=stored_pools,
                 secrets=stored_secrets,
@@ -356,7 +254,7 @@ async def ensure_bootstrap(engine: AsyncEngine, token: str) -> None:
                 name=BOOTSTRAP_NAME,
                 scope=Scope.ADMIN.value,
                 token_hash=digest,
-                hint=_hint(token),
+                hint=hint(token),
                 created_by="start-up",
             )
         )
