@@ -160,15 +160,14 @@ def start_extra_worker(
 
 
 def worker_of(ts: TaskScheduler, job_id: str, workers: tuple[str, ...]) -> str | None:
-    """Which of ``workers`` ran the job, by the line each worker writes into a job's logs
-    when it starts it (Prefect's "Worker '<name>' submitting", ours "in fast worker <name>")."""
+    """Which of ``workers`` ran the job, by the line the worker that won the claim writes into
+    the job's logs (the process lane's "Started by worker '<name>'", the fast lane's "in fast
+    worker <name>"); Prefect's "submitting" line may come from a worker that lost the race."""
     text = "\n".join(line.message for line in ts.logs(job_id))
-    found = [name for name in workers if f"'{name}'" in text or f"worker {name}" in text]
+    found = [
+        name
+        for name in workers
+        if f"Started by worker '{name}'" in text or f"in fast worker {name}" in text
+    ]
     assert len(found) <= 1, (job_id, found)
     return found[0] if found else None
-
-
-def settled(job: models.Job) -> bool:
-    """Whether a job has ended for good. Crashed counts as failed (``is_final``), but the
-    watchdog may still retry it: a probe that stopped there would judge a job mid-recovery."""
-    return job.state.is_final and job.state_name != "Crashed"

@@ -27,7 +27,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from prefect.utilities.processutils import command_to_string, setup_signal_handlers_worker
-from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
+from prefect.workers.process import (
+    ProcessJobConfiguration,
+    ProcessWorker,
+    ProcessWorkerResult,
+)
 from prefect_docker.worker import (  # type: ignore[import-untyped]
     DockerWorker,
     DockerWorkerJobConfiguration,
@@ -40,6 +44,7 @@ from taskscheduler.settings import get_settings
 if TYPE_CHECKING:
     from uuid import UUID
 
+    import anyio.abc
     from prefect.client.schemas.objects import Flow, FlowRun, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse
 
@@ -85,6 +90,18 @@ class SandboxedProcessWorker(ProcessWorker):
 
     type = "process"
     job_configuration = SandboxedProcessJobConfiguration
+
+    async def run(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None = None,
+    ) -> ProcessWorkerResult:
+        """Say in the job's logs which worker started it. Prefect's own "submitting" line is
+        written before the claim, so with two workers on a pool both may write it for one run;
+        this one is written only by the worker that won the claim."""
+        self.get_flow_run_logger(flow_run).info(f"Started by worker '{self.name}'")
+        return await super().run(flow_run, configuration, task_status)
 
 
 class IsolatedDockerJobConfiguration(DockerWorkerJobConfiguration):  # type: ignore[misc]
