@@ -45,6 +45,11 @@ def throwaway_settings(state_dir: Path) -> Settings:
         api_port=free_port(),
         state_dir=state_dir,
         sandbox_writable=[SHARED],
+        # Its own, from its port: never a directory named by the environment, which inside
+        # ``pointing_at`` is another platform's (its gateway's door would be replaced, and
+        # removed on ``down``, under that platform's jobs).
+        runtime_dir=None,
+        door_dir=None,
     )
 
 
@@ -75,7 +80,13 @@ def pointing_at(platform: LocalPlatform) -> Iterator[None]:
     """
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    env = {k: v for k, v in platform.env().items() if k.startswith("TASKS_")}
+    # Not the runtime and door directories: they are for the platform's own children, and a
+    # platform started in here must choose its own.
+    env = {
+        k: v
+        for k, v in platform.env().items()
+        if k.startswith("TASKS_") and k not in ("TASKS_RUNTIME_DIR", "TASKS_DOOR_DIR")
+    }
     env["PREFECT_API_URL"] = platform.api_url
     env["PREFECT_API_AUTH_STRING"] = platform.prefect_auth_string
     with pytest.MonkeyPatch.context() as patch:
