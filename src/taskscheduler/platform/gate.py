@@ -10,6 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
+from taskscheduler import errors
 from taskscheduler.gate import environment as job_environment
 from taskscheduler.platform import catalogue
 from taskscheduler.platform.environment import Environments
@@ -49,6 +50,13 @@ class Gate:
         )
 
     def _spawn(self) -> int:
+        if self.ready():
+            # Not ours (ours is not running, or we would not be here): another platform's,
+            # whose jobs would lose their door if this one took the socket over.
+            raise errors.PlatformUnavailable(
+                f"another platform's job gateway serves {self.socket}; give this platform a "
+                "runtime directory of its own (TASKS_RUNTIME_DIR)"
+            )
         self.socket.unlink(missing_ok=True)  # a stale one would look ready
         command = [sys.executable, "-m", catalogue.GATE_MODULE]
         return self.supervisor.spawn(

@@ -130,8 +130,10 @@ class LocalPlatform:
         self.stop(catalogue.FAST_WORKER)
         for service in (WORKER, catalogue.GATE, catalogue.SERVICES, SERVER):
             self.stop(service)
-        # Runtime state only (the door, the run user's Prefect home); nothing to keep.
-        shutil.rmtree(self.settings.runtime, ignore_errors=True)
+        # Runtime state only (the door, the run user's Prefect home); nothing to keep, unless
+        # another platform's gateway answers there (its jobs' door).
+        if not self.gate.ready():
+            shutil.rmtree(self.settings.runtime, ignore_errors=True)
 
     def status(self) -> PlatformStatus:
         """Which supervised processes are alive and whether the API answers."""
