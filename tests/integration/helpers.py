@@ -171,3 +171,9 @@ def worker_of(ts: TaskScheduler, job_id: str, workers: tuple[str, ...]) -> str |
     ]
     assert len(found) <= 1, (job_id, found)
     return found[0] if found else None
+
+
+def settled(job: models.Job) -> bool:
+    """Whether a job has ended for good. Crashed counts as failed (``is_final``), but the
+    watchdog may still retry it: a probe that stopped there would judge a job mid-recovery."""
+    return job.state.is_final and job.state_name != "Crashed"
