@@ -820,3 +820,11 @@ def test_login_with_a_refused_token_saves_nothing(
     assert code != 0
     assert "refused the token" in output
     assert not clean_env.exists()
+
+
+def test_a_broken_file_does_not_stop_a_caller_who_gave_both(clean_env: Path) -> None:
+    clean_env.parent.mkdir(parents=True)
+    clean_env.write_text("{not json")
+    assert config.resolve("http://a:1", "tsk_a") == config.Config("http://a:1", "tsk_a")
+    with pytest.raises(errors.TaskSchedulerError, match="cannot read"):
+        config.resolve("http://a:1")

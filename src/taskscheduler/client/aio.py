@@ -188,10 +188,30 @@ class AsyncClient:
 
     # Schedules, tokens, audit, health
 
-    async def preview(self, **schedule: Any) -> bodies.Preview:
-        """The next run times of a schedule (``cron``, ``every``, ``at``, ``rrule``,
-        ``timezone``, ``start``, ``end``, ``count``)."""
-        return await self.send(calls.preview(**schedule))
+    async def preview(
+        self,
+        *,
+        cron: str | None = None,
+        every: str | None = None,
+        at: str | dt.datetime | None = None,
+        rrule: str | None = None,
+        timezone: str | None = None,
+        start: str | dt.datetime | None = None,
+        end: str | dt.datetime | None = None,
+        count: int | None = None,
+    ) -> bodies.Preview:
+        """The next ``count`` run times of a schedule (the task fields of the same names)."""
+        call = calls.preview(
+            cron=cron,
+            every=every,
+            at=at,
+            rrule=rrule,
+            timezone=timezone,
+            start=start,
+            end=end,
+            count=count,
+        )
+        return await self.send(call)
 
     async def tokens(self) -> builtins.list[TokenInfo]:
         """Every token, revoked ones included (admin)."""
@@ -222,10 +242,21 @@ class AsyncClient:
         """Revoke a token for good (admin)."""
         await self.send(calls.revoke_token(token_id))
 
-    async def audit_page(self, **query: Any) -> bodies.AuditPage:
-        """One page of the audit log (``actor``, ``task``, ``action``, ``since``, ``limit``,
-        ``cursor``)."""
-        return await self.send(calls.audit_page(**query))
+    async def audit_page(
+        self,
+        *,
+        actor: str | None = None,
+        task: str | None = None,
+        action: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> bodies.AuditPage:
+        """One page of the audit log, newest first; pass ``next_cursor`` back as ``cursor``."""
+        call = calls.audit_page(
+            actor=actor, task=task, action=action, since=since, limit=limit, cursor=cursor
+        )
+        return await self.send(call)
 
     async def audit(
         self,

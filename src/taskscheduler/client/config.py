@@ -63,14 +63,17 @@ def resolve(
     """The URL and token to use: each from the arguments, else the environment, else the file
     (whose token only goes with its own URL)."""
     env = os.environ if environ is None else environ
-    saved = read(path or default_path(env))
-    chosen_url = url or env.get(ENV_URL) or (saved.url if saved else None)
+    given_url, given_token = url or env.get(ENV_URL), token or env.get(ENV_TOKEN)
+    # The file is read only when something is still missing (a broken one cannot stop a
+    # caller who gave both).
+    saved = None if given_url and given_token else read(path or default_path(env))
+    chosen_url = given_url or (saved.url if saved else None)
     if not chosen_url:
         raise errors.TaskSchedulerError(
             f"no API URL: pass url=, set {ENV_URL}, or run `tasks login --url URL --token TOKEN`"
         )
     chosen_url = normalise(chosen_url)
-    chosen_token = token or env.get(ENV_TOKEN) or None
+    chosen_token = given_token or None
     if chosen_token is None and saved is not None and normalise(saved.url) == chosen_url:
         chosen_token = saved.token
     return Config(url=chosen_url, token=chosen_token)

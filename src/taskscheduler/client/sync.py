@@ -184,10 +184,30 @@ class Client:
 
     # Schedules, tokens, audit, health
 
-    def preview(self, **schedule: Any) -> bodies.Preview:
-        """The next run times of a schedule (``cron``, ``every``, ``at``, ``rrule``,
-        ``timezone``, ``start``, ``end``, ``count``)."""
-        return self.send(calls.preview(**schedule))
+    def preview(
+        self,
+        *,
+        cron: str | None = None,
+        every: str | None = None,
+        at: str | dt.datetime | None = None,
+        rrule: str | None = None,
+        timezone: str | None = None,
+        start: str | dt.datetime | None = None,
+        end: str | dt.datetime | None = None,
+        count: int | None = None,
+    ) -> bodies.Preview:
+        """The next ``count`` run times of a schedule (the task fields of the same names)."""
+        call = calls.preview(
+            cron=cron,
+            every=every,
+            at=at,
+            rrule=rrule,
+            timezone=timezone,
+            start=start,
+            end=end,
+            count=count,
+        )
+        return self.send(call)
 
     def tokens(self) -> builtins.list[TokenInfo]:
         """Every token, revoked ones included (admin)."""
@@ -218,10 +238,21 @@ class Client:
         """Revoke a token for good (admin)."""
         self.send(calls.revoke_token(token_id))
 
-    def audit_page(self, **query: Any) -> bodies.AuditPage:
-        """One page of the audit log (``actor``, ``task``, ``action``, ``since``, ``limit``,
-        ``cursor``)."""
-        return self.send(calls.audit_page(**query))
+    def audit_page(
+        self,
+        *,
+        actor: str | None = None,
+        task: str | None = None,
+        action: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> bodies.AuditPage:
+        """One page of the audit log, newest first; pass ``next_cursor`` back as ``cursor``."""
+        call = calls.audit_page(
+            actor=actor, task=task, action=action, since=since, limit=limit, cursor=cursor
+        )
+        return self.send(call)
 
     def audit(
         self,

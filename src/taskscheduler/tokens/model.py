@@ -1,4 +1,5 @@
-"""What a token is: its scope, how it is shown, its secret and the hash stored of it."""
+"""A token's secret and the hash stored of it; its scope and how it is shown live in
+``models.tokens`` (the REST client reads them too) and are re-exported here."""
 
 from __future__ import annotations
 
