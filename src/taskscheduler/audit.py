@@ -11,80 +11,27 @@ TRUNCATE on the table, so no part of the product can rewrite history.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, Protocol
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler import errors
-from taskscheduler.models import UtcDateTime
-from taskscheduler.settings import Settings
+from taskscheduler.models.audit import Actor, ActorKind, AuditEntry, Source
 from taskscheduler.store import tables
 
-ActorKind = Literal["token", "local", "anonymous", "job"]
-Source = Literal["api", "cli", "sdk", "ui", "gateway"]
 MAX_DETAIL = 500
 
 __all__ = [
     "Actor",
+    "ActorKind",
     "AuditEntry",
     "AuditSink",
     "DatabaseSink",
+    "Source",
     "outcome_of",
     "query",
 ]
-
-
-class Actor(BaseModel):
-    """Who acts: an API token, the local user of the CLI or SDK, or a job (at the gateway)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: ActorKind
-    id: str | None = Field(default=None, description="Token id, for token actors.")
-    name: str = Field(description="Token name, or the local user name.")
-    source: Source = "sdk"
-
-    @classmethod
-    def local(cls, settings: Settings, source: Source = "sdk") -> Actor:
-        """The user running the CLI or SDK on this machine."""
-        return cls(kind="local", name=settings.actor, source=source)
-
-
-class AuditEntry(BaseModel):
-    """One row of the audit log."""
-
-    id: int | None = None
-    at: UtcDateTime | None = None
-    actor_kind: ActorKind
-    actor_id: str | None = None
-    actor_name: str
-    source: Source
-    action: str = Field(description="What was asked, e.g. task.create, job.cancel, token.revoke.")
-    task: str | None = None
-    job: str | None = None
-    outcome: str = Field(
-        description="ok, or why it was refused or failed: unauthorized, forbidden, invalid, "
-        "not_found, conflict, unavailable, error."
-    )
-    detail: str | None = None
-    request_id: str | None = None
-    code_sha256_before: str | None = None
-    code_sha256_after: str | None = None
-
-    @classmethod
-    def of(cls, actor: Actor, action: str, outcome: str, **fields: str | None) -> AuditEntry:
-        """An entry for ``actor`` doing ``action``."""
-        return cls(
-            actor_kind=actor.kind,
-            actor_id=actor.id,
-            actor_name=actor.name,
-            source=actor.source,
-            action=action,
-            outcome=outcome,
-            **fields,
-        )
 
 
 class AuditSink(Protocol):

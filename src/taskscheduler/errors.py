@@ -10,9 +10,13 @@
     ├── JobAlreadyFinished              cancel of a job in a final state
     ├── TokenNotFound (LookupError)     no API token has that id
     ├── PermissionDenied                the caller's grants do not cover a work pool or secret
+    ├── NotAuthenticated                the REST API refused the token (none, unknown, revoked)
+    ├── ApiError                        the REST API answered a status none of these explain
     └── PlatformUnavailable (ConnectionError)   the Prefect server or database cannot be reached
+        └── ApiUnreachable              the REST client cannot reach the API at its URL
 
-The CLI prints ``str(error)`` on one line and exits 1; the API maps each leaf to a status code.
+The CLI prints ``str(error)`` on one line and exits 1; the API maps each leaf to a status code
+and the REST client maps it back (``taskscheduler.wire.errors``, one table for both).
 """
 
 from __future__ import annotations
@@ -91,3 +95,23 @@ class PermissionDenied(TaskSchedulerError):
 
 class PlatformUnavailable(TaskSchedulerError, ConnectionError):
     """The Prefect server or the database cannot be reached."""
+
+
+class NotAuthenticated(TaskSchedulerError):
+    """The REST API did not accept the token: none was sent, or it is unknown or revoked."""
+
+
+class ApiError(TaskSchedulerError):
+    """The REST API answered with a status that none of our errors explain."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(f"{message} (HTTP {status})")
+
+
+class ApiUnreachable(PlatformUnavailable):
+    """The REST client cannot reach the API."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"cannot reach the task scheduler API at {url}: {reason}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "taskscheduler"
@@ -79,3 +81,127 @@ def test_the_api_does_not_import_the_web_page() -> None:
         if room(path) == "api"
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# The REST client runs where the server does not: it must load none of the server's libraries
+# and none of its modules, at any depth of what it imports.
+CLIENT_MAY_NOT_LOAD = ("prefect", "prefect_", "fastapi", "starlette", "sqlalchemy", "alembic")
+SERVER_ROOMS = (
+    "_prefect",
+    "api",
+    "audit",
+    "cli",
+    "dbroles",
+    "fastlane",
+    "gate",
+    "platform",
+    "runtime",
+    "sandbox",
+    "sdk",
+    "services",
+    "settings",
+    "store",
+    "tokens",
+    "ui",
+    "web",
+)
+
+
+def import_time(path: Path) -> set[str]:
+    """What importing ``path`` imports: module-level statements (under ``if``/``try`` too), not
+    function bodies (run later, if ever) nor ``if TYPE_CHECKING:`` blocks (never run)."""
+    found: set[str] = set()
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.If):
+                if "TYPE_CHECKING" not in ast.unparse(node.test):
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                for block in (node.body, node.orelse, node.finalbody):
+                    visit(block)
+                for handler in node.handlers:
+                    visit(handler.body)
+            elif isinstance(node, ast.With):
+                visit(node.body)
+
+    visit(ast.parse(path.read_text(), str(path)).body)
+    return found
+
+
+def module_file(name: str) -> Path | None:
+    """The file of one of our modules (a package's ``__init__``), None for other names."""
+    if name != "taskscheduler" and not name.startswith("taskscheduler."):
+        return None
+    base = PACKAGE.parent.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def loaded_by(start: list[Path]) -> dict[Path, set[str]]:
+    """Each of our modules that importing ``start`` loads, with the names it imports: every
+    depth, parent packages included (importing ``a.b`` runs ``a/__init__.py`` first)."""
+    seen: dict[Path, set[str]] = {}
+    todo = list(start)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        names = imported(path) if path in start else import_time(path)
+        seen[path] = names
+        for name in names:
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):
+                found = module_file(".".join(parts[:depth]))
+                if found is not None and found not in seen:
+                    todo.append(found)
+    return seen
+
+
+def test_the_client_loads_neither_the_servers_libraries_nor_its_modules() -> None:
+    client = sorted((PACKAGE / "client").rglob("*.py"))
+    assert client, "taskscheduler/client/ is missing"
+    reached = loaded_by(client)
+    assert PACKAGE / "__init__.py" in reached  # the parent package runs first
+    libraries = {
+        str(path.relative_to(PACKAGE)): sorted(
+            n for n in names if n.split(".")[0].startswith(CLIENT_MAY_NOT_LOAD)
+        )
+        for path, names in reached.items()
+    }
+    assert {k: v for k, v in libraries.items() if v} == {}
+    server = sorted(
+        str(path.relative_to(PACKAGE)) for path in reached if room(path) in SERVER_ROOMS
+    )
+    assert server == []
+
+
+def test_the_transitive_check_sees_what_it_should() -> None:
+    """The walk above finds the server's libraries when they are there (not vacuously empty)."""
+    reached = loaded_by([PACKAGE / "api" / "auth.py"])
+    names = set().union(*reached.values())
+    assert any(n.startswith("sqlalchemy") for n in names)  # through audit and tokens.store
+    assert PACKAGE / "models" / "tokens.py" in reached  # through tokens/model.py
+    # A module-level import is followed; one under TYPE_CHECKING or in a function is not.
+    assert "taskscheduler.sdk" in imported(PACKAGE / "__init__.py")
+    assert "taskscheduler.sdk" not in import_time(PACKAGE / "__init__.py")
+
+
+def test_importing_the_client_loads_no_server_library() -> None:
+    code = (
+        "import sys, taskscheduler.client\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'prefect', 'fastapi', 'sqlalchemy', 'starlette'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -1,6 +1,7 @@
 """One place that turns errors into HTTP responses.
 
-Each leaf of ``taskscheduler.errors`` has one status code; invalid input is a 422 whose body
+Each leaf of ``taskscheduler.errors`` has one status code (``wire.errors``, shared with the
+REST client, which maps the answers back to the same classes); invalid input is a 422 whose body
 names each bad field like FastAPI's own validation errors; nothing a caller sends can produce
 a 500 (an unexpected error still answers with a generic 500, logged with its request id).
 """
@@ -18,35 +19,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskscheduler import audit, errors
 from taskscheduler.api import refusal_limit, security_headers
+from taskscheduler.wire import errors as wire_errors
 
 log = logging.getLogger("taskscheduler.api")
 
-STATUS: tuple[tuple[type[errors.TaskSchedulerError], int], ...] = (
-    (errors.InvalidTask, 422),
-    (errors.TaskNotFound, 404),
-    (errors.JobNotFound, 404),
-    (errors.TokenNotFound, 404),
-    (errors.PermissionDenied, 403),
-    (errors.TaskAlreadyExists, 409),
-    (errors.JobAlreadyStarted, 409),
-    (errors.JobAlreadyFinished, 409),
-    (errors.PlatformUnavailable, 503),
-)
-
-
-def status_of(exc: errors.TaskSchedulerError) -> int:
-    """The status code of one of our errors."""
-    for kind, code in STATUS:
-        if isinstance(exc, kind):
-            return code
-    return 400
+# The table of status codes lives with the client's side of it (``wire.errors``).
+STATUS = wire_errors.STATUS
+status_of = wire_errors.status_of
 
 
 def invalid(loc: list[str | int], msg: str, kind: str = "value_error") -> JSONResponse:
     """A 422 naming one field."""
-    return JSONResponse(
-        status_code=422, content={"detail": [{"loc": loc, "msg": msg, "type": kind}]}
-    )
+    return JSONResponse(status_code=422, content=wire_errors.invalid_body(loc, msg, kind))
 
 
 async def scheduler_error(request: Request, exc: Exception) -> JSONResponse:
@@ -58,7 +42,7 @@ async def scheduler_error(request: Request, exc: Exception) -> JSONResponse:
         return invalid([where, *exc.field.split(".")], exc.reason)
     if code == 503:
         log.warning("request %s: %s", _request_id(request), exc)
-    return JSONResponse(status_code=code, content={"detail": str(exc)})
+    return JSONResponse(status_code=code, content=wire_errors.body_of(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

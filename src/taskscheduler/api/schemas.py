@@ -1,5 +1,8 @@
 """Request and response bodies of the REST API that are not domain models.
 
+Those the REST client reads too live in ``taskscheduler.wire.bodies`` and are re-exported here;
+the task bodies, built from the domain model for FastAPI's validation, stay here.
+
 Request bodies forbid unknown fields and are named like the CLI options. Task bodies carry only
 field-level constraints; the cross-field rules (one schedule kind, code that parses, parameters
 the entry function accepts) are the domain model's, checked by the SDK, so the API, the CLI and
@@ -10,17 +13,51 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.fields import FieldInfo
 
-from taskscheduler import grants, models, tokens
-from taskscheduler.audit import AuditEntry
-from taskscheduler.sdk import LogLine
+from taskscheduler import models
+from taskscheduler.wire.bodies import (
+    MAX_PAGE,
+    AuditPage,
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    JobPage,
+    JobRef,
+    Logs,
+    Preview,
+    RunBody,
+    ScheduleBody,
+    TaskPage,
+    TokenCreate,
+    TokenGrant,
+    ValidationErrorBody,
+)
 
-MAX_PAGE = 200
+__all__ = [
+    "MAX_PAGE",
+    "AuditPage",
+    "ErrorBody",
+    "ErrorDetail",
+    "Health",
+    "JobPage",
+    "JobRef",
+    "Logs",
+    "Preview",
+    "RunBody",
+    "ScheduleBody",
+    "TaskCreate",
+    "TaskPage",
+    "TaskUpdate",
+    "TokenCreate",
+    "TokenGrant",
+    "ValidationErrorBody",
+    "decode_cursor",
+    "encode_cursor",
+]
 
 
 def _optional(info: FieldInfo) -> tuple[Any, FieldInfo]:
@@ -45,118 +82,6 @@ TaskUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __doc__="Fields to change; a schedule field set to null removes the schedule.",
     **{name: _optional(info) for name, info in models.TaskSpec.model_fields.items()},
 )
-
-
-class ScheduleBody(BaseModel):
-    """When to run a one-off job (ISO 8601; a time without zone is UTC)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    at: dt.datetime
-
-
-class RunBody(BaseModel):
-    """Run a task now, optionally with other arguments than its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    parameters: dict[str, JsonValue] | None = None
-
-
-class JobRef(BaseModel):
-    """The job a call created."""
-
-    job_id: str
-    job: models.Job
-
-
-PoolName = Annotated[str, StringConstraints(pattern=models.POOL_PATTERN)]
-SecretBlockName = Annotated[str, StringConstraints(pattern=models.SECRET_BLOCK_PATTERN)]
-Pools = Annotated[list[PoolName] | None, Field(max_length=grants.MAX_GRANTS)]
-SecretBlocks = Annotated[list[SecretBlockName] | None, Field(max_length=grants.MAX_GRANTS)]
-
-
-class TokenCreate(BaseModel):
-    """A new API token; ``pools`` and ``secrets`` are for non-admin tokens only."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=tokens.NAME_PATTERN, description="What the token is for.")
-    scope: tokens.Scope
-    pools: Pools = Field(
-        default=None, description="Work pools its tasks may use (default: docker only)."
-    )
-    secrets: SecretBlocks = Field(
-        default=None, description="Secret blocks its tasks may name (default: none)."
-    )
-
-
-class TokenGrant(BaseModel):
-    """New grants of a non-admin token; each given list replaces the old one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pools: Pools = Field(
-        default=None, description="Work pools its tasks may use from now on; null: unchanged."
-    )
-    secrets: SecretBlocks = Field(
-        default=None, description="Secret blocks its tasks may name from now on; null: unchanged."
-    )
-
-
-class TaskPage(BaseModel):
-    """One page of tasks; pass ``next_cursor`` as ``cursor`` for the next one."""
-
-    items: list[models.Task]
-    next_cursor: str | None
-
-
-class JobPage(BaseModel):
-    """One page of jobs, newest scheduled time first."""
-
-    items: list[models.Job]
-    next_cursor: str | None
-
-
-class AuditPage(BaseModel):
-    """One page of audit entries, newest first."""
-
-    items: list[AuditEntry]
-    next_cursor: str | None
-
-
-class Logs(BaseModel):
-    """A job's log lines, oldest first."""
-
-    items: list[LogLine]
-
-
-class ErrorDetail(BaseModel):
-    """One problem with the request, like FastAPI's validation errors."""
-
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationErrorBody(BaseModel):
-    """422: each field that is wrong, with its path."""
-
-    detail: list[ErrorDetail]
-
-
-class ErrorBody(BaseModel):
-    """Any other error: one sentence."""
-
-    detail: str
-
-
-class Health(BaseModel):
-    """Whether the Prefect server and the database answer."""
-
-    status: str
-    prefect: str
-    database: str
 
 
 def encode_cursor(offset: int) -> str:

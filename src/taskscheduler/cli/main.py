@@ -8,7 +8,7 @@ import os
 import typer
 
 from taskscheduler import errors
-from taskscheduler.cli import access, jobs, tasks
+from taskscheduler.cli import access, jobs, login, tasks
 from taskscheduler.cli.output import Failure
 
 app = typer.Typer(
@@ -37,6 +37,8 @@ app.command()(jobs.apply)
 app.command()(jobs.status)
 app.add_typer(access.tokens_app, name="token")
 app.command("audit")(access.audit_log)
+app.command()(login.login)
+app.command()(login.logout)
 
 
 def main() -> None:

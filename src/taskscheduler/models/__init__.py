@@ -6,7 +6,8 @@ built, so a bad definition is refused before anything is written.
 
 One module per concept, every name re-exported here: ``fields`` (shared field types and
 bounds), ``schedule`` (when a task runs), ``spec`` (the task's definition), ``jobs`` and
-``tasks`` (what the platform reports).
+``tasks`` (what the platform reports); ``tokens`` and ``audit`` (an API token and an audit
+row as the REST API shows them, not re-exported here).
 """
 
 from __future__ import annotations

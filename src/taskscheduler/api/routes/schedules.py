@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from taskscheduler import models
 from taskscheduler.api.routes import ERRORS
+from taskscheduler.wire.bodies import Preview
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], responses=ERRORS)
 
@@ -28,15 +29,6 @@ class ScheduleQuery(BaseModel):
     start: str | None = Field(default=None, max_length=100)
     end: str | None = Field(default=None, max_length=100)
     count: int = Field(default=5, ge=1, le=MAX_PREVIEW)
-
-
-class Preview(BaseModel):
-    """What a schedule means: one line, and its next run times in UTC and in its zone."""
-
-    schedule: str | None
-    timezone: str
-    next: list[models.UtcDateTime]
-    next_local: list[str] = Field(description="The same times, ISO 8601 in the schedule's zone.")
 
 
 @router.get("/preview", response_model=Preview, name="schedule.preview")
