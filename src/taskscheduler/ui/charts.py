@@ -179,7 +179,7 @@ def _legend(entries: Sequence[tuple[str, str]]) -> str:
     parts = ['<g class="legend">']
     x = WIDTH - RIGHT
     for css, label in reversed(entries):
-        x -= 14 + 7 * len(label)
+        x -= 26 + 7 * len(label)
         parts.append(
             f'<rect class="swatch {escape(css)}" x="{x}" y="8" width="10" height="10"/>'
             f'<text x="{x + 14}" y="17">{escape(label)}</text>'
