@@ -602,7 +602,10 @@ def test_the_task_page_charts_the_jobs_it_ran_and_the_platform_page_its_figures(
         for b in marks(browser, "#started-chart .mark.bar")
     ]
     assert len(bars) == 60 and sum(bars) == started
-    assert marks(browser, "#delay-chart .series.p99")
+    # A p50 and a p99 dot for each minute in which jobs started.
+    busy = sum(1 for b in bars if b > 0)
+    assert len(marks(browser, "#delay-chart circle.mark.p50")) == busy
+    assert len(marks(browser, "#delay-chart circle.mark.p99")) == busy
     assert int(text_of(browser, "#failed-hour")) >= 1
     assert int(text_of(browser, "#failed-day")) >= int(text_of(browser, "#failed-hour"))
     process = marks(browser, "#workers tr[data-pool='process'][data-status='online']")
