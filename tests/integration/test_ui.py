@@ -8,6 +8,7 @@ they concern. Screenshots of the main pages land in ``docs/screenshots`` (shown 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -30,7 +31,8 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from taskscheduler.platform import LocalPlatform
-from tests.integration.helpers import unique
+from taskscheduler.ui import charts
+from tests.integration.helpers import unique, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -474,7 +476,7 @@ def test_nothing_on_the_pages_is_fetched_from_another_host(
     signed_in: WebDriver, platform: LocalPlatform
 ) -> None:
     browser = signed_in
-    for path in ("/ui/tasks", "/ui/tasks/new"):
+    for path in ("/ui/tasks", "/ui/tasks/new", "/ui/platform"):
         browser.get(f"{platform.service_api_url}{path}")
         urls = browser.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)"
@@ -522,4 +524,93 @@ def test_the_pages_work_under_their_content_security_policy(
     )
     assert ran is False, "the policy refuses inline scripts"
     assert csp_reports(browser), "and the browser reports it where this test looks"
+    admin.delete(f"/v1/tasks/{name}")
+
+
+# ---- charts --------------------------------------------------------------------------------
+
+FLAKY = (
+    "def main(fail: bool = False) -> None:\n"
+    "    if fail:\n"
+    '        raise RuntimeError("asked to fail")\n'
+    '    print("fine")\n'
+)
+
+
+def finished_job(admin: httpx.Client, job_id: str) -> dict[str, object]:
+    def final() -> dict[str, object] | None:
+        job: dict[str, object] = admin.get(f"/v1/jobs/{job_id}").json()
+        return job if job["state"] in ("completed", "failed", "cancelled") else None
+
+    return wait_for(final, timeout=120, what=f"job {job_id} ends")
+
+
+def marks(browser: WebDriver, css: str) -> list[WebElement]:
+    return browser.find_elements(By.CSS_SELECTOR, css)
+
+
+def test_the_task_page_charts_the_jobs_it_ran_and_the_platform_page_its_figures(
+    signed_in: WebDriver, platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    browser = signed_in
+    base = platform.service_api_url
+    name = create_task(admin, code=FLAKY, retries=0)
+    browser.get(f"{base}/ui/tasks/{name}")
+    assert "No started jobs yet" in text_of(browser, "#chart-summary ~ figure")
+    assert not marks(browser, "#job-chart")
+
+    jobs = []
+    for fail in (False, True, False, False):
+        made = admin.post(f"/v1/tasks/{name}/run", json={"parameters": {"fail": fail}})
+        assert made.status_code in (200, 201, 202), made.text
+        jobs.append(finished_job(admin, str(made.json()["job_id"])))
+    assert [j["state"] for j in jobs] == ["completed", "failed", "completed", "completed"]
+
+    csp_reports(browser)
+    browser.get(f"{base}/ui/tasks/{name}")
+    chart = wait(browser).until(lambda b: b.find_element(By.ID, "job-chart"))
+    # One group of marks a job, oldest first; the failed one crossed, the others dotted.
+    groups = marks(browser, "#job-chart g.job")
+    assert len(groups) == len(jobs)
+    assert len(marks(browser, "#job-chart g.job.failed")) == 1
+    assert len(marks(browser, "#job-chart .fail-mark")) == 1
+    assert len(marks(browser, "#job-chart circle.mark.delay")) == len(jobs) - 1
+    delays = [
+        float(m.get_attribute("data-value") or "nan")
+        for m in marks(browser, "#job-chart .mark.delay")
+    ]
+    by_schedule = sorted(jobs, key=lambda j: str(j["scheduled_time"]))
+    expected = [float(str(j["start_delay"])) for j in by_schedule]
+    assert delays == pytest.approx(expected, abs=1e-3)
+    points = [
+        charts.JobPoint(str(j["name"]), None, float(str(j["start_delay"])), None, "", False)
+        for j in jobs
+    ]
+    summary = charts.summarise(points)
+    summary = dataclasses.replace(summary, failed=1)
+    assert text_of(browser, "#chart-summary") == summary.text.capitalize() + "."
+    title = chart.find_element(By.CSS_SELECTOR, "title").get_attribute("textContent") or ""
+    assert summary.text in title and "1 failed" in title
+    screenshot(browser, "task-chart")
+
+    browser.find_element(By.LINK_TEXT, "Platform").click()
+    wait(browser).until(expected_conditions.url_contains("/ui/platform"))
+    started = int(text_of(browser, "#started-hour"))
+    assert started >= len(jobs)
+    bars = [
+        float(b.get_attribute("data-value") or "nan")
+        for b in marks(browser, "#started-chart .mark.bar")
+    ]
+    assert len(bars) == 60 and sum(bars) == started
+    # A p50 and a p99 dot for each minute in which jobs started.
+    busy = sum(1 for b in bars if b > 0)
+    assert len(marks(browser, "#delay-chart circle.mark.p50")) == busy
+    assert len(marks(browser, "#delay-chart circle.mark.p99")) == busy
+    assert int(text_of(browser, "#failed-hour")) >= 1
+    assert int(text_of(browser, "#failed-day")) >= int(text_of(browser, "#failed-hour"))
+    process = marks(browser, "#workers tr[data-pool='process'][data-status='online']")
+    assert process, browser.find_element(By.ID, "workers").text
+    assert "online" in process[0].text and "UTC" in process[0].text
+    assert csp_reports(browser) == []
+    screenshot(browser, "platform")
     admin.delete(f"/v1/tasks/{name}")

@@ -20,6 +20,8 @@ from taskscheduler import audit, durations, errors, models, tokens
 from taskscheduler.api import auth, schemas
 from taskscheduler.api import errors as api_errors
 from taskscheduler.api.routes import scheduler
+from taskscheduler.services import history
+from taskscheduler.ui import charts, figures
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -74,6 +76,7 @@ templates.env.filters["duration_text"] = durations.format_duration
 templates.env.globals["policies"] = [p.value for p in models.ConcurrencyPolicy]
 templates.env.filters["seconds"] = _seconds
 templates.env.globals["duration"] = _duration
+templates.env.filters["secs"] = charts.seconds_text
 
 
 @functools.cache
@@ -274,11 +277,16 @@ async def task_page(
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     fragment: bool = False,
 ) -> HTMLResponse:
-    """A task, its actions, and its jobs (newest first, a page at a time)."""
+    """A task, its actions, its last jobs' delays in a chart, and its jobs (newest first, a
+    page at a time)."""
     ts = scheduler(request)
     offset = _offset(cursor)
     task = None if fragment else await ts.get(name)
     jobs = await ts.jobs(task=name, limit=PAGE + 1, offset=offset)
+    chart: dict[str, Any] = {}
+    if not fragment:
+        timings = await history.task_timings(request.app.state.engine, name)
+        chart = figures.task_context(timings)
     return _render(
         request,
         "_job_rows.html" if fragment else "task.html",
@@ -289,7 +297,15 @@ async def task_page(
         jobs=jobs[:PAGE],
         next_cursor=_next_cursor(jobs, offset),
         prev_cursor=schemas.encode_cursor(max(offset - PAGE, 0)) if offset else None,
+        **chart,
     )
+
+
+@router.get("/platform", name="ui.platform")
+async def platform_page(request: Request, who: Viewer) -> HTMLResponse:
+    """Jobs started and their delays over the last hour, late and failed jobs, workers."""
+    found = await history.platform_figures(request.app.state.settings, request.app.state.engine)
+    return _render(request, "platform.html", who, **figures.platform_context(found))
 
 
 @router.get("/tasks/{name}/edit", name="ui.task.edit")
