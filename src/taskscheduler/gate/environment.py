@@ -34,8 +34,9 @@ _DENIED_PREFIXES = (
     "PREFECT_UI_",
     "PREFECT_WORKER_",
 )
-# Of our own settings a job needs only where the project is (entrypoint tasks run from it).
-_ALLOWED_TASKS = frozenset({"TASKS_PROJECT_DIR", DOOR_VARIABLE})
+# Of our own settings a job needs only where the project is (entrypoint tasks run from it)
+# and the operator's misfire grace (it judges its own lateness; without it, the default).
+_ALLOWED_TASKS = frozenset({"TASKS_PROJECT_DIR", "TASKS_MISFIRE_GRACE", DOOR_VARIABLE})
 # The interpreter's own basics; nothing else of the worker's environment passes.
 _ALLOWED_PLAIN = frozenset({"LANG", "LC_ALL", "TZ", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
 
