@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from prefect.server.database import PrefectDBInterface
 from prefect.server.schemas import states
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskscheduler._prefect.server import rows
@@ -95,9 +96,9 @@ _ORPHANS = sa.text(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Claimed:
-    """A run this call moved to Pending, with what the worker needs to run it."""
+class Claimed(BaseModel, frozen=True):
+    """A run this call moved to Pending, with what the worker needs to run it (the route
+    answers with it as it is)."""
 
     id: uuid.UUID
     pending_state_id: uuid.UUID

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Depends
 from prefect.server.database import PrefectDBInterface, provide_database_interface
@@ -30,23 +29,10 @@ class ClaimBody(BaseModel):
     limit: int = Field(default=100, ge=1, le=MAX_RUNS)
 
 
-class ClaimedRun(BaseModel):
-    """A run now Pending for the caller."""
-
-    id: uuid.UUID
-    pending_state_id: uuid.UUID
-    scheduled_time: dt.datetime
-    expected_start_time: dt.datetime | None
-    deployment_id: uuid.UUID | None
-    parameters: dict[str, Any]
-    run_count: int
-    auto_scheduled: bool
-
-
 class ClaimAnswer(BaseModel):
     """Runs claimed; due runs left to Prefect's normal path; orphans cancelled."""
 
-    claimed: list[ClaimedRun]
+    claimed: list[fastpath.Claimed]
     limited: list[uuid.UUID]
     cancelled_orphans: int
     transition_id: uuid.UUID
@@ -119,7 +105,7 @@ async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnsw
             transition_id=transition,
         )
     return ClaimAnswer(
-        claimed=[ClaimedRun.model_validate(c, from_attributes=True) for c in found.claimed],
+        claimed=found.claimed,
         limited=found.limited,
         cancelled_orphans=found.cancelled_orphans,
         transition_id=transition,
