@@ -9,7 +9,9 @@ Configurations, each on its own throwaway database, port and Redis db index:
 - **stock**: Prefect's defaults, the ``process`` lane (a worker polling every 10 s, a new
   interpreter per run); the baseline, at a rate it can bear.
 - **tuned-2**: ``taskscheduler.tuning`` with two API processes, services apart, Redis; the
-  ``fast`` lane.
+  ``fast`` lane on the set-based path (``_prefect.server.fastpath``).
+- **tuned-2@TASKS_FAST_SET_BASED=false**: the same fast lane on Prefect's bulk REST
+  orchestration, the lane before the set-based path; measured beside it in one invocation.
 - **tuned-1**: the same with one API process: the API throughput comparison, and the fast lane
   too with ``--fast-on tuned-1,tuned-2``.
 
@@ -87,6 +89,8 @@ PROFILES: dict[str, JSON] = {
         "api_compare": True,
     },
 }
+# The fast lane on Prefect's bulk REST orchestration, beside the set-based default.
+REST_PATH = "tuned-2@TASKS_FAST_SET_BASED=false"
 # The platforms the bench starts, with the Redis database each uses.
 TOPOLOGIES = {"stock": 0, "tuned-1": 11, "tuned-2": 12}
 LEAD = 8.0  # seconds between creating a run and its time: more than the fast lookahead (5 s)
@@ -295,7 +299,7 @@ async def run_recurring(
     return result
 
 
-async def run_api(p: LocalPlatform, seconds: float, hits: str) -> JSON:
+async def run_api(p: LocalPlatform, seconds: float, hits: str, *, set_based: bool) -> JSON:
     deployment = (await _drive.create_tasks(p, "process", 1, hits))[0]
     # Park the process pool's worker out of the way: these runs are never executed.
     p.stop(WORKER)
@@ -303,7 +307,9 @@ async def run_api(p: LocalPlatform, seconds: float, hits: str) -> JSON:
     load = loadavg()
     try:
         async with Probe(p) as probe:
-            rate = await _drive.api_throughput(api, deployment, seconds, clients=4)
+            rate = await _drive.api_throughput(
+                api, deployment, "process", seconds, clients=4, set_based=set_based
+            )
     finally:
         await api.close()
     return {
@@ -369,6 +375,8 @@ def configuration(name: str, args: argparse.Namespace, work: Path) -> JSON:
 async def scenarios(topology: str, args: argparse.Namespace, p: LocalPlatform, hits: str) -> JSON:
     """The scenarios of one configuration."""
     results: JSON = {}
+    # The fast lane's orchestration (and the API scenario's): set-based unless turned off.
+    set_based = p.env().get("TASKS_FAST_SET_BASED", "true").lower() not in ("false", "0", "no")
     skip = set(args.skip)
     if topology == "stock":
         if "steady" not in skip:
@@ -396,7 +404,7 @@ async def scenarios(topology: str, args: argparse.Namespace, p: LocalPlatform, h
         # Before the recurring tasks, which keep the server busy for as long as it lives.
         if "api" not in skip:
             print(f"   api {args.api_seconds}s", flush=True)
-            results["api"] = await run_api(p, args.api_seconds, hits)
+            results["api"] = await run_api(p, args.api_seconds, hits, set_based=set_based)
         if "recurring" not in skip:
             print(f"   recurring {args.recurring} every {args.interval}s", flush=True)
             results["recurring"] = await run_recurring(
@@ -404,7 +412,7 @@ async def scenarios(topology: str, args: argparse.Namespace, p: LocalPlatform, h
             )
     elif "api" not in skip:
         print(f"   api {args.api_seconds}s", flush=True)
-        results["api"] = await run_api(p, args.api_seconds, hits)
+        results["api"] = await run_api(p, args.api_seconds, hits, set_based=set_based)
     return results
 
 
@@ -471,7 +479,31 @@ def ratios(report: JSON) -> list[str]:
     a1, a2 = configs.get("tuned-1", {}).get("api"), fast.get("api")
     if a1 and a2 and a1["runs_per_s"]:
         out.append(f"api: 2 processes / 1 process = {a2['runs_per_s'] / a1['runs_per_s']:.2f}x")
+    rest = configs.get(REST_PATH, {})
+    for name in ("steady-slow", "steady", "burst", "recurring"):
+        r, f = rest.get(name), fast.get(name)
+        if r and f and r.get("delay") and f.get("delay"):
+            out.append(
+                f"{name}: set-based vs bulk REST fast lane: rate {f['rate_per_min']:,.0f} vs"
+                f" {r['rate_per_min']:,.0f}/min, p50 {f['delay']['p50'] * 1000:,.0f} vs"
+                f" {r['delay']['p50'] * 1000:,.0f} ms, p99 {f['delay']['p99'] * 1000:,.0f} vs"
+                f" {r['delay']['p99'] * 1000:,.0f} ms, server+postgres CPU"
+                f" {_server_ms(f):.1f} vs {_server_ms(r):.1f} ms/job"
+            )
+    ar = rest.get("api")
+    if ar and a2 and ar["runs_per_s"]:
+        out.append(
+            f"api: set-based {a2['runs_per_min']:,}/min vs bulk REST {ar['runs_per_min']:,}/min"
+            f" = {a2['runs_per_s'] / ar['runs_per_s']:.1f}x"
+        )
     return out
+
+
+def _server_ms(result: JSON) -> float:
+    """Server (API and services) plus PostgreSQL CPU per job, in ms."""
+    cpu = result.get("cpu", {})
+    tiers = ("server", "postgres")  # "server" counts the services process too
+    return sum((cpu.get(tier) or {}).get("cpu_ms_per_job") or 0.0 for tier in tiers)
 
 
 def plot(report: JSON, path: Path) -> None:
@@ -532,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="comma-separated: steady,burst,recurring,api")
     parser.add_argument(
         "--configs",
-        default="stock,tuned-2,tuned-1",
+        default=f"stock,{REST_PATH},tuned-2,tuned-1",
         help="comma-separated: stock, tuned-1, tuned-2; tuned-2@NAME=VALUE is tuned-2 with one"
         " more setting, to compare two variants side by side in one invocation",
     )

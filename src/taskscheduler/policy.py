@@ -21,6 +21,8 @@ from taskscheduler import models
 # The generic flow: every job of every task is one of its flow runs.
 FLOW_NAME = "run-task"
 FLOW_ENTRYPOINT = "flows/run_task.py:run_task"
+# Why a job that never started was cancelled when its task was deleted (wherever it waited).
+TASK_DELETED = "Its task was deleted before it started"
 
 
 def code_document(task: str, version: int) -> str:

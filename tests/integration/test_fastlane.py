@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.exceptions import PrefectHTTPStatusError
 
 from taskscheduler import JobState, TaskScheduler, models
 from taskscheduler.platform import FAST_POOL, LocalPlatform
@@ -184,6 +186,42 @@ def test_a_limited_tasks_concurrency_lease_stays_with_its_own_job(ts: TaskSchedu
         assert not carried, f"an unlimited job carried a concurrency lease in {carried}"
 
 
+def test_a_limited_job_holds_its_slot_while_it_runs_with_no_lease_to_renew(
+    ts: TaskScheduler,
+) -> None:
+    """The fast worker sends no Prefect client version, so Prefect revokes a limited run's
+    lease as it starts (``RemoveDeploymentConcurrencyLeaseForOldClientVersions``) and frees
+    the slot by the deployment's limit when the run ends: no lease expiry can free the slot of
+    a job that runs long, and the worker has no lease to renew."""
+    name = fast_task(ts, "import time\ndef main():\n    time.sleep(6)\n", concurrency=1)
+    job = ts.run(name)
+    wait_for(
+        lambda: ts.job(job.id).state is JobState.RUNNING, timeout=60, interval=0.2, what="running"
+    )
+    deployment_id = read_run(job.id).deployment_id
+    leases = {s.state_details.deployment_concurrency_lease_id for s in read_states(job.id)}
+    [lease] = leases - {None}
+
+    async def renew_and_slots() -> tuple[int, int]:
+        async with get_client() as client:
+            try:
+                renewed = await client._client.post(
+                    f"/v2/concurrency_limits/leases/{lease}/renew", json={"lease_duration": 60}
+                )
+                status = renewed.status_code
+            except PrefectHTTPStatusError as exc:
+                status = exc.response.status_code
+            limit = await client.read_global_concurrency_limit_by_name(
+                f"deployment:{deployment_id}"
+            )
+            return status, limit.active_slots
+
+    assert asyncio.run(renew_and_slots()) == (410, 1)  # lease revoked, slot still taken
+    assert finished(ts, job.id).state is JobState.COMPLETED
+    assert asyncio.run(renew_and_slots())[1] == 0  # freed as the job ended
+    ts.delete(name)
+
+
 def test_failed_attempts_are_retried_as_awaiting_retry_then_retrying(ts: TaskScheduler) -> None:
     name = fast_task(ts, "def main():\n    raise ValueError('boom')\n", retries=2, retry_delay="1s")
     job = finished(ts, ts.run(name).id)
@@ -245,6 +283,55 @@ def test_cancelling_a_held_job_means_it_never_starts(ts: TaskScheduler, job_dir:
     assert not marker.exists()
     # (Prefect sets start_time on a final state of a run that never ran, so the states say it.)
     assert not [s for s in read_states(job.id) if s.type.value == "RUNNING"]
+
+
+def test_a_deleted_busy_task_and_a_limited_one_at_its_limit_starve_no_other_task(
+    ts: TaskScheduler, job_dir: Path
+) -> None:
+    """A task deleted while the worker holds its jobs, and a task with concurrency 1 and a
+    dozen due jobs that each take a while: a third task's jobs, due behind both, still start
+    about on time, and none of the deleted task's jobs ever starts."""
+    marker = job_dir / "deleted-ran"
+    doomed = fast_task(ts, f"def main():\n    open({str(marker)!r}, 'a').write('x')\n")
+    slow = fast_task(ts, "import time\ndef main():\n    time.sleep(2)\n", concurrency=1)
+    other = fast_task(ts, "def main():\n    return 'on time'\n")
+    # Far enough ahead for the 30 jobs to be made before the worker claims any (5 s ahead).
+    at = now() + dt.timedelta(seconds=25)
+    held = [ts.schedule(doomed, at).id for _ in range(12)]
+    limited = [ts.schedule(slow, at).id for _ in range(12)]
+    behind = [ts.schedule(other, at + dt.timedelta(seconds=1)).id for _ in range(6)]
+    wait_for(
+        lambda: all(read_run(j).state_type.value == "PENDING" for j in held),  # type: ignore[union-attr]
+        timeout=40,
+        interval=0.1,
+        what="the fast worker to hold the doomed task's jobs",
+    )
+    assert now() < at, "the jobs were made too slowly to be deleted while held"
+    ts.delete(doomed)
+    ended = [finished(ts, j, timeout=90) for j in behind]
+    assert [j.state for j in ended] == [JobState.COMPLETED] * len(ended)
+    delays = [j.start_delay or 0.0 for j in ended]
+    assert max(delays) < 10, f"the third task's jobs were held back: {delays}"
+    wait_for(lambda: now() > at + dt.timedelta(seconds=3), timeout=15, what="their time to pass")
+    assert not marker.exists(), "a job of the deleted task ran"
+    for job_id in held:
+        run = read_run(job_id)
+        assert run.state_type is not None and run.state_type.value == "CANCELLED", run.state
+        assert not [s for s in read_states(job_id) if s.type.value == "RUNNING"]
+
+    # The limited task's jobs run one at a time. (Not all are waited for: Prefect puts a run
+    # that finds no free slot back for PREFECT_DEPLOYMENT_CONCURRENCY_SLOT_WAIT_SECONDS, 30 s.)
+    def completed() -> list[models.Job] | None:
+        done = [j for j in map(ts.job, limited) if j.state is JobState.COMPLETED]
+        return done if len(done) >= 3 else None
+
+    jobs = sorted(
+        wait_for(completed, timeout=180, what="3 limited jobs"), key=lambda j: str(j.start_time)
+    )
+    for first, second in itertools.pairwise(jobs):
+        assert first.end_time is not None and second.start_time is not None
+        assert second.start_time >= first.end_time, "two jobs of a task limited to 1 overlapped"
+    ts.delete(slow)
 
 
 def test_cancelling_a_running_job_stops_its_code(ts: TaskScheduler, job_dir: Path) -> None:

@@ -365,3 +365,54 @@ def test_runs_that_cannot_be_claimed_never_crowd_out_the_others(server: Server) 
     assert claim["cancelled_orphans"] == len(remaining)
     for run_id in remaining:
         assert run_row(server, run_id)["state_type"] == "CANCELLED"
+
+
+def test_a_call_repeated_after_its_answer_was_lost_answers_what_the_first_did(
+    server: Server,
+) -> None:
+    """Claim, start and finish each sent twice with one transition id, as a worker does when an
+    answer is lost: the repeat names the same runs and states, moves nothing again, and the log
+    lines, which carry their sender's ids, are stored once."""
+    pool = "contract-repeat"
+    deployment_id = deployment(server, pool)
+    runs = sorted(scheduled_run(server, deployment_id, dt.datetime.now(dt.UTC)) for _ in range(2))
+    claim = {
+        "pool": pool,
+        "before": (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).isoformat(),
+        "transition_id": str(uuid.uuid4()),
+    }
+    first = post(server, "taskscheduler/fast/claim", claim)
+    repeat = post(server, "taskscheduler/fast/claim", {**claim, "repeat": True})
+    assert sorted(c["id"] for c in first["claimed"]) == runs
+    assert repeat["claimed"] == first["claimed"]
+    start = {
+        "runs": [{"id": c["id"], "state_id": c["pending_state_id"]} for c in first["claimed"]],
+        "transition_id": str(uuid.uuid4()),
+    }
+    started = post(server, "taskscheduler/fast/start", start)["started"]
+    assert post(server, "taskscheduler/fast/start", start)["started"] == started
+    line = {
+        "id": str(uuid.uuid4()),
+        "name": "contract",
+        "level": 20,
+        "message": "sent twice",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        "flow_run_id": runs[0],
+    }
+    finish = {
+        "runs": [{"id": r, "state_id": started[r]} for r in runs],
+        "logs": [line],
+        "transition_id": str(uuid.uuid4()),
+    }
+    completed = post(server, "taskscheduler/fast/finish", finish)["completed"]
+    assert sorted(post(server, "taskscheduler/fast/finish", finish)["completed"]) == runs
+    assert sorted(completed) == runs
+    for run_id in runs:
+        assert [s["type"] for s in state_rows(server, run_id)] == [
+            "SCHEDULED",
+            "PENDING",
+            "RUNNING",
+            "COMPLETED",
+        ]
+        assert run_row(server, run_id)["run_count"] == 1
+    assert len(server.rows("SELECT id FROM log WHERE id = :id", id=line["id"])) == 1

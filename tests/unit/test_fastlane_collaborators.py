@@ -72,7 +72,7 @@ def job(attempt: int = 1, **params: Any) -> Job:
 def collaborators(api: Api | None = None) -> tuple[Api, Proposals, Reporter, Jobs]:
     api = api or Api()
     proposals = Proposals(cast(_api.Api, api))
-    reporter = Reporter(cast(_api.Api, api), proposals)
+    reporter = Reporter(cast(_api.Api, api), proposals, set_based=False)
     jobs = Jobs(FastLaneSettings(name="w1"), cast(_api.Api, api), reporter)
     return api, proposals, reporter, jobs
 
@@ -191,7 +191,7 @@ def test_a_lost_process_ends_its_job_by_why_it_was_killed(
         assert [(logged[0], reporter.finals[0][1])] == expected
     elif expected:
         assert logged == expected
-        assert reporter.finals == [("r1", {"type": "CRASHED", "message": expected[0]})]
+        assert reporter.finals == [("r1", {"type": "CRASHED", "message": expected[0]}, None)]
     else:
         assert (logged, reporter.finals) == ([], [])
 
@@ -208,7 +208,7 @@ async def test_a_timed_out_attempt_is_retried_like_a_failure() -> None:
         logging.ERROR,
         "Job timed out after 2.5 seconds",
     )
-    [(run_id, state)] = reporter.finals
+    [(run_id, state, _)] = reporter.finals
     assert (run_id, state["name"], state["message"]) == (
         "r1",
         "AwaitingRetry",
@@ -288,10 +288,11 @@ async def test_a_claimed_run_that_is_no_job_is_failed_not_held() -> None:
         for i, p in (("ok", {"task": "greet"}), ("odd", {"x": 1}))
     ]
     api, proposals, reporter, _ = collaborators(Api(runs))
-    claims = Claims(FastLaneSettings(), cast(_api.Api, api), Loop(), proposals, reporter)
+    settings = FastLaneSettings(set_based=False)
+    claims = Claims(settings, cast(_api.Api, api), Loop(), proposals, reporter)
     claimed = await claims.poll({}, {})
     assert [j.id for j in claimed] == ["ok"]
-    [(run_id, state)] = reporter.finals
+    [(run_id, state, _)] = reporter.finals
     assert (run_id, state["type"]) == ("odd", "FAILED")
     assert await claims.poll({"ok": claimed[0]}, {"odd": claimed[0]}) == []  # both are ours
 
@@ -334,7 +335,7 @@ async def test_a_childs_messages_reach_the_reporter_and_end_its_job() -> None:
     children.receive(child, {"op": "done", "id": "r1", "ok": True})
     assert child.job is None and children.idle == [child] and one.id not in jobs.running
     assert [e["message"] for e in reporter.logs] == ["hi"]
-    assert reporter.finals == [("r1", {"type": "COMPLETED"})]
+    assert reporter.finals == [("r1", {"type": "COMPLETED"}, None)]
 
 
 async def test_a_killed_jobs_done_message_is_ignored_and_a_released_child_is_free() -> None:

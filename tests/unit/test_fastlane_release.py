@@ -1,4 +1,5 @@
-"""How the fast worker releases held runs: checked just ahead, one round-trip at the instant.
+"""How the fast worker releases held runs on Prefect's REST path: checked just ahead, one
+round-trip at the instant (the set-based path: tests/unit/test_fastlane_set_based.py).
 
 The worker's own loops against a stand-in for the Prefect API that records each call; the
 real server's side of the same rules is covered by tests/integration/test_fastlane.py.
@@ -92,7 +93,7 @@ TASK = JobParameters(task="t", entrypoint="flows/t.py:main")
 
 async def worker_on(api: RecordingApi, settings: FastLaneSettings | None = None) -> FastWorker:
     """A fast worker that speaks to ``api`` instead of a server."""
-    return FastWorker(settings or FastLaneSettings(), cast(_api.Api, api))
+    return FastWorker(settings or FastLaneSettings(set_based=False), cast(_api.Api, api))
 
 
 async def released(
@@ -100,7 +101,8 @@ async def released(
 ) -> tuple[RecordingApi, list[RecordingChild], FastWorker]:
     """Hold runs due ``due_in`` seconds from now and let the worker release them."""
     api = RecordingApi(states)
-    worker = await worker_on(api, FastLaneSettings(check_ahead=check_ahead, processes=processes))
+    settings = FastLaneSettings(check_ahead=check_ahead, processes=processes, set_based=False)
+    worker = await worker_on(api, settings)
     children = [RecordingChild() for _ in range(processes)]
     for child in children:
         worker.children.alive.add(child)  # type: ignore[arg-type]
@@ -171,7 +173,7 @@ async def test_a_run_cancelled_while_held_is_found_ahead_and_never_started() -> 
     assert [(kind, ids) for kind, ids, _ in api.calls if kind == "RUNNING"] == [("RUNNING", ["c"])]
     assert sent(children) == ["c"]
     # The user's cancel is completed for the one left Cancelling; the other is left alone.
-    assert [(run_id, state["type"]) for run_id, state in worker.reporter.finals] == [
+    assert [(run_id, state["type"]) for run_id, state, _ in worker.reporter.finals] == [
         ("a", "CANCELLED")
     ]
 
@@ -222,7 +224,7 @@ async def test_a_limited_tasks_runs_get_each_state_in_a_call_of_their_own() -> N
     # Every later state too: Prefect copies a run's lease into the proposed state of each.
     api.calls.clear()
     await worker.proposals.propose(sorted(own), {"type": "RUNNING", "state_details": {}})
-    worker.reporter.finals = [(run_id, {"type": "COMPLETED"}) for run_id in sorted(own)]
+    worker.reporter.finals = [(run_id, {"type": "COMPLETED"}, None) for run_id in sorted(own)]
     await worker.reporter.flush()
     calls = sorted((kind, sorted(ids)) for kind, ids, _ in api.calls)
     assert calls == [

@@ -11,16 +11,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas import filters, sorting
+from prefect.client.schemas import filters, objects, sorting
 from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.states import Cancelled
 
 from taskscheduler import errors, models, schedules
 from taskscheduler._prefect import automations, docker_pool, mapping
 from taskscheduler._prefect.records import Deployment
 from taskscheduler._prefect.session import PAGE, GatewayBase, Session
-from taskscheduler.policy import FLOW_ENTRYPOINT
+from taskscheduler.policy import FLOW_ENTRYPOINT, TASK_DELETED
 
 
 class Deployments(GatewayBase):
@@ -174,8 +175,30 @@ class Deployments(GatewayBase):
         await session.client.resume_deployment(deployment_id)
 
     async def delete_deployment(self, session: Session, deployment_id: uuid.UUID) -> None:
-        """Delete the deployment; Prefect deletes its scheduled runs and keeps finished ones."""
-        await session.client.delete_deployment(deployment_id)
+        """Delete the deployment and end every job of it that has not started.
+
+        Prefect deletes its Scheduled runs and keeps finished ones, but leaves its Pending
+        runs — the ones a worker has claimed and holds for their instant. They are cancelled
+        first, so the fast lane never starts them: its set-based start is conditional on the
+        Pending state of the claim, and its REST path checks a held run before starting it.
+        """
+        client = session.client
+        pending = filters.FlowRunFilter(
+            deployment_id=filters.FlowRunFilterDeploymentId(any_=[deployment_id]),
+            state=filters.FlowRunFilterState(
+                type=filters.FlowRunFilterStateType(any_=[objects.StateType.PENDING])
+            ),
+        )
+        ended: set[uuid.UUID] = set()
+        while runs := [
+            r
+            for r in await client.read_flow_runs(flow_run_filter=pending, limit=PAGE)
+            if r.id not in ended
+        ]:
+            for run in runs:
+                ended.add(run.id)
+                await client.set_flow_run_state(run.id, Cancelled(message=TASK_DELETED), force=True)
+        await client.delete_deployment(deployment_id)
 
     async def work_pool_names(self, session: Session) -> list[str]:
         """The names of every work pool on the server."""

@@ -24,6 +24,8 @@ JSON = dict[str, Any]
 PAGE_LIMIT = 200
 
 ACCEPT = "ACCEPT"
+# The set-based endpoints our server adds to Prefect's API (``_prefect.server.routes``).
+FAST = "taskscheduler/fast"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -188,6 +190,39 @@ class Api:
             },
         )
         return {str(r["flow_run_id"]): r for r in answer["results"]}
+
+    async def fast_claim(
+        self, pool: str, before: float, limit: int, transition_id: str, *, repeat: bool = False
+    ) -> JSON:
+        """Claim up to ``limit`` runs of ``pool`` due before ``before`` in one transaction:
+        ``claimed`` (now Pending, ours), ``limited`` (due runs of concurrency-limited tasks,
+        left to Prefect's own path). ``repeat``: this claim was sent before, its answer lost."""
+        answer: JSON = await self._post(
+            f"{FAST}/claim",
+            {
+                "pool": pool,
+                "before": iso(before),
+                "limit": limit,
+                "transition_id": transition_id,
+                "repeat": repeat,
+            },
+        )
+        return answer
+
+    async def fast_start(self, runs: list[JSON], transition_id: str) -> dict[str, str]:
+        """``Pending → Running`` for runs still in their claimed state (``id``, ``state_id``,
+        ``name``); the Running state id of each that started."""
+        answer: JSON = await self._post(
+            f"{FAST}/start", {"runs": runs, "transition_id": transition_id}
+        )
+        return {str(k): str(v) for k, v in answer["started"].items()}
+
+    async def fast_finish(self, runs: list[JSON], logs: list[JSON], transition_id: str) -> None:
+        """The log lines, then ``Running → Completed`` for runs still in their Running state,
+        in one transaction."""
+        await self._post(
+            f"{FAST}/finish", {"runs": runs, "logs": logs, "transition_id": transition_id}
+        )
 
     async def set_state(self, run_id: str, state: JSON, *, force: bool = False) -> JSON:
         """Propose a state to one run; its orchestration result."""

@@ -1,11 +1,17 @@
 """Claiming due runs from Prefect, and proposing their states, exclusively and in bulk.
 
-Every poll makes one ``get_scheduled_flow_runs`` call for the runs due within ``lookahead``,
-then bulk ``Scheduled → Pending`` claims of up to 50 runs per call. The server locks each run
-and aborts a second ``→ Pending`` (``PreventPendingTransitions``), so of two workers racing
-for a run exactly one gets ``ACCEPT``; only that one ever runs it. A bulk call's runs share one
-proposed state on the server, so each run is held to its own time (``jobs.own_time``), and a
-run of a task with a concurrency limit gets each state in a call of its own (``Proposals``).
+On the set-based path (the default) every poll is one ``claim`` call: the server moves up to
+``claim_limit`` runs due within ``lookahead`` to Pending in one transaction, locking them with
+``FOR UPDATE SKIP LOCKED``, so two workers never claim the same run. Runs of tasks with a
+concurrency limit are left out of it (their slots are Prefect's leases); the answer names the
+due ones, and those go Prefect's REST way below.
+
+On Prefect's REST path a poll makes one ``get_scheduled_flow_runs`` call, then bulk
+``Scheduled → Pending`` claims of up to 50 runs per call. The server locks each run and aborts
+a second ``→ Pending`` (``PreventPendingTransitions``), so of two workers racing for a run
+exactly one gets ``ACCEPT``; only that one ever runs it. A bulk call's runs share one proposed
+state on the server, so each run is held to its own time (``jobs.own_time``), and a run of a
+task with a concurrency limit gets each state in a call of its own (``Proposals``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 import httpx
 
@@ -105,12 +111,71 @@ class Claims:
         busy = sum(len(ids) for ids in owned)
         if busy >= self.settings.max_held:
             return []
-        runs = await self.api.scheduled_runs(
-            self.settings.pool,
-            time.time() + self.settings.lookahead,
-            min(self.settings.claim_limit, self.settings.max_held - busy),
+        before = time.time() + self.settings.lookahead
+        limit = min(self.settings.claim_limit, self.settings.max_held - busy)
+        if not self.settings.set_based:
+            return await self.claim_rest(before, limit, owned)
+        answer = await self.claim_set(before, limit)
+        claimed_at = time.time()
+        jobs = self.jobs(
+            [(_claimed_run(c), str(c["pending_state_id"])) for c in answer["claimed"]],
+            claimed_at,
         )
-        fresh = [r for r in runs if not any(r["id"] in ids for ids in owned)]
+        if answer["cancelled_orphans"]:
+            log.info("cancelled %d runs of deleted tasks", answer["cancelled_orphans"])
+        if answer["limited"] and not self.loop.stopped:
+            limited = {str(i) for i in answer["limited"]}
+            jobs += await self.claim_rest(before, limit, owned, only=limited)
+        return jobs
+
+    async def claim_set(self, before: float, limit: int) -> JSON:
+        """One set-based claim, sent again on a transport error as a repeat of the same claim
+        (so runs it moved to Pending are never left without a holder)."""
+        transition_id = str(uuid.uuid4())
+        pool = self.settings.pool
+        try:
+            return await self.api.fast_claim(pool, before, limit, transition_id)
+        except httpx.TransportError as exc:
+            log.warning("claim failed (%s); repeating it", exc)
+            return await self.api.fast_claim(pool, before, limit, transition_id, repeat=True)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                log.error(
+                    "the Prefect server has no set-based endpoints (%s): serve it with"
+                    " `python -m taskscheduler._prefect.server`, or set"
+                    " TASKS_FAST_SET_BASED=false for Prefect's REST path",
+                    _api.FAST,
+                )
+            raise
+
+    def jobs(self, runs: Sequence[tuple[JSON, str | None]], claimed_at: float) -> list[Job]:
+        """The jobs of runs just claimed (with their Pending state id on the set-based path);
+        a run that is not a job's is ours now, so it is ended here rather than held."""
+        claimed: list[Job] = []
+        for run, state_id in runs:
+            try:
+                claimed.append(Job.claimed_run(run, claimed_at, state_id))
+            except ValueError as exc:
+                message = f"Not a job the fast worker can run: {exc}"
+                log.warning("claimed %s but %s", run["id"], message)
+                self.reporter.final(run["id"], {"type": "FAILED", "message": message})
+        return claimed
+
+    async def claim_rest(
+        self,
+        before: float,
+        limit: int,
+        owned: tuple[Collection[str], ...],
+        *,
+        only: set[str] | None = None,
+    ) -> list[Job]:
+        """Claim through Prefect's REST orchestration: the due runs, or ``only`` those of them."""
+        runs = await self.api.scheduled_runs(self.settings.pool, before, limit)
+        fresh = [
+            r
+            for r in runs
+            if not any(r["id"] in ids for ids in owned) and (only is None or r["id"] in only)
+        ]
         if not fresh or self.loop.stopped:
             return []
         random.shuffle(fresh)  # two workers on one pool collide less when they race
@@ -121,18 +186,8 @@ class Claims:
         self.proposals.alone.update(r["id"] for r in fresh if r.get("deployment_id") in limited)
         parts = _api.chunks(list(by_id))
         results = await asyncio.gather(*(self.claim([by_id[i] for i in part]) for part in parts))
-        claimed: list[Job] = []
-        claimed_at = time.time()
-        for result in results:
-            for run_id in result:
-                try:
-                    claimed.append(Job.claimed_run(by_id[run_id], claimed_at))
-                except ValueError as exc:
-                    # Not a run of the job flow: ours now, so ended here rather than held.
-                    message = f"Not a job the fast worker can run: {exc}"
-                    log.warning("claimed %s but %s", run_id, message)
-                    self.reporter.final(run_id, {"type": "FAILED", "message": message})
-        return claimed
+        won = [(by_id[run_id], None) for result in results for run_id in result]
+        return self.jobs(won, time.time())
 
     async def limited_deployments(self, *, new: bool) -> frozenset[str]:
         """The deployments with a concurrency limit, read again when ``new`` ones appear among
@@ -194,3 +249,16 @@ class Claims:
             "state_details": {"scheduled_time": _api.iso(job.due)},
         }
         await self.api.set_state(job.id, state, force=True)
+
+
+def _claimed_run(claimed: JSON) -> JSON:
+    """A run the set-based claim answered, in the shape Prefect's API gives runs."""
+    return {
+        "id": str(claimed["id"]),
+        "next_scheduled_start_time": claimed["scheduled_time"],
+        "expected_start_time": claimed["expected_start_time"],
+        "deployment_id": claimed["deployment_id"],
+        "parameters": claimed["parameters"],
+        "run_count": claimed["run_count"],
+        "auto_scheduled": claimed["auto_scheduled"],
+    }

@@ -55,6 +55,9 @@ class Job:
     params: JobParameters
     attempt: int
     claimed: float  # when this worker took it (moved it to Pending)
+    # On the set-based path, the state the run must still be in for this worker to move it on
+    # (its Pending, then its Running state); None on Prefect's REST path.
+    state_id: str | None = None
     checked: float = 0.0  # when a check that found it still Pending was sent
     checking: bool = False
     run: JSON = dataclasses.field(default_factory=dict)  # as claimed: schedule facts
@@ -64,7 +67,7 @@ class Job:
     killed: str | None = None  # why its process was killed: "timeout", "cancel", "shutdown"
 
     @classmethod
-    def claimed_run(cls, run: JSON, claimed: float) -> Job:
+    def claimed_run(cls, run: JSON, claimed: float, state_id: str | None = None) -> Job:
         """The job of a run this worker has just claimed; ValueError if it is not a job's."""
         params = JobParameters.read(run.get("parameters") or {})
         if params is None:
@@ -75,6 +78,7 @@ class Job:
             params=params,
             attempt=int(run.get("run_count") or 0) + 1,
             claimed=claimed,
+            state_id=state_id,
             run={k: run.get(k) for k in MISFIRE_FACTS},
         )
 
@@ -209,7 +213,7 @@ class Jobs:
         state, line = job.end_of_attempt(ok=ok, error=error, name=name)
         if line is not None:
             self.reporter.log(job.id, logging.INFO, WORKER_LOGGER, line)
-        self.reporter.final(job.id, state)
+        self.reporter.final(job.id, state, running=job.state_id)
 
     def end_killed(self, job: Job, code: int) -> None:
         """The job's process is gone: timed out, cancelled, stopped or crashed."""

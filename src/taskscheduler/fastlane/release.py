@@ -1,16 +1,23 @@
 """Holding claimed runs to their instant, and releasing them into warm processes.
 
 A timer on the earliest held run: at its instant (wall clock, never early) every due run that
-has a free warm process is moved ``Pending → Running`` in one bulk call; the server stamps
-``start_time`` as it accepts, and the code starts only after ``ACCEPT``. Prefect accepts
-``Running`` even from ``Cancelled``, so each run is first checked to be still Pending:
-``check_ahead`` seconds before its time, in one call for the runs next in line (``check``),
-or in its release batch if that check is older than twice ``check_ahead``. A run cancelled
-while held therefore never starts unless the cancel lands in that last fraction of a second.
+has a free warm process is moved ``Pending → Running`` in one call; the server stamps
+``start_time`` as it accepts, and the code starts only after it did.
+
+On the set-based path that call is a conditional update: a run starts only if it is still in
+the Pending state its claim wrote, so a run cancelled (or changed in any way) while held never
+starts, and nothing is checked beforehand.
+
+On Prefect's REST path, Prefect accepts ``Running`` even from ``Cancelled``, so each run is
+first checked to be still Pending: ``check_ahead`` seconds before its time, in one call for the
+runs next in line (``check``), or in its release batch if that check is older than twice
+``check_ahead``. A run cancelled while held then never starts unless the cancel lands in that
+last fraction of a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import heapq
 import logging
@@ -30,6 +37,9 @@ from taskscheduler.fastlane.settings import BULK_LIMIT, FastLaneSettings
 from taskscheduler.reliability import get_reliability_settings
 
 log = logging.getLogger("taskscheduler.fastlane")
+
+# Tries of a set-based start while the server cannot be reached (0.25 s, 0.5 s, 1 s apart).
+START_TRIES = 4
 
 
 class Release:
@@ -100,11 +110,8 @@ class Release:
                 await self.loop.wait(None)
                 continue
             batch: list[Job] = []
-            while (
-                self.heap
-                and self.heap[0][0] <= now
-                and len(batch) < min(len(self.children.idle), BULK_LIMIT)
-            ):
+            room = min(len(self.children.idle), BULK_LIMIT)  # each take makes one less idle
+            while self.heap and self.heap[0][0] <= now and len(batch) < room:
                 _, run_id = heapq.heappop(self.heap)
                 job = self.held.pop(run_id, None)
                 if job is not None:
@@ -128,7 +135,11 @@ class Release:
         while not self.loop.stopped:
             await self.loop.sleep(ahead / 3)
             sent = time.time()
-            due = [j for j in self.held.values() if j.due <= sent + ahead and not j.checking]
+            due = [
+                j
+                for j in self.held.values()
+                if j.state_id is None and j.due <= sent + ahead and not j.checking
+            ]
             jobs = [
                 j
                 for j in heapq.nsmallest(next_in_line, due, key=lambda j: j.due)
@@ -155,10 +166,56 @@ class Release:
                 self.loop.wake.set()  # the heap has entries to drop
 
     async def start(self, batch: list[Job]) -> None:
-        """``Pending → Running`` for a batch due now; start the code of each accepted run.
+        """``Pending → Running`` for a batch due now; start the code of each run started."""
+        claimed_by_set = [j for j in batch if j.state_id is not None]
+        if claimed_by_set:
+            await self.start_set(claimed_by_set)
+        if len(claimed_by_set) < len(batch):
+            await self.start_rest([j for j in batch if j.state_id is None])
 
-        Runs without a fresh check (see ``check``) are checked first, in one call.
+    async def start_set(self, batch: list[Job]) -> None:
+        """Start runs still in the Pending state their claim wrote, in one transaction.
+
+        Sent again with the same transition id while the server cannot be reached (a repeat
+        counts what the first call started), for up to ``START_TRIES`` tries; then the runs are
+        held again and retried.
         """
+        batch = [j for j in batch if not await self.skipped(j)]
+        if not batch:
+            return
+        moves = [
+            {"id": j.id, "state_id": j.state_id, "name": "Retrying" if j.attempt > 1 else "Running"}
+            for j in batch
+        ]
+        transition_id = str(uuid.uuid4())
+        for attempt in range(START_TRIES):
+            try:
+                started = await self.claims.api.fast_start(moves, transition_id)
+                break
+            except httpx.HTTPError as exc:
+                log.warning("starting %d runs failed: %s", len(batch), exc)
+                await asyncio.sleep(0.25 * 2**attempt)
+        else:
+            for job in batch:
+                self.requeue(job, time.time() + 1.0)
+            return
+        left = [j for j in batch if j.id not in started]
+        for job in batch:
+            if job.id in started:
+                job.state_id = started[job.id]
+                await self.jobs.run(job)
+        if left:
+            try:
+                moved = await self.claims.moved([j.id for j in left])
+            except httpx.HTTPError:
+                moved = {}
+            for job in left:
+                self.not_started(job, moved.get(job.id))
+                self.forget(job)
+
+    async def start_rest(self, batch: list[Job]) -> None:
+        """The same through Prefect's orchestration; runs without a fresh check (see
+        ``check``) are checked first, in one call."""
         stale_before = time.time() - 2 * self.settings.check_ahead
         stale = [j.id for j in batch if j.checked <= stale_before]
         try:

@@ -43,6 +43,14 @@ class FastLaneSettings(BaseSettings):
             " claimed late; longer holds mean a cancelled run stays Pending a while."
         ),
     )
+    set_based: bool = Field(
+        default=True,
+        description=(
+            "Claim, start and complete runs through the set-based endpoints the platform's"
+            " Prefect server carries (hundreds of runs per transaction); off: Prefect's bulk"
+            " REST orchestration, one transaction per run (the server must be Prefect's own)."
+        ),
+    )
     poll_interval: float = Field(
         default=0.5,
         gt=0,

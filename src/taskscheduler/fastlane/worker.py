@@ -76,7 +76,7 @@ class FastWorker:
         self.api = api
         self.loop = Loop()
         self.proposals = Proposals(api)
-        self.reporter = Reporter(api, self.proposals)
+        self.reporter = Reporter(api, self.proposals, set_based=settings.set_based)
         self.jobs = Jobs(settings, api, self.reporter)
         self.children = Children(
             settings.processes, self.loop, cwd or Path.cwd(), self.reporter, self.jobs

@@ -26,6 +26,9 @@ WATCHDOG = "taskscheduler-watchdog"
 # Every supervised service, in the order their processes are listed.
 ALL = (SERVER, WORKER, DOCKER_WORKER, FAST_WORKER, API, WATCHDOG, SERVICES, GATE)
 
+# Prefect's server with the fast lane's set-based endpoints in its API (what platforms started
+# before it ran `prefect server start`: still recognised as ours on `down`).
+SERVER_MODULE = "taskscheduler._prefect.server"
 FAST_MODULE = "taskscheduler.fastlane"
 # The REST API and the web page (taskscheduler.web composes the two).
 API_MODULE = "taskscheduler.web"
@@ -46,6 +49,7 @@ GATE_TIMEOUT = 60.0
 
 # The services started as ``python -m MODULE``, recognised by that module in their command line.
 _MODULES = {
+    SERVER: SERVER_MODULE,
     FAST_WORKER: FAST_MODULE,
     API: API_MODULE,
     WATCHDOG: WATCHDOG_MODULE,
@@ -58,9 +62,13 @@ _MODULES = {
 def recognises(service: str, cmdline: list[str]) -> bool:
     """Whether ``cmdline`` is that of ``service`` (one of ours, not a stranger with its PID)."""
     module = _MODULES.get(service)
-    if module is not None:
-        return module in cmdline or (service == API and FORMER_API_MODULE in cmdline)
+    prefect = "prefect" in " ".join(cmdline)
+    if module is not None and module in cmdline:
+        return True
+    if service == API:
+        return FORMER_API_MODULE in cmdline
+    if service == SERVER:
+        return prefect and "server" in cmdline and "start" in cmdline
     if service == SERVICES:
         return "services" in cmdline and "server" in cmdline
-    role = "server" if service == SERVER else "worker"
-    return "prefect" in " ".join(cmdline) and role in cmdline
+    return prefect and "worker" in cmdline

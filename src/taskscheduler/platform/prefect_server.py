@@ -1,6 +1,9 @@
 """The Prefect server: its API and UI (in one or, tuned, several processes), its services, its
 work pools and block types.
 
+It is Prefect's server application with the fast lane's set-based endpoints mounted in its API
+(``python -m taskscheduler._prefect.server``, what ``prefect server start`` runs, plus them).
+
 The server migrates its own database on start. With ``TASKS_API_WORKERS > 1`` each API process
 would migrate and register Prefect's block types at once, racing the others on a fresh database,
 so both happen once beforehand and Prefect's services run in a process of their own.
@@ -79,7 +82,8 @@ class PrefectServer:
                 f"port {port} is in use by a process this"
                 " platform did not start; stop it or set TASKS_PREFECT_PORT"
             )
-        command = [str(self.executable), "server", "start", "--host", host, "--port", str(port)]
+        address = ["--host", host, "--port", str(port)]
+        command = [sys.executable, "-m", catalogue.SERVER_MODULE, *address]
         env = self.environments.server()
         api_workers = self.environments.tuning().api_workers
         if api_workers > 1:

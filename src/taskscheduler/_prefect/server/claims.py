@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskscheduler._prefect.server import rows
 from taskscheduler._prefect.server.rows import runs_table, states_table
+from taskscheduler.policy import TASK_DELETED
 
 # Runs of deployments that are gone: cancelled by a claim that meets them, a bounded number
 # per call, so a deleted task's runs never clog the lane.
 ORPHANS_PER_CLAIM = 200
-DELETED = "Its task was deleted before it started"
 
 _CLAIMABLE = sa.text(
     """
@@ -96,6 +96,19 @@ _ORPHANS = sa.text(
 )
 
 
+# A claim repeated after its answer was lost: the runs it moved to Pending, by its transition id.
+_CLAIMED_BY = sa.text(
+    """
+    SELECT fr.id FROM flow_run fr
+    JOIN flow_run_state s ON s.id = fr.state_id
+    JOIN work_queue wq ON wq.id = fr.work_queue_id
+    JOIN work_pool wp ON wp.id = wq.work_pool_id
+    WHERE wp.name = :pool AND fr.state_type = 'PENDING'
+      AND s.state_details->>'transition_id' = :transition_id
+    """
+)
+
+
 class Claimed(BaseModel, frozen=True):
     """A run this call moved to Pending, with what the worker needs to run it (the route
     answers with it as it is)."""
@@ -128,8 +141,19 @@ async def claim(
     before: dt.datetime,
     limit: int,
     transition_id: uuid.UUID,
+    repeat: bool = False,
 ) -> Claim:
-    """Move up to ``limit`` due runs of ``pool`` to Pending, in the caller's transaction."""
+    """Move up to ``limit`` due runs of ``pool`` to Pending, in the caller's transaction.
+
+    ``repeat``: the caller sent this claim (its ``transition_id``) before and lost the answer;
+    if that one was applied, its runs are answered again and nothing more is claimed, so no run
+    is left Pending with nobody holding it.
+    """
+    if repeat:
+        params = {"pool": pool, "transition_id": str(transition_id)}
+        again = list((await session.execute(_CLAIMED_BY, params)).scalars())
+        if again:
+            return Claim(await _pending(db, session, again), [], 0)
     ids = list(
         (
             await session.execute(_CLAIMABLE, {"pool": pool, "before": before, "limit": limit})
@@ -146,29 +170,10 @@ async def claim(
     cancelled = await _cancel_orphans(db, session, orphans)
     if not ids:
         return Claim([], limited, cancelled)
-    fr = runs_table(db)
-    frs = states_table(db)
-    found = (
-        await session.execute(
-            sa.select(
-                fr.c.id,
-                fr.c.state_id,
-                fr.c.next_scheduled_start_time,
-                fr.c.expected_start_time,
-                fr.c.deployment_id,
-                fr.c.parameters,
-                fr.c.run_count,
-                fr.c.auto_scheduled,
-                frs.c.state_details,
-            )
-            .join(frs, frs.c.id == fr.c.state_id)
-            .where(fr.c.id.in_(ids))
-        )
-    ).all()
     now = rows.now()
     claimed: list[Claimed] = []
     new_states: list[dict[str, Any]] = []
-    for row in found:
+    for row in await _runs(db, session, ids):
         scheduled = row.state_details.scheduled_time or row.next_scheduled_start_time
         pending = rows.state(
             states.StateType.PENDING,
@@ -178,20 +183,54 @@ async def claim(
             transition_id=transition_id,
         )
         new_states.append(rows.state_row(pending, row.id))
-        claimed.append(
-            Claimed(
-                id=row.id,
-                pending_state_id=pending.id,
-                scheduled_time=scheduled,
-                expected_start_time=row.expected_start_time,
-                deployment_id=row.deployment_id,
-                parameters=dict(row.parameters or {}),
-                run_count=row.run_count,
-                auto_scheduled=row.auto_scheduled,
-            )
-        )
+        claimed.append(_claimed(row, pending.id, scheduled))
     await rows.write(db, session, new_states, now, extra={"next_scheduled_start_time": None})
     return Claim(claimed, limited, cancelled)
+
+
+async def _runs(db: PrefectDBInterface, session: AsyncSession, ids: list[uuid.UUID]) -> list[Any]:
+    """What a claim answers of each run, with its current state's details."""
+    fr = runs_table(db)
+    frs = states_table(db)
+    query = (
+        sa.select(
+            fr.c.id,
+            fr.c.state_id,
+            fr.c.next_scheduled_start_time,
+            fr.c.expected_start_time,
+            fr.c.deployment_id,
+            fr.c.parameters,
+            fr.c.run_count,
+            fr.c.auto_scheduled,
+            frs.c.state_details,
+        )
+        .join(frs, frs.c.id == fr.c.state_id)
+        .where(fr.c.id.in_(ids))
+    )
+    return list((await session.execute(query)).all())
+
+
+def _claimed(row: Any, pending_state_id: uuid.UUID, scheduled: dt.datetime) -> Claimed:
+    return Claimed(
+        id=row.id,
+        pending_state_id=pending_state_id,
+        scheduled_time=scheduled,
+        expected_start_time=row.expected_start_time,
+        deployment_id=row.deployment_id,
+        parameters=dict(row.parameters or {}),
+        run_count=row.run_count,
+        auto_scheduled=row.auto_scheduled,
+    )
+
+
+async def _pending(
+    db: PrefectDBInterface, session: AsyncSession, ids: list[uuid.UUID]
+) -> list[Claimed]:
+    """Runs an earlier claim moved to Pending, as that claim answered them."""
+    return [
+        _claimed(row, row.state_id, row.state_details.scheduled_time)
+        for row in await _runs(db, session, ids)
+    ]
 
 
 async def _cancel_orphans(
@@ -204,7 +243,7 @@ async def _cancel_orphans(
     new_states = []
     for run_id in run_ids:
         state = rows.state(states.StateType.CANCELLED, run_id, now)
-        state.message = DELETED
+        state.message = TASK_DELETED
         new_states.append(rows.state_row(state, run_id))
     await rows.write(
         db, session, new_states, now, extra={"end_time": now, "next_scheduled_start_time": None}

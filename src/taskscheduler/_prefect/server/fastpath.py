@@ -22,6 +22,11 @@ them fails loudly; Prefect's version is pinned):
   ``total_run_time`` + the time since Running; the job's log lines are inserted in the same
   transaction; the terminal state event automations need is published.
 
+Each call may be repeated after its answer was lost, with the same transition id: a repeated
+claim answers the runs the first one claimed, a repeated start or finish counts the runs the
+first one moved as moved by it, and log lines keep the ids their sender gave them, so none is
+stored twice.
+
 The claim lives in ``claims``, the row writing all three share in ``rows``.
 
 What may stay on Prefect's normal path: runs of concurrency-limited tasks, retries, failures,
@@ -38,6 +43,7 @@ from typing import Any
 import sqlalchemy as sa
 from prefect.server.database import PrefectDBInterface
 from prefect.server.schemas import states
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskscheduler._prefect.server import rows
@@ -69,7 +75,7 @@ async def start(
         return {}
     fr = runs_table(db)
     expected = {r.id: r for r in runs}
-    current = await _still_in(db, session, runs)
+    current, repeated = await _still_in(db, session, runs, transition_id)
     now = rows.now()
     new_states = [
         rows.state_row(
@@ -80,7 +86,7 @@ async def start(
         for run_id in current
     ]
     if not new_states:
-        return {}
+        return repeated
     await rows.write(
         db,
         session,
@@ -91,7 +97,7 @@ async def start(
             "run_count": fr.c.run_count + 1,
         },
     )
-    return {row["flow_run_id"]: row["id"] for row in new_states}
+    return repeated | {row["flow_run_id"]: row["id"] for row in new_states}
 
 
 async def finish(
@@ -105,14 +111,17 @@ async def finish(
     """Insert the logs, then move runs still in their Running state to Completed and publish
     their state events; the ids that completed."""
     if logs:
-        await session.execute(sa.insert(logs_table(db)), [rows.log_row(log) for log in logs])
+        await session.execute(
+            postgresql.insert(logs_table(db)).on_conflict_do_nothing(),
+            [rows.log_row(log) for log in logs],
+        )
     if not runs:
         return []
     fr = runs_table(db)
     frs = states_table(db)
-    current = await _still_in(db, session, runs)
+    current, repeated = await _still_in(db, session, runs, transition_id)
     if not current:
-        return []
+        return list(repeated)
     running = {
         row.flow_run_id: row
         for row in (
@@ -137,16 +146,31 @@ async def finish(
         run_time_since={run_id: row.timestamp for run_id, row in running.items()},
     )
     await rows.publish(db, session, completed, running)
-    return list(current)
+    return [*repeated, *current]
 
 
 async def _still_in(
-    db: PrefectDBInterface, session: AsyncSession, runs: Sequence[Transition]
-) -> set[uuid.UUID]:
-    """Those of ``runs`` whose current state is still the expected one, locked."""
+    db: PrefectDBInterface,
+    session: AsyncSession,
+    runs: Sequence[Transition],
+    transition_id: uuid.UUID,
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, uuid.UUID]]:
+    """Those of ``runs`` whose current state is still the expected one, locked; and those an
+    earlier call with this ``transition_id`` already moved, with their current state id."""
     fr = runs_table(db)
-    rows = await session.execute(
-        sa.select(fr.c.id, fr.c.state_id).where(fr.c.id.in_([r.id for r in runs])).with_for_update()
+    frs = states_table(db)
+    found = await session.execute(
+        sa.select(fr.c.id, fr.c.state_id, frs.c.state_details)
+        .join(frs, frs.c.id == fr.c.state_id)
+        .where(fr.c.id.in_([r.id for r in runs]))
+        .with_for_update(of=fr)
     )
     expected = {r.id: r.expected_state_id for r in runs}
-    return {row.id for row in rows if row.state_id == expected[row.id]}
+    current: set[uuid.UUID] = set()
+    repeated: dict[uuid.UUID, uuid.UUID] = {}
+    for row in found:
+        if row.state_id == expected[row.id]:
+            current.add(row.id)
+        elif row.state_details.transition_id == transition_id:
+            repeated[row.id] = row.state_id
+    return current, repeated

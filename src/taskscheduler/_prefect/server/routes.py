@@ -21,12 +21,20 @@ MAX_RUNS = 1000
 router = APIRouter(prefix=PREFIX, tags=["taskscheduler fast lane"])
 
 
-class ClaimBody(BaseModel):
-    """Claim the pool's runs due before ``before``."""
+class Repeatable(BaseModel):
+    """A call its sender may repeat after losing the answer: with the same ``transition_id``
+    the repeat answers what the first call did (see ``fastpath``)."""
+
+    transition_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+
+
+class ClaimBody(Repeatable):
+    """Claim the pool's runs due before ``before``; ``repeat``: this is a repeat."""
 
     pool: str
     before: dt.datetime
     limit: int = Field(default=100, ge=1, le=MAX_RUNS)
+    repeat: bool = False
 
 
 class ClaimAnswer(BaseModel):
@@ -46,7 +54,7 @@ class Move(BaseModel):
     name: str | None = Field(default=None, max_length=50)
 
 
-class StartBody(BaseModel):
+class StartBody(Repeatable):
     """Start these held runs."""
 
     runs: list[Move] = Field(max_length=MAX_RUNS)
@@ -60,8 +68,9 @@ class StartAnswer(BaseModel):
 
 
 class LogLine(BaseModel):
-    """A log line of a run, as Prefect's ``POST /logs/`` takes it."""
+    """A log line of a run, as Prefect's ``POST /logs/`` takes it, and the id to store it by."""
 
+    id: uuid.UUID | None = None
     name: str
     level: int
     message: str
@@ -70,7 +79,7 @@ class LogLine(BaseModel):
     task_run_id: uuid.UUID | None = None
 
 
-class FinishBody(BaseModel):
+class FinishBody(Repeatable):
     """Complete these running runs, after writing these log lines."""
 
     runs: list[Move] = Field(default_factory=list, max_length=MAX_RUNS)
@@ -94,7 +103,7 @@ def _moves(moves: list[Move]) -> list[fastpath.Transition]:
 @router.post("/claim")
 async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnswer:
     """Scheduled → Pending for up to ``limit`` due runs, in one transaction."""
-    transition = uuid.uuid4()
+    transition = body.transition_id
     async with db.session_context(begin_transaction=True) as session:
         found = await fastpath.claim(
             db,
@@ -103,6 +112,7 @@ async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnsw
             before=body.before,
             limit=body.limit,
             transition_id=transition,
+            repeat=body.repeat,
         )
     return ClaimAnswer(
         claimed=found.claimed,
@@ -115,7 +125,7 @@ async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnsw
 @router.post("/start")
 async def start(body: StartBody, db: PrefectDBInterface = Database) -> StartAnswer:
     """Pending → Running for the runs still in their claimed state, in one transaction."""
-    transition = uuid.uuid4()
+    transition = body.transition_id
     async with db.session_context(begin_transaction=True) as session:
         started = await fastpath.start(db, session, _moves(body.runs), transition_id=transition)
     return StartAnswer(started=started, transition_id=transition)
@@ -124,7 +134,7 @@ async def start(body: StartBody, db: PrefectDBInterface = Database) -> StartAnsw
 @router.post("/finish")
 async def finish(body: FinishBody, db: PrefectDBInterface = Database) -> FinishAnswer:
     """The log lines, then Running → Completed for the runs still running, in one transaction."""
-    transition = uuid.uuid4()
+    transition = body.transition_id
     async with db.session_context(begin_transaction=True) as session:
         completed = await fastpath.finish(
             db,

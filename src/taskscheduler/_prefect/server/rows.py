@@ -109,8 +109,10 @@ def state_row(state: states.State, run_id: uuid.UUID, *, name: str | None = None
 
 
 def log_row(log: dict[str, Any]) -> dict[str, Any]:
+    """A ``log`` row; with the id its sender gave it, if any (a resent line is then not
+    stored twice)."""
     return {
-        "id": uuid.uuid4(),
+        "id": log.get("id") or uuid.uuid4(),
         "name": log["name"],
         "level": log["level"],
         "message": log["message"],
