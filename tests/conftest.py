@@ -10,9 +10,12 @@ If even the teardown hangs, the process ends after a grace period, saying so.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from pathlib import Path
@@ -80,6 +83,11 @@ _bound = SessionBound(SESSION_LIMIT_SECONDS)
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     _bound.start(session.config)
+    # The client's config file (``tasks login``, ``make up``) lives under XDG_CONFIG_HOME:
+    # tests never read nor write the real one of whoever runs them.
+    config_home = Path(tempfile.mkdtemp(prefix="tasks-test-config-"))
+    os.environ["XDG_CONFIG_HOME"] = str(config_home)
+    atexit.register(shutil.rmtree, config_home, ignore_errors=True)
 
 
 def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:

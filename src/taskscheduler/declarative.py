@@ -9,13 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel
 
-from taskscheduler import errors
+from taskscheduler import errors, models
 
 SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class Applied(BaseModel):
+    """What ``apply`` did with one task file."""
+
+    name: str
+    action: Literal["created", "updated", "unchanged"]
+    file: str
+
+
+def replacing(before: models.Task, spec: models.TaskSpec) -> dict[str, Any]:
+    """The change set that makes an existing task what its file says: every field of the
+    file's spec (it replaces the definition). Refused for deployments we did not create."""
+    if before.spec is None:
+        raise errors.InvalidTask(
+            "name", f"{spec.name!r} is a deployment this platform did not create"
+        )
+    return dict(spec)
+
+
+def updated(before: models.Task, after: models.Task, file: Path) -> Applied:
+    """An existing task's outcome: a new version, or none."""
+    action: Literal["updated", "unchanged"] = (
+        "unchanged" if after.version == before.version else "updated"
+    )
+    return Applied(name=after.name, action=action, file=str(file))
 
 
 def load(path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:

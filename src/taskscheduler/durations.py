@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from typing import Any
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -71,3 +72,13 @@ def parse_when(
     except ValueError:
         raise ValueError(f"cannot read {text!r} as a time: use ISO 8601, now or +30s") from None
     return when if when.tzinfo else when.replace(tzinfo=zone)
+
+
+def beside_utc(value: dt.datetime, zone: str) -> str:
+    """An instant on the wall clock of ``zone`` with UTC beside it, as people who live in that
+    zone read a task's times: ``2026-12-01 09:00:00 EST (14:00:00Z)``; UTC alone for UTC."""
+    utc = value.astimezone(dt.UTC)
+    if zone in ("UTC", "Etc/UTC"):
+        return utc.strftime("%Y-%m-%d %H:%M:%SZ")
+    local = value.astimezone(zoneinfo.ZoneInfo(zone))
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S %Z')} ({utc.strftime('%H:%M:%SZ')})"

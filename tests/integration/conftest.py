@@ -73,7 +73,8 @@ def throwaway_platform(
 
 @contextlib.contextmanager
 def pointing_at(platform: LocalPlatform) -> Iterator[None]:
-    """Point this process's SDK, CLI and Prefect client at the platform, then restore.
+    """Point this process's SDK, CLI (as the admin token) and Prefect client at the platform,
+    then restore.
 
     ``os.environ`` serves our settings and the subprocesses; Prefect reads its settings once at
     import, so its in-process client needs ``temporary_settings`` as well.
@@ -89,6 +90,9 @@ def pointing_at(platform: LocalPlatform) -> Iterator[None]:
     }
     env["PREFECT_API_URL"] = platform.api_url
     env["PREFECT_API_AUTH_STRING"] = platform.prefect_auth_string
+    # The `tasks` CLI speaks the REST API, as the platform's first admin token.
+    env["TASKS_URL"] = platform.service_api_url
+    env["TASKS_TOKEN"] = platform.credentials.admin_token.get_secret_value()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)

@@ -77,14 +77,15 @@ def wait_for(
 
 
 def cli(
-    *args: str, check: bool = True, cwd: Path | None = None
+    *args: str, check: bool = True, cwd: Path | None = None, token: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the ``tasks`` command as a user would, in a child process."""
+    """Run the ``tasks`` command as a user would, in a child process; as ``token`` if given
+    (else ``TASKS_TOKEN``, the admin token under ``pointing_at``)."""
     result = subprocess.run(
         [str(VENV_BIN / "tasks"), *args],
         capture_output=True,
         text=True,
-        env=dict(os.environ),
+        env={**os.environ, **({"TASKS_TOKEN": token} if token else {})},
         cwd=cwd,
         timeout=120,
     )
@@ -93,9 +94,9 @@ def cli(
     return result
 
 
-def cli_json(*args: str) -> Any:
+def cli_json(*args: str, token: str | None = None) -> Any:
     """Run a ``tasks ... --json`` command and parse its one JSON document."""
-    return json.loads(cli(*args, "--json").stdout)
+    return json.loads(cli(*args, "--json", token=token).stdout)
 
 
 def prefect(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

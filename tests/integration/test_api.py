@@ -863,9 +863,11 @@ def test_audit_is_filtered_and_paginated(admin: httpx.Client) -> None:
     assert admin.get("/v1/audit", params={"since": since, "action": "task.create"}).json()["items"]
 
 
-def test_cli_tokens_and_audit_work_on_the_database_as_the_local_user(
-    platform: LocalPlatform,
+def test_cli_speaks_the_api_as_its_token_and_the_audit_names_that_token(
+    platform: LocalPlatform, admin: httpx.Client
 ) -> None:
+    """`tasks` is a client of the REST API: tokens and the audit through it too, each action
+    recorded under the token the CLI holds, and a read token changes nothing through it."""
     made = cli_json("token", "create", "--scope", "write", "--name", unique("cli"))
     assert made["scope"] == "write" and made["token"].startswith("tsk_")
     headers = {"Authorization": f"Bearer {made['token']}"}
@@ -874,21 +876,46 @@ def test_cli_tokens_and_audit_work_on_the_database_as_the_local_user(
     listed = cli_json("token", "list")
     assert made["token"] not in json.dumps(listed)
     assert any(t["id"] == made["id"] for t in listed)
+
+    # As the write token: its actions carry its id and name.
+    name = unique()
+    cli("create", name, "--code", HELLO, "--pool", "docker", token=made["token"])
+    cli("delete", name, token=made["token"])
+    rows = cli_json("audit", "--task", name)
+    assert [(r["action"], r["outcome"]) for r in rows] == [
+        ("task.delete", "ok"),
+        ("task.create", "ok"),
+    ]
+    assert {(r["actor_kind"], r["actor_id"], r["actor_name"]) for r in rows} == {
+        ("token", made["id"], made["name"])
+    }
+
+    # A read token reads, and every change is refused with one line and recorded as refused.
+    reader = cli_json("token", "create", "--scope", "read", "--name", unique("cli-read"))
+    assert isinstance(cli_json("list", "--limit", "5", token=reader["token"]), list)
+    kept = unique()
+    for args in (
+        ("create", kept, "--code", HELLO),
+        ("token", "create", "--scope", "admin", "--name", unique("escalate")),
+        ("token", "revoke", made["id"]),
+    ):
+        refused = cli(*args, check=False, token=reader["token"])
+        assert refused.returncode == 1, args
+        assert refused.stderr.strip().splitlines() == [refused.stderr.strip()], refused.stderr
+        assert refused.stderr.startswith("error: "), refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert cli("show", kept, check=False).returncode == 1, "nothing was created"
+    denied = cli_json("audit", "--actor", reader["id"], "--action", "task.create")
+    assert [r["outcome"] for r in denied] == ["forbidden"]
+
     cli("token", "revoke", made["id"])
     assert httpx.get(f"{base}/v1/tasks", headers=headers).status_code == 401
     assert cli("token", "revoke", "nope", check=False).returncode == 1
-
-    name = unique()
-    cli("create", name, "--code", HELLO)
-    cli("delete", name)
-    rows = cli_json("audit", "--task", name)
-    assert [(r["action"], r["outcome"], r["source"]) for r in rows] == [
-        ("task.delete", "ok", "cli"),
-        ("task.create", "ok", "cli"),
-    ]
-    assert rows[0]["actor_kind"] == "local"
-    revokes = cli_json("audit", "--action", "token.revoke", "--actor", rows[0]["actor_name"])
-    assert {r["outcome"] for r in revokes} >= {"ok", "not_found"}
+    # The two revocations just made, newest first, under the admin token the CLI holds.
+    revokes = cli_json("audit", "--action", "token.revoke", "--limit", "2")
+    assert [r["outcome"] for r in revokes] == ["not_found", "ok"]
+    assert {r["actor_kind"] for r in revokes} == {"token"}
+    assert len({r["actor_id"] for r in revokes}) == 1
 
 
 # ---- property-based fuzzing of the OpenAPI description ---------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,10 @@ def test_task_lifecycle_through_the_cli(platform: LocalPlatform, tmp_path: Path)
     assert task["name"] == name and task["state"] == "active"
     assert task["spec"]["parameters"] == {"n": 3} and task["spec"]["timeout"] == 60.0
     assert all(_utc(t).hour in (10, 11) for t in task["next_runs"]), "06:00 New York in UTC"
+    assert task["timezone"] == "America/New_York"  # the JSON stays UTC and names the zone
+    # People read the times on New York's clock, UTC beside them.
+    shown_text = cli("show", name).stdout
+    assert re.search(r"06:00:00 E[SD]T \((10|11):00:00Z\)", shown_text), shown_text
 
     shown = cli_json("show", name)
     assert shown["deployment_id"] == task["deployment_id"] and shown["version"] == 1

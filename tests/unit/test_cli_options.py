@@ -93,7 +93,7 @@ class FakeScheduler:
 @pytest.fixture
 def sdk(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeScheduler]:
     fake = FakeScheduler()
-    monkeypatch.setattr(task_commands, "scheduler", lambda: fake)
+    monkeypatch.setattr(task_commands, "client", lambda: fake)
     yield fake
 
 

@@ -785,10 +785,10 @@ def login_against(monkeypatch: pytest.MonkeyPatch, server: Server, *args: str) -
     from taskscheduler.cli import login
     from taskscheduler.cli.main import app
 
-    def client(url: str, token: str) -> Client:
+    def client(url: str, token: str | None) -> Client:
         return Client(url, token, http_transport=httpx.MockTransport(server))
 
-    monkeypatch.setattr(login, "Client", client)
+    monkeypatch.setattr(login, "_client", client)
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.output + (str(result.exception) if result.exception else "")
 

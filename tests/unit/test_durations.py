@@ -145,3 +145,37 @@ def test_parse_when_refuses_an_unreadable_offset(text: str) -> None:
     with pytest.raises(ValueError, match=r"offset like \+30s") as info:
         durations.parse_when(text, now=NOW)
     assert repr(text) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("zone", "shown"),
+    [
+        ("America/New_York", "2026-12-01 09:00:00 EST (14:00:00Z)"),
+        ("Europe/Berlin", "2026-12-01 15:00:00 CET (14:00:00Z)"),
+        ("Asia/Kolkata", "2026-12-01 19:30:00 IST (14:00:00Z)"),
+        ("UTC", "2026-12-01 14:00:00Z"),
+    ],
+)
+def test_a_tasks_time_is_shown_on_its_zones_clock_with_utc_beside(zone: str, shown: str) -> None:
+    instant = dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.UTC)
+    assert durations.beside_utc(instant, zone) == shown
+    # The same instant from another zone's datetime reads the same.
+    assert durations.beside_utc(instant.astimezone(ZoneInfo("Asia/Tokyo")), zone) == shown
+
+
+def test_a_task_names_its_zone_in_its_json_and_times_stay_utc() -> None:
+    from taskscheduler import models
+
+    spec = models.build_spec(
+        {"name": "ny", "code": "def main():\n    pass\n", "cron": "0 9 * * *",
+         "timezone": "America/New_York"}
+    )  # fmt: skip
+    task = models.Task(
+        id="d", deployment_id="d", name="ny", flow="run-task", managed=True, spec=spec,
+        schedule="0 9 * * *", paused=False, pool="process", tags=[],
+        next_runs=[dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.UTC)],
+    )  # fmt: skip
+    data = task.model_dump(mode="json")
+    assert data["timezone"] == "America/New_York"
+    assert data["next_runs"] == ["2026-12-01T14:00:00Z"]
+    assert models.Task.model_validate(data).timezone == "America/New_York"  # read back

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "taskscheduler"
 # The Prefect wing, and the code that runs inside a job (it runs Prefect's engine).
 MAY_IMPORT_PREFECT = ("_prefect", "runtime")
@@ -166,10 +168,15 @@ def loaded_by(start: list[Path]) -> dict[Path, set[str]]:
     return seen
 
 
-def test_the_client_loads_neither_the_servers_libraries_nor_its_modules() -> None:
-    client = sorted((PACKAGE / "client").rglob("*.py"))
-    assert client, "taskscheduler/client/ is missing"
-    reached = loaded_by(client)
+@pytest.mark.parametrize("side", ["client", "cli"])
+def test_the_client_and_the_cli_load_neither_the_servers_libraries_nor_its_modules(
+    side: str,
+) -> None:
+    """The `tasks` CLI speaks the REST API through the client, so it runs where a client-only
+    install does, and answers quickly (no Prefect to import)."""
+    start = sorted((PACKAGE / side).rglob("*.py"))
+    assert start, f"taskscheduler/{side}/ is missing"
+    reached = loaded_by(start)
     assert PACKAGE / "__init__.py" in reached  # the parent package runs first
     libraries = {
         str(path.relative_to(PACKAGE)): sorted(
@@ -179,7 +186,9 @@ def test_the_client_loads_neither_the_servers_libraries_nor_its_modules() -> Non
     }
     assert {k: v for k, v in libraries.items() if v} == {}
     server = sorted(
-        str(path.relative_to(PACKAGE)) for path in reached if room(path) in SERVER_ROOMS
+        str(path.relative_to(PACKAGE))
+        for path in reached
+        if room(path) in SERVER_ROOMS and room(path) != side
     )
     assert server == []
 
@@ -195,11 +204,21 @@ def test_the_transitive_check_sees_what_it_should() -> None:
     assert "taskscheduler.sdk" not in import_time(PACKAGE / "__init__.py")
 
 
-def test_importing_the_client_loads_no_server_library() -> None:
+@pytest.mark.parametrize(
+    ("module", "unloaded"),
+    [
+        ("taskscheduler.client", ("prefect", "fastapi", "sqlalchemy", "starlette")),
+        # `tasks --help` builds every command without an HTTP client; a command loads it.
+        ("taskscheduler.cli.main", ("prefect", "fastapi", "sqlalchemy", "starlette", "httpx")),
+    ],
+)
+def test_importing_the_client_or_the_cli_loads_no_server_library(
+    module: str, unloaded: tuple[str, ...]
+) -> None:
     code = (
-        "import sys, taskscheduler.client\n"
+        f"import sys, {module}\n"
         "print(sorted({m.split('.')[0] for m in sys.modules}"
-        " & {'prefect', 'fastapi', 'sqlalchemy', 'starlette'}))\n"
+        f" & {set(unloaded)!r}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

@@ -40,6 +40,7 @@ from taskscheduler.api import (
 )
 from taskscheduler.api.routes import audit as audit_routes
 from taskscheduler.api.routes import health, jobs, schedules
+from taskscheduler.api.routes import status as status_routes
 from taskscheduler.api.routes import tasks as task_routes
 from taskscheduler.api.routes import tokens as token_routes
 from taskscheduler.settings import Settings, get_settings
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         schedules.router,
         token_routes.router,
         audit_routes.router,
+        status_routes.router,
     )
     for router in routers:
         app.include_router(router, dependencies=[Depends(auth.bearer)])

@@ -1,28 +1,24 @@
-"""``tasks token ...`` and ``tasks audit``: tokens and the audit log, straight from the database.
+"""``tasks token ...`` and ``tasks audit``: tokens and the audit log, through the REST API.
 
-These commands act as the local user (``TASKS_ACTOR``, default ``$USER``) with the same rules
-as the REST API: a token's secret is printed once, revocation is final, and every change is
-recorded in the audit log. Whoever can reach the database can do this anyway; the CLI only
-makes it safe and recorded.
+Token commands need an ``admin`` token, the audit a ``read`` one, as the API's own routes do:
+a token's secret is printed once, revocation is final, and every change is recorded in the
+audit log under the token that made it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from taskscheduler import audit, durations, errors, store, tokens
-from taskscheduler.settings import get_settings
-
-T = TypeVar("T")
+from taskscheduler import durations, errors
+from taskscheduler.cli.output import client
+from taskscheduler.models.tokens import NAME_PATTERN, Scope, TokenInfo
 
 tokens_app = typer.Typer(
     help="Create, list, grant and revoke REST API tokens.", no_args_is_help=True
@@ -40,27 +36,6 @@ SecretOption = Annotated[
 ]
 
 
-def _with_engine(work: Callable[..., Awaitable[T]]) -> T:
-    """Run ``work(engine)`` on a fresh engine; connection failures become PlatformUnavailable."""
-
-    async def run() -> T:
-        settings = get_settings()
-        engine = store.create_engine(settings, pooled=False)
-        try:
-            await store.require_current(engine)
-            return await work(engine)
-        except OSError as exc:
-            raise errors.PlatformUnavailable(f"cannot reach the database: {exc}") from exc
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def _actor() -> audit.Actor:
-    return audit.Actor.local(get_settings(), source="cli")
-
-
 def _print_json(value: object) -> None:
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
 
@@ -68,7 +43,7 @@ def _print_json(value: object) -> None:
 @tokens_app.command("create")
 def create_token(
     name: Annotated[str, typer.Option("--name", help="What the token is for.")],
-    scope: Annotated[tokens.Scope, typer.Option("--scope", help="read, write or admin.")],
+    scope: Annotated[Scope, typer.Option("--scope", help="read, write or admin.")],
     pool: PoolOption = None,
     secret: SecretOption = None,
     as_json: JsonFlag = False,
@@ -80,13 +55,10 @@ def create_token(
     """
     import re
 
-    if not re.match(tokens.NAME_PATTERN, name):
+    if not re.match(NAME_PATTERN, name):
         raise errors.InvalidTask("name", "use 1-100 letters, digits, spaces and . @ : - _")
-    new = _with_engine(
-        lambda engine: tokens.create(
-            engine, name=name, scope=scope, pools=pool, secrets=secret, actor=_actor()
-        )
-    )
+    with client() as api:
+        new = api.create_token(name, scope, pools=pool, secrets=secret)
     if as_json:
         _print_json(new.model_dump(mode="json"))
         return
@@ -100,7 +72,8 @@ def create_token(
 @tokens_app.command("list")
 def list_tokens(as_json: JsonFlag = False) -> None:
     """List tokens (never their secrets), revoked ones included."""
-    found = _with_engine(tokens.list_tokens)
+    with client() as api:
+        found = api.tokens()
     if as_json:
         _print_json([t.model_dump(mode="json") for t in found])
         return
@@ -153,9 +126,8 @@ def grant_token(
         raise errors.InvalidTask("pool", "give a list or take it away, not both")
     pools = [] if no_pools else pool
     secrets = [] if no_secrets else secret
-    info = _with_engine(
-        lambda engine: tokens.grant(engine, token_id, pools=pools, secrets=secrets, actor=_actor())
-    )
+    with client() as api:
+        info = api.grant_token(token_id, pools=pools, secrets=secrets)
     if as_json:
         _print_json(info.model_dump(mode="json"))
     else:
@@ -165,7 +137,9 @@ def grant_token(
 @tokens_app.command("revoke")
 def revoke_token(token_id: str, as_json: JsonFlag = False) -> None:
     """Revoke a token for good."""
-    info = _with_engine(lambda engine: tokens.revoke(engine, token_id, actor=_actor()))
+    with client() as api:
+        api.revoke_token(token_id)
+        info = _token(api.tokens(), token_id)
     if as_json:
         _print_json(info.model_dump(mode="json"))
     else:
@@ -187,11 +161,8 @@ def audit_log(
             start = durations.parse_when(since)
         except ValueError as exc:
             raise errors.InvalidTask("since", str(exc)) from None
-    entries = _with_engine(
-        lambda engine: audit.query(
-            engine, actor=actor, task=task, action=action, since=start, limit=limit
-        )
-    )
+    with client() as api:
+        entries = api.audit(actor=actor, task=task, action=action, since=start, limit=limit)
     if as_json:
         _print_json([e.model_dump(mode="json") for e in entries])
         return
@@ -202,6 +173,14 @@ def audit_log(
             _t(e.at), who, e.action, e.task or "-", e.job or "-", e.outcome, e.request_id or "-"
         )
     console.print(table)
+
+
+def _token(found: list[TokenInfo], token_id: str) -> TokenInfo:
+    """The token ``token_id`` among ``found`` (the API answers a revocation with no body)."""
+    for info in found:
+        if info.id == token_id:
+            return info
+    raise errors.TokenNotFound(token_id)
 
 
 def _names(values: list[str] | None) -> str:

@@ -9,20 +9,31 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from taskscheduler.cli.output import JsonFlag, When, emit, job_view, scheduler, t, when
+from taskscheduler.cli.output import (
+    JsonFlag,
+    When,
+    client,
+    emit,
+    job_view,
+    t,
+    when,
+    zone_of,
+)
+from taskscheduler.models.status import render
 
 
 def reschedule(job_id: str, at: When, as_json: JsonFlag = False) -> None:
     """Move a job that has not started to another time."""
-    with scheduler() as ts:
-        job = ts.reschedule(job_id, when(at))
-    emit(job, as_json, f"{job.id} rescheduled to {t(job.scheduled_time)}")
+    with client() as api:
+        zone = zone_of(api, api.job(job_id).task)
+        job = api.reschedule(job_id, when(at, zone))
+    emit(job, as_json, f"{job.id} rescheduled to {t(job.scheduled_time, zone)}")
 
 
 def cancel(job_id: str, as_json: JsonFlag = False) -> None:
     """Cancel a waiting job or stop a running one."""
-    with scheduler() as ts:
-        job = ts.cancel(job_id)
+    with client() as api:
+        job = api.cancel(job_id)
     emit(job, as_json, f"{job.id} {job.state_name.lower()}")
 
 
@@ -35,16 +46,17 @@ def jobs(
     as_json: JsonFlag = False,
 ) -> None:
     """List jobs, newest first."""
-    with scheduler() as ts:
-        found = ts.jobs(task=task, state=state, limit=limit)
+    with client() as api:
+        found = api.jobs(task=task, state=state, limit=limit)
+        zone = zone_of(api, task) if not as_json else "UTC"
     table = Table("id", "task", "state", "scheduled", "started", "delay", box=None)
     for j in found:
         table.add_row(
             j.id,
             j.task or "-",
             j.state_name,
-            t(j.scheduled_time),
-            t(j.start_time),
+            t(j.scheduled_time, zone),
+            t(j.start_time, zone),
             f"{j.start_delay:.2f}s" if j.start_delay is not None else "-",
         )
     emit([j.model_dump(mode="json") for j in found], as_json, table)
@@ -52,15 +64,16 @@ def jobs(
 
 def job(job_id: str, as_json: JsonFlag = False) -> None:
     """Show a job: state timeline, attempts, times, error."""
-    with scheduler() as ts:
-        found = ts.job(job_id)
-    emit(found, as_json, job_view(found))
+    with client() as api:
+        found = api.job(job_id)
+        zone = zone_of(api, found.task) if not as_json else "UTC"
+    emit(found, as_json, job_view(found, zone))
 
 
 def logs(job_id: str, as_json: JsonFlag = False) -> None:
     """Show a job's logs."""
-    with scheduler() as ts:
-        lines = ts.logs(job_id)
+    with client() as api:
+        lines = api.logs(job_id)
     if as_json:
         emit([line.model_dump(mode="json") for line in lines], True)
         return
@@ -70,8 +83,8 @@ def logs(job_id: str, as_json: JsonFlag = False) -> None:
 
 def apply(path: Path, as_json: JsonFlag = False) -> None:
     """Create or update the tasks defined in a folder of task files."""
-    with scheduler() as ts:
-        results = ts.apply(path)
+    with client() as api:
+        results = api.apply(path)
     table = Table("task", "action", "file", box=None)
     for r in results:
         table.add_row(r.name, r.action, r.file)
@@ -80,14 +93,11 @@ def apply(path: Path, as_json: JsonFlag = False) -> None:
 
 def status(as_json: JsonFlag = False) -> None:
     """Platform health: server, database, pools and workers, backlog, late jobs, failures."""
-    import asyncio
-
-    from taskscheduler.services import monitoring
-
-    snapshot = asyncio.run(monitoring.take_snapshot())
+    with client() as api:
+        snapshot = api.status()
     if as_json:
         sys.stdout.write(snapshot.model_dump_json(indent=2) + "\n")
     else:
-        sys.stdout.write(monitoring.render(snapshot) + "\n")
+        sys.stdout.write(render(snapshot) + "\n")
     if not (snapshot.server_ok and snapshot.database_ok):
         raise typer.Exit(1)

@@ -2,17 +2,20 @@
 
 ``login`` checks the token with a read call before saving anything, then writes the client's
 config file (``taskscheduler.client.config``, mode 0600); ``logout`` deletes it. The other
-commands are unchanged: they still use the in-process SDK.
+commands use that login unless ``TASKS_URL``/``TASKS_TOKEN`` say otherwise.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from taskscheduler import errors
-from taskscheduler.client import Client, config
+from taskscheduler.client import config
+
+if TYPE_CHECKING:
+    from taskscheduler.client import Client
 
 
 def login(
@@ -29,12 +32,18 @@ def login(
     if not saved.token:
         raise errors.InvalidTask("token", "must not be empty")
     try:
-        with Client(saved.url, saved.token) as api:
+        with _client(saved.url, saved.token) as api:
             api.tasks_page(limit=1)
     except errors.NotAuthenticated as exc:
         raise errors.NotAuthenticated(f"{saved.url} refused the token: {exc}") from None
     path = config.save(saved)
     typer.echo(f"logged in to {saved.url}; saved to {path} (mode 0600)")
+
+
+def _client(url: str, token: str | None) -> Client:
+    from taskscheduler.client import Client  # not at import: `tasks --help` needs no httpx
+
+    return Client(url, token)
 
 
 def logout() -> None:

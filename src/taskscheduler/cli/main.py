@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import typer
@@ -16,7 +15,8 @@ app = typer.Typer(
     help="Create, schedule and watch tasks on the Prefect-based task scheduler.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # Shell completion from the CLI library: `tasks --install-completion` (bash, zsh, fish).
+    add_completion=True,
 )
 
 app.command()(tasks.create)
@@ -53,9 +53,3 @@ def main() -> None:
             raise
         typer.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
         raise SystemExit(1) from None
-    finally:
-        if not os.environ.get("TASKS_DEBUG"):
-            # Prefect's client warns on stderr while it flushes events at exit; a CLI user
-            # needs only our one-line messages.
-            for name in ("prefect", "EventsWorker", "APILogWorker"):
-                logging.getLogger(name).setLevel(logging.ERROR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 from typing import Annotated, Any
 
 import typer
@@ -13,10 +14,10 @@ from taskscheduler.cli import spec_options
 from taskscheduler.cli.output import (
     JsonFlag,
     When,
+    client,
     emit,
     fail,
     job_view,
-    scheduler,
     t,
     task_view,
     when,
@@ -41,8 +42,8 @@ def create(name: str, **options: Any) -> None:
     """Create a task."""
     as_json = options.pop("as_json")
     changes = spec_options.changes(options)
-    with scheduler() as ts:
-        task = ts.create({"name": name, **changes})
+    with client() as api:
+        task = api.create({"name": name, **changes})
     emit(task, as_json, task_view(task))
 
 
@@ -55,8 +56,8 @@ def update(name: str, **options: Any) -> None:
         changes.update(cron=None, every=None, at=None, rrule=None)
     if not changes:
         fail("nothing to change: give at least one option")
-    with scheduler() as ts:
-        task = ts.update(name, changes)
+    with client() as api:
+        task = api.update(name, changes)
     emit(task, as_json, task_view(task))
 
 
@@ -67,8 +68,8 @@ def list_tasks(
     as_json: JsonFlag = False,
 ) -> None:
     """List tasks."""
-    with scheduler() as ts:
-        tasks = ts.list(limit=limit, offset=offset, search=search)
+    with client() as api:
+        tasks = list(itertools.islice(api.iter_tasks(search=search), offset, offset + limit))
     table = Table("name", "state", "schedule", "pool", "version", box=None)
     for task in tasks:
         table.add_row(
@@ -83,37 +84,38 @@ def list_tasks(
 
 def show(name: str, as_json: JsonFlag = False) -> None:
     """Show a task: schedule, next runs, last job, versions."""
-    with scheduler() as ts:
-        task = ts.get(name)
+    with client() as api:
+        task = api.get(name)
     emit(task, as_json, task_view(task))
 
 
 def delete(name: str, as_json: JsonFlag = False) -> None:
     """Delete a task and its waiting jobs (finished jobs stay in Prefect's history)."""
-    with scheduler() as ts:
-        ts.delete(name)
+    with client() as api:
+        api.delete(name)
     emit({"name": name, "deleted": True}, as_json, f"deleted {name}")
 
 
 def pause(name: str, as_json: JsonFlag = False) -> None:
     """Pause a task's schedule."""
-    with scheduler() as ts:
-        task = ts.pause(name)
+    with client() as api:
+        task = api.pause(name)
     emit(task, as_json, f"paused {name}")
 
 
 def resume(name: str, as_json: JsonFlag = False) -> None:
     """Resume a task's schedule."""
-    with scheduler() as ts:
-        task = ts.resume(name)
+    with client() as api:
+        task = api.resume(name)
     emit(task, as_json, f"resumed {name}")
 
 
 def schedule(name: str, at: When, as_json: JsonFlag = False) -> None:
     """Schedule a one-off job of a task at a time."""
-    with scheduler() as ts:
-        job = ts.schedule(name, when(at))
-    emit(job, as_json, f"{job.id} scheduled at {t(job.scheduled_time)}")
+    with client() as api:
+        zone = api.get(name).timezone
+        job = api.schedule(name, when(at, zone))
+    emit(job, as_json, f"{job.id} scheduled at {t(job.scheduled_time, zone)}")
 
 
 def run(
@@ -124,10 +126,12 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a task now."""
-    with scheduler() as ts:
-        job = ts.run(name, spec_options.parameters_of(param))
+    zone = "UTC"
+    with client() as api:
+        job = api.run(name, spec_options.parameters_of(param))
         if wait:
-            job = ts.wait(job.id, timeout=wait_timeout)
-    emit(job, as_json, job_view(job) if wait else f"{job.id} started")
+            job = api.wait(job.id, timeout=wait_timeout)
+            zone = api.get(name).timezone
+    emit(job, as_json, job_view(job, zone) if wait else f"{job.id} started")
     if wait and job.state is not models.JobState.COMPLETED:
         raise typer.Exit(1)

@@ -17,8 +17,21 @@ It imports neither Prefect, FastAPI nor SQLAlchemy, nor any of the server's modu
 
 from __future__ import annotations
 
-from taskscheduler.client.aio import AsyncClient
-from taskscheduler.client.config import Config
-from taskscheduler.client.sync import Client
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskscheduler.client.aio import AsyncClient
+    from taskscheduler.client.config import Config
+    from taskscheduler.client.sync import Client
 
 __all__ = ["AsyncClient", "Client", "Config"]
+
+# Loaded on first use (PEP 562): ``tasks --help`` reads the config module without httpx.
+_HOMES = {"AsyncClient": "aio", "Client": "sync", "Config": "config"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

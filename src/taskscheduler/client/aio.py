@@ -19,6 +19,7 @@ from taskscheduler.client import calls, transport
 from taskscheduler.client.config import Config, resolve
 from taskscheduler.client.paging import Pager
 from taskscheduler.models.audit import AuditEntry
+from taskscheduler.models.status import Snapshot
 from taskscheduler.models.tokens import NewToken, Scope, TokenInfo
 from taskscheduler.wire import bodies
 
@@ -275,6 +276,10 @@ class AsyncClient:
             limit,
         )
         return [item async for item in self._all(pager)]
+
+    async def status(self) -> Snapshot:
+        """The platform's health as ``tasks status`` shows it (read)."""
+        return await self.send(calls.status())
 
     async def health(self) -> bodies.Health:
         """Whether the Prefect server and the database answer (no token needed)."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from taskscheduler import errors, models
+from taskscheduler.models.status import Snapshot
 from taskscheduler.models.tokens import NewToken, Scope, TokenInfo
 from taskscheduler.wire import bodies
 from taskscheduler.wire.errors import error_from
@@ -277,6 +278,11 @@ def audit_page(
     """``GET /v1/audit``: one page of entries, newest first."""
     params = _params(actor=actor, task=task, action=action, since=since, limit=limit, cursor=cursor)
     return Call("GET", "/v1/audit", _model(bodies.AuditPage), params)
+
+
+def status() -> Call[Snapshot]:
+    """``GET /v1/status``: the platform's health, pools, backlog and failures, taken now."""
+    return Call("GET", "/v1/status", _model(Snapshot))
 
 
 def health() -> Call[bodies.Health]:

@@ -13,11 +13,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from taskscheduler import models
+from taskscheduler import declarative, errors, models
 from taskscheduler.client import calls, transport
 from taskscheduler.client.config import Config, resolve
 from taskscheduler.client.paging import Pager
+from taskscheduler.declarative import Applied
 from taskscheduler.models.audit import AuditEntry
+from taskscheduler.models.status import Snapshot
 from taskscheduler.models.tokens import NewToken, Scope, TokenInfo
 from taskscheduler.wire import bodies
 
@@ -115,6 +117,22 @@ class Client:
     def delete(self, name: str) -> None:
         """Delete a task and its waiting jobs."""
         self.send(calls.delete_task(name))
+
+    def apply(self, path: Path | str) -> builtins.list[Applied]:
+        """Create or update every task defined in a folder (or file) of task files, as the
+        SDK's ``apply`` does; idempotent."""
+        results = []
+        for file, data in declarative.load(Path(path)):
+            spec = models.build_spec(data)
+            try:
+                before = self.get(spec.name)
+            except errors.TaskNotFound:
+                self.create(spec)
+                results.append(Applied(name=spec.name, action="created", file=str(file)))
+                continue
+            after = self.update(spec.name, declarative.replacing(before, spec))
+            results.append(declarative.updated(before, after, file))
+        return results
 
     def pause(self, name: str) -> models.Task:
         """Stop a task's schedule."""
@@ -271,6 +289,10 @@ class Client:
             limit,
         )
         return builtins.list(self._all(pager))
+
+    def status(self) -> Snapshot:
+        """The platform's health as ``tasks status`` shows it (read)."""
+        return self.send(calls.status())
 
     def health(self) -> bodies.Health:
         """Whether the Prefect server and the database answer (no token needed)."""

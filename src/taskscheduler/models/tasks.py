@@ -42,6 +42,13 @@ class Task(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def timezone(self) -> str:
+        """The zone its schedule is read in, to show its times where its people live (the
+        times themselves stay ISO 8601 UTC)."""
+        return self.spec.timezone if self.spec is not None else "UTC"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def state(self) -> Literal["active", "paused"]:
         """Whether the schedule is running."""
         return "paused" if self.paused else "active"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from taskscheduler import credentials
+from taskscheduler import credentials, errors
+from taskscheduler.client import config
 from taskscheduler.platform.local import LocalPlatform
 from taskscheduler.platform.processes import ServiceFailed
 from taskscheduler.settings import get_settings
@@ -22,6 +23,23 @@ def _print_where(platform: LocalPlatform) -> None:
     print(f"REST API:    {platform.service_api_url}/docs")
     print(f"Secrets:     {credentials.path(platform.settings)} (Prefect auth string, admin token)")
     print(f"Logs:        {platform.log_dir}")
+
+
+def _write_login(platform: LocalPlatform) -> None:
+    """Save the local admin login for ``tasks`` (the client's config file, mode 0600), so a
+    newcomer's first commands work; a login to another platform is left as it is."""
+    url = platform.service_api_url
+    path = config.default_path()
+    try:
+        saved = config.read(path)
+    except errors.TaskSchedulerError:
+        saved = None  # unreadable: replaced by a good one
+    if saved is not None and config.normalise(saved.url) != config.normalise(url):
+        print(f"Login:       kept {path} (for {saved.url}); `tasks login --url {url}` for this one")
+        return
+    token = platform.credentials.admin_token.get_secret_value()
+    config.save(config.Config(url=config.normalise(url), token=token), path)
+    print(f"Login:       {path} (the admin token, for `tasks`)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if platform.docker_problem:
                 print(f"warning: no docker pool: {platform.docker_problem}", file=sys.stderr)
             _print_where(platform)
+            _write_login(platform)
         elif args.command == "down":
             platform.down()
             print("The platform is down; its data stays in PostgreSQL.")

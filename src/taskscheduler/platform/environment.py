@@ -24,7 +24,15 @@ from taskscheduler.settings import Settings
 from taskscheduler.tuning import TuningSettings
 
 # Secrets only the process that needs them may see.
-PRIVATE_ENV = ("TASKS_ADMIN_TOKEN", "TASKS_ENCRYPTION_KEY", "TASKS_GATE_KEY")
+# Never passed on from the shell that starts the platform: its keys, and the `tasks` CLI's
+# login (a bearer token) of whoever runs `make up`.
+PRIVATE_ENV = (
+    "TASKS_ADMIN_TOKEN",
+    "TASKS_ENCRYPTION_KEY",
+    "TASKS_GATE_KEY",
+    "TASKS_TOKEN",
+    "TASKS_URL",
+)
 
 # The worker asks for scheduled runs every second (default 10 s) so that a job due now starts
 # within about a second, which keeps both interactive use and the integration tests snappy;

@@ -14,9 +14,9 @@ operations, ``core`` what they share (audit, grants, gateway), ``scheduler`` the
 
 from __future__ import annotations
 
+from taskscheduler.declarative import Applied
 from taskscheduler.models import LogLine
 from taskscheduler.sdk.core import TaskInput
 from taskscheduler.sdk.scheduler import AsyncTaskScheduler, TaskScheduler
-from taskscheduler.sdk.tasks import Applied
 
 __all__ = ["Applied", "AsyncTaskScheduler", "LogLine", "TaskInput", "TaskScheduler"]

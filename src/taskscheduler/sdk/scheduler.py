@@ -11,10 +11,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from taskscheduler import audit, grants, models
+from taskscheduler.declarative import Applied
 from taskscheduler.sdk.core import TaskInput
 from taskscheduler.sdk.jobs import JobOperations
 from taskscheduler.sdk.schedules import ScheduleOperations
-from taskscheduler.sdk.tasks import Applied, TaskOperations
+from taskscheduler.sdk.tasks import TaskOperations
 from taskscheduler.settings import Settings
 
 T = TypeVar("T")

@@ -5,25 +5,16 @@ from __future__ import annotations
 import builtins
 import functools
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 from taskscheduler import _compensation, declarative, errors, models
 from taskscheduler._prefect import mapping
+from taskscheduler.declarative import Applied
 from taskscheduler.sdk.core import SchedulerCore, TaskInput, audited, note, now, spec_of
 from taskscheduler.sdk.schedules import refuse_past_at, since
 
 # The fields of a task that make its schedule: changing one re-plans its runs.
 _SCHEDULE_FIELDS = ("cron", "every", "at", "rrule", "timezone", "start", "end")
-
-
-class Applied(BaseModel):
-    """What ``apply`` did with one task file."""
-
-    name: str
-    action: Literal["created", "updated", "unchanged"]
-    file: str
 
 
 class TaskOperations(SchedulerCore):
@@ -156,14 +147,6 @@ class TaskOperations(SchedulerCore):
                 await self.create(spec)
                 results.append(Applied(name=spec.name, action="created", file=str(file)))
                 continue
-            if before.spec is None:
-                raise errors.InvalidTask(
-                    "name", f"{spec.name!r} is a deployment this platform did not create"
-                )
-            # Every field of the file's spec as a change set: it replaces the definition.
-            after = await self.update(spec.name, dict(spec))
-            action: Literal["updated", "unchanged"] = (
-                "unchanged" if after.version == before.version else "updated"
-            )
-            results.append(Applied(name=spec.name, action=action, file=str(file)))
+            after = await self.update(spec.name, declarative.replacing(before, spec))
+            results.append(declarative.updated(before, after, file))
         return results

@@ -44,6 +44,11 @@ def _when(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _when_in(value: dt.datetime | None, zone: str) -> str:
+    """A task's time on its own zone's wall clock, UTC beside it (UTC alone for UTC tasks)."""
+    return "—" if value is None else durations.beside_utc(value, zone)
+
+
 def _seconds(value: float | None) -> str:
     """A duration in seconds, short: 0.042 s, 12.3 s, 4 min 5 s."""
     if value is None:
@@ -71,6 +76,7 @@ def _wall(value: dt.datetime | None, timezone: str) -> str:
 
 
 templates.env.filters["when"] = _when
+templates.env.filters["when_in"] = _when_in
 templates.env.filters["wall"] = _wall
 templates.env.filters["duration_text"] = durations.format_duration
 templates.env.globals["policies"] = [p.value for p in models.ConcurrencyPolicy]
