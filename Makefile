@@ -75,6 +75,7 @@ lint: install
 # (BENCH_ARGS="--profile full") checks the targets of docs/performance.md in under 30 minutes.
 BENCH_ARGS ?=
 bench: install
+	$(PYTHON) -m bench.cli
 	$(PYTHON) -m bench $(BENCH_ARGS)
 
 images:

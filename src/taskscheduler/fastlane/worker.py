@@ -5,34 +5,34 @@ Prefect, proposing their states), ``release`` (the held runs and their start), `
 (the warm processes), ``jobs`` (one job's life: its attempt and how it ends) and ``reporter``
 (logs and final states, batched). ``FastWorker`` composes them and runs their loops.
 
-One asyncio loop drives six small loops, each batching what many runs need:
+One asyncio loop drives six small loops, each batching what many runs need. On the set-based
+path (the default; ``_prefect.server.fastpath`` in the server) claims, starts and completions
+are one transaction per set of runs; on Prefect's REST path (``set_based=False``) they are bulk
+calls the server orchestrates run by run:
 
-1. **poll** (every ``poll_interval``): one ``get_scheduled_flow_runs`` call for the runs due
-   within ``lookahead``, then bulk ``Scheduled → Pending`` claims of up to 50 runs per call.
-   The server locks each run and aborts a second ``→ Pending`` (``PreventPendingTransitions``),
-   so of two workers racing for a run exactly one gets ``ACCEPT``; only that one ever runs it.
-   A bulk call's runs share one proposed state on the server, so each run is held to its own
-   time, and a run of a task with a concurrency limit gets each state in a call of its own.
+1. **poll** (every ``poll_interval``): one set-based ``claim`` of the runs due within
+   ``lookahead`` (``FOR UPDATE SKIP LOCKED``: two workers never claim the same run), plus, for
+   runs of concurrency-limited tasks, Prefect's own claim one run a call. On the REST path: one
+   ``get_scheduled_flow_runs`` call, then bulk ``Scheduled → Pending`` claims of up to 50 runs;
+   ``PreventPendingTransitions`` makes each exclusive. Each run is held to its own time.
 2. **release**: a timer on the earliest held run. At its instant (wall clock, never early)
-   every due run that has a free warm process is moved ``Pending → Running`` in one bulk call;
-   the server stamps ``start_time`` as it accepts. The code starts only after ``ACCEPT``.
-   Prefect accepts ``Running`` even from ``Cancelled``, so each run is first checked to be
-   still Pending: ``check_ahead`` seconds before its time, in one call for the runs next in
-   line (the **check** loop), or in its release batch if that check is older than twice
-   ``check_ahead``. A run cancelled while held therefore never starts unless the cancel lands
-   in that last fraction of a second.
-3. **report** (every ``flush_interval``): the output lines of all jobs in one ``POST /logs/``,
-   then all ``Completed`` states in bulk calls; failures and retries carry their own message
-   and go one call each. Logs always precede the final state they belong to.
+   every due run that has a free warm process is moved ``Pending → Running`` in one call; the
+   code starts only once the server has accepted. The set-based start is conditional on the
+   claim's Pending state, so a run cancelled while held never starts. On the REST path Prefect
+   accepts ``Running`` even from ``Cancelled``, so each run is first checked to be still
+   Pending, ``check_ahead`` seconds before its time (the **check** loop) or in its batch.
+3. **report** (every ``flush_interval``): the output lines of all jobs, then all ``Completed``
+   states — one set-based ``finish`` (or ``POST /logs/`` and bulk calls); failures and retries
+   carry their own message and go one call each. Logs always precede the final state they
+   belong to.
 4. **watch** (every ``watch_interval``): one filter call for running runs that left Running
    behind our back (cancelled, rescheduled); a cancelled running job's process is killed and
    the run set ``Cancelled``. Held runs are not watched: they are checked once, just before
    their release (see 2).
 5. **heartbeat**: the worker shows as online in the pool's workers list.
 
-Per job this makes three orchestrated transitions (Pending, Running, final), each shared with
-the other runs of its batch, plus a share of the poll, log and watch calls: at a steady
-30 jobs/s with a 0.2 s flush about 0.3 HTTP calls per job instead of about ten.
+Per job this makes three transitions (Pending, Running, final), each shared with the other
+runs of its batch, plus a share of the watch calls.
 
 A failed attempt with retries left becomes ``AwaitingRetry`` (a Scheduled state at the retry
 time) and goes back through the same exclusive claim, by whichever fast worker polls first;
