@@ -24,6 +24,7 @@ from taskscheduler.models.status import render
 
 def reschedule(job_id: str, at: When, as_json: JsonFlag = False) -> None:
     """Move a job that has not started to another time."""
+    when(at)  # an unreadable time is refused before any call
     with client() as api:
         zone = zone_of(api, api.job(job_id).task)
         job = api.reschedule(job_id, when(at, zone))

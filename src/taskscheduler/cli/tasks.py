@@ -112,6 +112,7 @@ def resume(name: str, as_json: JsonFlag = False) -> None:
 
 def schedule(name: str, at: When, as_json: JsonFlag = False) -> None:
     """Schedule a one-off job of a task at a time."""
+    when(at)  # an unreadable time is refused before any call
     with client() as api:
         zone = api.get(name).timezone
         job = api.schedule(name, when(at, zone))

@@ -172,7 +172,7 @@ def jobs_page(
     cursor: str | None = None,
 ) -> Call[bodies.JobPage]:
     """``GET /v1/jobs``: one page of jobs, newest first."""
-    state_value = models.JobState(state).value if state is not None else None
+    state_value = models.JobState.parse(state).value if state is not None else None
     params = _params(task=task, state=state_value, limit=limit, cursor=cursor)
     return Call("GET", "/v1/jobs", _model(bodies.JobPage), params)
 

@@ -7,6 +7,7 @@ import enum
 
 from pydantic import BaseModel, Field, JsonValue
 
+from taskscheduler import errors
 from taskscheduler.models.fields import UtcDateTime
 
 
@@ -23,6 +24,18 @@ class JobState(enum.StrEnum):
     def is_final(self) -> bool:
         """Whether the job has ended and will not change again."""
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+    @classmethod
+    def parse(cls, state: JobState | str) -> JobState:
+        """A state a caller named; ``InvalidTask`` naming the choices if there is none such
+        (the same answer from the SDK, the client and the CLI)."""
+        try:
+            return cls(state)
+        except ValueError:
+            choices = ", ".join(s.value for s in cls)
+            raise errors.InvalidTask(
+                "state", f"unknown state {state!r}; use one of {choices}"
+            ) from None
 
 
 class StateChange(BaseModel):

@@ -8,7 +8,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from taskscheduler import errors, models
+from taskscheduler import models
 from taskscheduler.sdk.core import SchedulerCore, audited, now
 from taskscheduler.sdk.schedules import refuse_outside_window, sane_when
 
@@ -69,7 +69,7 @@ class JobOperations(SchedulerCore):
         gw = self._gateway
         async with gw.session() as session:
             deployment_id = (await gw.find_deployment(session, task)).id if task else None
-            states = [_job_state(state)] if state else None
+            states = [models.JobState.parse(state)] if state else None
             return await gw.read_jobs(
                 session, deployment_id=deployment_id, states=states, limit=limit, offset=offset
             )
@@ -102,13 +102,3 @@ class JobOperations(SchedulerCore):
         gw = self._gateway
         async with gw.session() as session:
             return {state: await gw.count_jobs(session, state) for state in models.JobState}
-
-
-def _job_state(state: models.JobState | str) -> models.JobState:
-    try:
-        return models.JobState(state)
-    except ValueError:
-        choices = ", ".join(s.value for s in models.JobState)
-        raise errors.InvalidTask(
-            "state", f"unknown state {state!r}; use one of {choices}"
-        ) from None
