@@ -33,11 +33,11 @@ help:
 # uv is a self-contained binary, so installing it into a system Python (PEP 668) is harmless.
 install: system-packages
 	@if command -v uv >/dev/null 2>&1; then \
-		uv sync --frozen; \
+		uv sync --frozen --extra server; \
 	else \
 		{ python3 -m pip install --quiet uv \
 			|| python3 -m pip install --quiet --break-system-packages uv; } \
-		&& python3 -m uv sync --frozen; \
+		&& python3 -m uv sync --frozen --extra server; \
 	fi
 
 # What the platform runs on besides the lock file: the system Python and bubblewrap, which puts

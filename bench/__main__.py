@@ -358,15 +358,17 @@ def configuration(name: str, args: argparse.Namespace, work: Path) -> JSON:
     print(f"== {name}: starting a platform", flush=True)
     try:
         with (
+            _platform.jobs_dir() as jobs,
             _platform.platform(
                 state,
                 topology=topology,
                 redis_db=redis_db,
                 extra={**platform_env(args), **own} if topology != "stock" else None,
+                writable=jobs,
             ) as p,
             pointing_at(p),
         ):
-            return asyncio.run(scenarios(topology, args, p, f"{state}.hits"))
+            return asyncio.run(scenarios(topology, args, p, str(jobs / "runs.hits")))
     finally:
         if topology != "stock":
             flush_redis(redis_db)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,16 +31,37 @@ STOCK_ENV = {
 
 
 @contextlib.contextmanager
+def jobs_dir() -> Iterator[Path]:
+    """A directory the benchmark's jobs may write (their record of each execution), removed
+    afterwards. Jobs run sandboxed as the run user: they write only where the platform's
+    ``sandbox_writable`` says, and the run user must reach it (root's temporary directories
+    it cannot)."""
+    path = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
+    path.chmod(0o1777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def platform(
-    state_dir: Path, *, topology: str, redis_db: int, extra: dict[str, str] | None = None
+    state_dir: Path,
+    *,
+    topology: str,
+    redis_db: int,
+    extra: dict[str, str] | None = None,
+    writable: Path | None = None,
 ) -> Iterator[LocalPlatform]:
-    """``topology``: "stock" (Prefect defaults), "tuned-1" or "tuned-2" (API processes)."""
+    """``topology``: "stock" (Prefect defaults), "tuned-1" or "tuned-2" (API processes);
+    ``writable``: a directory its jobs may write."""
     base = make_url(Settings().database_url)
     database = base.set(database=f"tasks_bench_{secrets.token_hex(4)}")
     settings = Settings(
         database_url=database.render_as_string(hide_password=False),
         prefect_port=free_port(),
         state_dir=state_dir,
+        sandbox_writable=[writable] if writable else [],
     )
     env: dict[str, str] = {}
     if topology == "stock":

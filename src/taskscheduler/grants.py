@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_POOLS", "MAX_GRANTS", "UNRESTRICTED", "Grants"]
 class Grants(BaseModel):
     """The work pools and Secret blocks a caller may use; ``None`` is every one."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     pools: frozenset[str] | None = Field(
         default=None, description="Work pools its tasks may run in; None: every pool."

@@ -4,7 +4,11 @@ the SDK, and a read token that cannot change anything."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,3 +137,54 @@ def test_an_unreachable_api_is_named() -> None:
     url = f"http://127.0.0.1:{port}"
     with Client(url, "tsk_x", config_path=NO_FILE) as api, pytest.raises(errors.ApiUnreachable):
         api.health()
+
+
+@pytest.mark.slow
+def test_a_client_only_install_runs_the_cli_against_the_platform(
+    platform: LocalPlatform, api_admin: Client, tmp_path: Path
+) -> None:
+    """`pip install taskscheduler` without the `server` extra: the CLI and the client, with
+    neither Prefect nor the server's libraries, speak to the running platform.
+
+    A fresh virtualenv gets the client's locked dependencies (``uv export`` without the extra)
+    and the project itself without dependencies, from the lock's versions (uv's cache serves
+    them; the package registry only if it lacks one).
+    """
+    uv = shutil.which("uv")
+    assert uv, "uv is what `make install` installs with"
+    project = Path(__file__).resolve().parents[2]
+    venv = tmp_path / "client-venv"
+    python = venv / "bin" / "python"
+    steps = [
+        [uv, "venv", "--python", sys.executable, str(venv)],
+        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
+         "--project", str(project), "-o", str(tmp_path / "client.txt")],
+        [uv, "pip", "install", "--python", str(python), "-r", str(tmp_path / "client.txt")],
+        [uv, "pip", "install", "--python", str(python), "--no-deps", str(project)],
+    ]  # fmt: skip
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert done.returncode == 0, (step, done.stderr[-2000:])
+    requirements = (tmp_path / "client.txt").read_text()
+    for server_only in ("prefect", "fastapi", "sqlalchemy", "asyncpg", "uvicorn"):
+        assert f"\n{server_only}==" not in requirements, server_only
+    missing = subprocess.run(
+        [str(python), "-c", "import prefect"], capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode != 0 and "No module named 'prefect'" in missing.stderr
+
+    name = unique("client-only")
+    api_admin.create({"name": name, "code": HELLO})
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TASKS_URL": platform.service_api_url,
+        "TASKS_TOKEN": platform.credentials.admin_token.get_secret_value(),
+    }
+    listed = subprocess.run(
+        [str(venv / "bin" / "tasks"), "list", "--search", name, "--json"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert [t["name"] for t in json.loads(listed.stdout)] == [name]
+    api_admin.delete(name)

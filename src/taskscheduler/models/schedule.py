@@ -26,7 +26,7 @@ class Schedule(BaseModel):
     of the task; a schedule alone is what a preview of the next run times needs.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     cron: str | None = None
     every: Duration | None = None

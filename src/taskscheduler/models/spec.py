@@ -65,7 +65,7 @@ class TaskSpec(Schedule):
     Field names match the CLI options and the REST API's JSON fields.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique slug naming the task.")
     description: str = Field(default="", max_length=2000)
