@@ -118,24 +118,13 @@ async def finish(
     if not runs:
         return []
     fr = runs_table(db)
-    frs = states_table(db)
-    current, repeated = await _still_in(db, session, runs, transition_id)
-    if not current:
+    running, repeated = await _still_in(db, session, runs, transition_id)
+    if not running:
         return list(repeated)
-    running = {
-        row.flow_run_id: row
-        for row in (
-            await session.execute(
-                sa.select(frs).where(
-                    frs.c.id.in_([r.expected_state_id for r in runs if r.id in current])
-                )
-            )
-        ).all()
-    }
     now = rows.now()
     completed = {
         run_id: rows.state(states.StateType.COMPLETED, run_id, now, transition_id=transition_id)
-        for run_id in current
+        for run_id in running
     }
     await rows.write(
         db,
@@ -146,7 +135,7 @@ async def finish(
         run_time_since={run_id: row.timestamp for run_id, row in running.items()},
     )
     await rows.publish(db, session, completed, running)
-    return [*repeated, *current]
+    return [*repeated, *running]
 
 
 async def _still_in(
@@ -154,23 +143,24 @@ async def _still_in(
     session: AsyncSession,
     runs: Sequence[Transition],
     transition_id: uuid.UUID,
-) -> tuple[set[uuid.UUID], dict[uuid.UUID, uuid.UUID]]:
-    """Those of ``runs`` whose current state is still the expected one, locked; and those an
+) -> tuple[dict[uuid.UUID, Any], dict[uuid.UUID, uuid.UUID]]:
+    """Those of ``runs`` whose current state is still the expected one, locked, with that
+    state's row (finish needs its time and publishes it as the initial state); and those an
     earlier call with this ``transition_id`` already moved, with their current state id."""
     fr = runs_table(db)
     frs = states_table(db)
     found = await session.execute(
-        sa.select(fr.c.id, fr.c.state_id, frs.c.state_details)
-        .join(frs, frs.c.id == fr.c.state_id)
+        sa.select(frs)
+        .join(fr, fr.c.state_id == frs.c.id)
         .where(fr.c.id.in_([r.id for r in runs]))
         .with_for_update(of=fr)
     )
     expected = {r.id: r.expected_state_id for r in runs}
-    current: set[uuid.UUID] = set()
+    current: dict[uuid.UUID, Any] = {}
     repeated: dict[uuid.UUID, uuid.UUID] = {}
     for row in found:
-        if row.state_id == expected[row.id]:
-            current.add(row.id)
+        if row.id == expected[row.flow_run_id]:
+            current[row.flow_run_id] = row
         elif row.state_details.transition_id == transition_id:
-            repeated[row.id] = row.state_id
+            repeated[row.flow_run_id] = row.id
     return current, repeated
