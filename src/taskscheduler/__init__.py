@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from taskscheduler.errors import (
@@ -16,11 +17,24 @@ from taskscheduler.errors import (
     TaskNotFound,
     TaskSchedulerError,
 )
-from taskscheduler.grants import Grants
-from taskscheduler.models import Job, JobState, Task, TaskSpec
 
 if TYPE_CHECKING:
+    from taskscheduler.grants import Grants
+    from taskscheduler.models import Job, JobState, Task, TaskSpec
     from taskscheduler.sdk import AsyncTaskScheduler, TaskScheduler
+
+# Imported on first use: pydantic and the models take half a second to import, and a job's
+# runtime (a fresh sandbox per job), the job gateway and the sandbox launcher import this
+# package without needing them; the SDK's clients load Prefect.
+_LAZY = {
+    "Grants": "taskscheduler.grants",
+    "Job": "taskscheduler.models",
+    "JobState": "taskscheduler.models",
+    "Task": "taskscheduler.models",
+    "TaskSpec": "taskscheduler.models",
+    "AsyncTaskScheduler": "taskscheduler.sdk",
+    "TaskScheduler": "taskscheduler.sdk",
+}
 
 __all__ = [
     "AsyncTaskScheduler",
@@ -44,10 +58,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The SDK's clients, imported on first use: they load Prefect, which a job's runtime,
-    the job gateway and the sandbox launcher must not do just by importing the package."""
-    if name in ("AsyncTaskScheduler", "TaskScheduler"):
-        from taskscheduler import sdk
-
-        return getattr(sdk, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """The names of ``_LAZY``, imported from their modules when first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

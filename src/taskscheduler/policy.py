@@ -82,6 +82,8 @@ class JobParameters(BaseModel):
     misfire: models.MisfirePolicy = models.MisfirePolicy.ALL
     late_limit: float | None = None
     max_runtime: float | None = None
+    memory_mb: int | None = Field(default=None, description="Memory limit of one job, MiB.")
+    cpus: float | None = Field(default=None, description="CPU limit of one job, in CPUs.")
 
     @classmethod
     def of(cls, spec: models.TaskSpec, version: int) -> JobParameters:
@@ -100,6 +102,8 @@ class JobParameters(BaseModel):
             misfire=spec.misfire,
             late_limit=spec.late_limit.total_seconds() if spec.late_limit else None,
             max_runtime=spec.max_runtime.total_seconds() if spec.max_runtime else None,
+            memory_mb=spec.memory,
+            cpus=spec.cpus,
         )
 
     @classmethod
@@ -112,10 +116,11 @@ class JobParameters(BaseModel):
     def as_flow_parameters(self) -> dict[str, Any]:
         """What the deployment stores. The newer policy fields appear only when set, so tasks
         that do not use them keep exactly the parameters they always had."""
-        values = self.model_dump(mode="json", exclude={"misfire", "late_limit", "max_runtime"})
+        optional = {"late_limit", "max_runtime", "memory_mb", "cpus"}
+        values = self.model_dump(mode="json", exclude={"misfire", *optional})
         if self.misfire is not models.MisfirePolicy.ALL:
             values["misfire"] = self.misfire.value
-        for field in ("late_limit", "max_runtime"):
+        for field in sorted(optional):
             if getattr(self, field) is not None:
                 values[field] = getattr(self, field)
         return values

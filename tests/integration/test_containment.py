@@ -107,10 +107,10 @@ def victim(ts: TaskScheduler) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def write_client(platform: LocalPlatform, admin: httpx.Client) -> Iterator[httpx.Client]:
-    """A client of the REST API holding a ``write`` token granted the three lanes."""
+    """A client of the REST API holding a ``write`` token granted the four lanes."""
     answer = admin.post(
         "/v1/tokens",
-        json={"name": unique("attacker"), "scope": "write", "pools": ["docker", "process", "fast"]},
+        json={"name": unique("attacker"), "scope": "write", "pools": ["docker", "process", "fast", "sandbox"]},
     )
     answer.raise_for_status()
     with httpx.Client(
@@ -212,6 +212,13 @@ def test_a_fast_lane_job_is_refused_everything_beyond_its_own_run(
 ) -> None:
     results, held = attack(ts, write_client, platform, victim, "fast")
     judge("fast", results, held)
+
+
+def test_a_sandbox_lane_job_is_refused_everything_beyond_its_own_run(
+    ts: TaskScheduler, platform: LocalPlatform, write_client: httpx.Client, victim: dict[str, str]
+) -> None:
+    results, held = attack(ts, write_client, platform, victim, "sandbox")
+    judge("sandbox", results, held)
 
 
 def test_a_docker_lane_job_is_refused_everything_beyond_its_own_run(

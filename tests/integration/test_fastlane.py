@@ -22,7 +22,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.exceptions import PrefectHTTPStatusError
 
 from taskscheduler import JobState, TaskScheduler, models
-from taskscheduler.platform import FAST_POOL, LocalPlatform
+from taskscheduler.platform import FAST_POOL, SANDBOX_POOL, LocalPlatform
 from tests.integration.helpers import (
     scheduler,
     settled,
@@ -52,10 +52,14 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def fast_task(ts: TaskScheduler, code: str, **extra: Any) -> str:
-    name = unique("fast")
-    ts.create({"name": name, "code": code, "pool": FAST_POOL, **extra})
+def fast_task(ts: TaskScheduler, code: str, pool: str = FAST_POOL, **extra: Any) -> str:
+    name = unique(pool)
+    ts.create({"name": name, "code": code, "pool": pool, **extra})
     return name
+
+
+# The job semantics the sandbox lane (the same worker, single-use) must share.
+BOTH_LANES = pytest.mark.parametrize("pool", [FAST_POOL, SANDBOX_POOL])
 
 
 def read_run(job_id: str) -> FlowRun:
@@ -235,7 +239,10 @@ def test_failed_attempts_are_retried_as_awaiting_retry_then_retrying(ts: TaskSch
     assert "Traceback" in logs and "raise ValueError('boom')" in logs
 
 
-def test_a_retry_that_succeeds_completes_the_job(ts: TaskScheduler, job_dir: Path) -> None:
+@BOTH_LANES
+def test_a_retry_that_succeeds_completes_the_job(
+    ts: TaskScheduler, job_dir: Path, pool: str
+) -> None:
     marker = job_dir / "tried"
     code = (
         "import os\ndef main():\n"
@@ -244,19 +251,20 @@ def test_a_retry_that_succeeds_completes_the_job(ts: TaskScheduler, job_dir: Pat
         "        raise RuntimeError('first attempt fails')\n"
         "    return 'second'\n"
     )
-    name = fast_task(ts, code, retries=3, retry_delay="1s")
+    name = fast_task(ts, pool=pool, code=code, retries=3, retry_delay="1s")
     job = finished(ts, ts.run(name).id)
     assert job.state is JobState.COMPLETED
     assert read_run(job.id).run_count == 2
     assert "Result: 'second'" in [line.message for line in ts.logs(job.id)]
 
 
+@BOTH_LANES
 def test_a_timeout_kills_the_attempt_and_the_lane_keeps_working(
-    ts: TaskScheduler, job_dir: Path
+    ts: TaskScheduler, job_dir: Path, pool: str
 ) -> None:
     marker = job_dir / "finished"
     code = f"import time\ndef main():\n    time.sleep(30)\n    open({str(marker)!r}, 'w').close()\n"
-    name = fast_task(ts, code, timeout="2s")
+    name = fast_task(ts, pool=pool, code=code, timeout="2s")
     job = finished(ts, ts.run(name).id)
     assert job.state is JobState.FAILED and job.state_name == "TimedOut", job
     assert job.end_time and job.start_time
@@ -266,9 +274,12 @@ def test_a_timeout_kills_the_attempt_and_the_lane_keeps_working(
     assert not marker.exists()
 
 
-def test_cancelling_a_held_job_means_it_never_starts(ts: TaskScheduler, job_dir: Path) -> None:
+@BOTH_LANES
+def test_cancelling_a_held_job_means_it_never_starts(
+    ts: TaskScheduler, job_dir: Path, pool: str
+) -> None:
     marker = job_dir / "ran"
-    name = fast_task(ts, f"def main():\n    open({str(marker)!r}, 'w').close()\n")
+    name = fast_task(ts, pool=pool, code=f"def main():\n    open({str(marker)!r}, 'w').close()\n")
     at = now() + dt.timedelta(seconds=4)
     job = ts.schedule(name, at)
     wait_for(
@@ -334,7 +345,10 @@ def test_a_deleted_busy_task_and_a_limited_one_at_its_limit_starve_no_other_task
     ts.delete(slow)
 
 
-def test_cancelling_a_running_job_stops_its_code(ts: TaskScheduler, job_dir: Path) -> None:
+@BOTH_LANES
+def test_cancelling_a_running_job_stops_its_code(
+    ts: TaskScheduler, job_dir: Path, pool: str
+) -> None:
     started, done = job_dir / "started", job_dir / "finished"
     code = (
         "import time\ndef main():\n"
@@ -342,7 +356,7 @@ def test_cancelling_a_running_job_stops_its_code(ts: TaskScheduler, job_dir: Pat
         "    time.sleep(10)\n"
         f"    open({str(done)!r}, 'w').close()\n"
     )
-    name = fast_task(ts, code)
+    name = fast_task(ts, pool=pool, code=code)
     job = ts.run(name)
     wait_for(started.exists, timeout=30, what="the job to start")
     ts.cancel(job.id)
@@ -352,7 +366,10 @@ def test_cancelling_a_running_job_stops_its_code(ts: TaskScheduler, job_dir: Pat
     assert not done.exists(), "the process running the job was stopped"
 
 
-def test_prints_and_logging_become_the_runs_logs_before_it_ends(ts: TaskScheduler) -> None:
+@BOTH_LANES
+def test_prints_and_logging_become_the_runs_logs_before_it_ends(
+    ts: TaskScheduler, pool: str
+) -> None:
     code = (
         "import logging\n"
         "def main(who='world'):\n"
@@ -360,7 +377,7 @@ def test_prints_and_logging_become_the_runs_logs_before_it_ends(ts: TaskSchedule
         "    logging.getLogger('mine').warning('LOUD')\n"
         "    return 42\n"
     )
-    name = fast_task(ts, code)
+    name = fast_task(ts, pool=pool, code=code)
     job = finished(ts, ts.run(name, {"who": "Ada"}).id)
     assert job.state is JobState.COMPLETED
     lines = ts.logs(job.id)
@@ -403,13 +420,19 @@ def paused_pool(pool: str) -> Iterator[None]:
         set_paused(False)
 
 
+@BOTH_LANES
 def test_a_job_later_than_its_late_limit_is_skipped_without_running(
-    ts: TaskScheduler, job_dir: Path
+    ts: TaskScheduler, job_dir: Path, pool: str
 ) -> None:
     """The misfire decision of the process lane, taken by the fast worker at release."""
     marker = job_dir / "ran"
-    name = fast_task(ts, f"def main():\n    open({str(marker)!r}, 'w').close()\n", late_limit="2s")
-    with paused_pool(FAST_POOL):
+    name = fast_task(
+        ts,
+        pool=pool,
+        code=f"def main():\n    open({str(marker)!r}, 'w').close()\n",
+        late_limit="2s",
+    )
+    with paused_pool(pool):
         late = ts.run(name)
         wait_for(lambda: now() > late.scheduled_time + dt.timedelta(seconds=4), timeout=15)  # type: ignore[operator]
     skipped = finished(ts, late.id)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from taskscheduler.runtime import execution, redaction
+from taskscheduler.runtime import loading, redaction
 
 
 def test_values_are_replaced_longest_first_and_empty_ones_ignored() -> None:
@@ -42,7 +42,7 @@ def test_the_secret_environment_sets_and_removes_the_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("TEST_REDACTION_SECRET", raising=False)
-    with execution.secret_values_environment({"TEST_REDACTION_SECRET": "v4lue"}) as redact:
+    with loading.secret_values_environment({"TEST_REDACTION_SECRET": "v4lue"}) as redact:
         assert os.environ["TEST_REDACTION_SECRET"] == "v4lue"
         assert redact("is v4lue") == "is ***"
     assert "TEST_REDACTION_SECRET" not in os.environ

@@ -22,6 +22,7 @@ from taskscheduler._prefect import automations, docker_pool, mapping
 from taskscheduler._prefect.records import Deployment
 from taskscheduler._prefect.session import PAGE, GatewayBase, Session
 from taskscheduler.policy import FLOW_ENTRYPOINT, TASK_DELETED
+from taskscheduler.sandbox import limits
 
 
 class Deployments(GatewayBase):
@@ -211,7 +212,19 @@ class Deployments(GatewayBase):
             raise errors.InvalidTask("pool", f"no work pool named {pool!r}") from None
 
     def _job_variables(self, spec: models.TaskSpec, pool: str) -> dict[str, Any]:
-        """The task's resource limits and labels, for pools that run jobs in containers."""
+        """The task's resource limits and labels, for pools that run jobs in containers.
+
+        The sandbox pool's worker reads the limits from the job's parameters instead
+        (``policy.JobParameters``); they are checked against its bounds here."""
+        if pool == limits.POOL:
+            for field, bounds in (("memory", limits.MEMORY_MB), ("cpus", limits.CPUS)):
+                if not bounds.admits(getattr(spec, field)):
+                    raise errors.InvalidTask(
+                        field,
+                        f"outside the sandbox pool's bounds: {bounds.minimum:g} to "
+                        f"{bounds.maximum:g}",
+                    )
+            return {}
         if pool not in self.settings.container_pools:
             for field in ("memory", "cpus"):
                 if getattr(spec, field) is not None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from taskscheduler import errors
+from taskscheduler.sandbox import limits
 
 __all__ = [
     "JOB_UID",
@@ -42,9 +44,10 @@ ENSURE_SCRIPT = Path("docker") / "ensure.sh"
 ENSURE_TIMEOUT = 1800.0
 
 # Defaults and bounds of the limits a task may set (MiB, billionths of a CPU, processes).
-MEMORY_MB = {"default": 512, "minimum": 32, "maximum": 4096}
-NANO_CPUS = {"default": 1_000_000_000, "minimum": 100_000_000, "maximum": 2_000_000_000}
-PIDS = {"default": 256, "minimum": 32, "maximum": 4096}
+# The same bounds as the sandbox lane's (taskscheduler.sandbox.limits).
+MEMORY_MB = {k: int(v) for k, v in dataclasses.asdict(limits.MEMORY_MB).items()}
+NANO_CPUS = {k: round(v * 1_000_000_000) for k, v in dataclasses.asdict(limits.CPUS).items()}
+PIDS = {k: int(v) for k, v in dataclasses.asdict(limits.PIDS).items()}
 TMP_SIZE = "128m"  # the writable /tmp, on tmpfs: it counts against the memory limit
 
 

@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", help="work pool (default TASKS_FAST_POOL or 'fast')")
     parser.add_argument("--name", help="worker name (default TASKS_FAST_NAME)")
     parser.add_argument("--processes", type=int, help="warm processes (TASKS_FAST_PROCESSES)")
+    parser.add_argument(
+        "--single-use",
+        action="store_true",
+        default=None,
+        help="sandbox lane: a fresh sandbox per job, held to its limits (TASKS_FAST_SINGLE_USE)",
+    )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     settings = FastLaneSettings(**overrides)

@@ -1,9 +1,13 @@
 """The warm processes of the fast worker: sandboxes that run one job at a time.
 
-Each is started once (``python -m taskscheduler.runtime.warm``) in a sandbox with no network and
-no credential, reports ``ready``, then runs the jobs it is sent and reports their log lines and
+Each is started (``python -m taskscheduler.runtime.warm``) in a sandbox with no network and no
+credential, reports ``ready``, then runs the jobs it is sent and reports their log lines and
 ends (the protocol is described in ``runtime.warm``). A process that exits is replaced; one that
 exits during start-up is replaced after ``RESPAWN_BACKOFF`` seconds.
+
+On the sandbox lane (``single_use``) each process runs exactly one job and exits; its
+replacement starts at once and waits warm for the next. Each sandbox has cgroups of its own
+(``sandbox.limits``) that the job's limits are written to just before its code is sent.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from taskscheduler.fastlane.jobs import Job, Jobs
 from taskscheduler.fastlane.loop import Loop
 from taskscheduler.fastlane.reporter import Reporter
 from taskscheduler.sandbox import launch
+from taskscheduler.sandbox.limits import Cgroups, Limits, SandboxCgroup
 
 log = logging.getLogger("taskscheduler.fastlane")
 
@@ -32,10 +37,21 @@ RESPAWN_BACKOFF = 1.0
 class Child:
     """One warm interpreter and the job it runs, if any."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, cgroup: SandboxCgroup | None = None
+    ) -> None:
         self.process = process
+        self.cgroup = cgroup
         self.job: Job | None = None
         self.ready = asyncio.Event()
+
+    def limit(self, limits: Limits) -> dict[str, int]:
+        """Hold this sandbox to ``limits``: by its cgroups, else the rlimits it must lower in
+        itself (returned, for the job's run message)."""
+        if self.cgroup is None:
+            return limits.rlimits()
+        self.cgroup.apply(limits)
+        return {}
 
     async def send(self, message: JSON) -> None:
         """Write one protocol line to the process."""
@@ -52,8 +68,21 @@ class Child:
 class Children:
     """The warm processes: which are alive, which are free, and what they report."""
 
-    def __init__(self, count: int, loop: Loop, cwd: Path, reporter: Reporter, jobs: Jobs) -> None:
+    def __init__(
+        self,
+        count: int,
+        loop: Loop,
+        cwd: Path,
+        reporter: Reporter,
+        jobs: Jobs,
+        *,
+        single_use: bool = False,
+        cgroups: Cgroups | None = None,
+    ) -> None:
         self.count = count
+        self.single_use = single_use
+        self.cgroups = cgroups
+        self.spawned = 0
         self.loop = loop
         self.cwd = cwd
         self.reporter = reporter
@@ -87,12 +116,17 @@ class Children:
 
     async def spawn(self) -> None:
         self.spawning += 1
+        cgroup: SandboxCgroup | None = None
         try:
             # A sandbox with no network and no credential: the worker reports for it.
             env = dict(os.environ)
-            command = launch.sandbox_of(env, door=False).command(
-                [sys.executable, "-m", CHILD_MODULE]
-            )
+            argv = [sys.executable, "-m", CHILD_MODULE]
+            if self.single_use:
+                argv.append("--single-use")
+            command = launch.sandbox_of(env, door=False).command(argv)
+            self.spawned += 1
+            if self.cgroups is not None:
+                cgroup = self.cgroups.create(f"sandbox-{os.getpid()}-{self.spawned}")
             process = await asyncio.create_subprocess_exec(
                 *command,
                 stdin=asyncio.subprocess.PIPE,
@@ -100,8 +134,10 @@ class Children:
                 cwd=self.cwd,
                 env=launch.job_environment(env, door=False),
                 limit=CHILD_LINE_LIMIT,
+                # In its cgroups before bubblewrap starts: whatever the job forks is held too.
+                preexec_fn=cgroup.join if cgroup is not None else None,
             )
-            child = Child(process)
+            child = Child(process, cgroup)
             self.alive.add(child)
             reader = asyncio.create_task(self.read(child))
             self.readers.add(reader)
@@ -109,6 +145,13 @@ class Children:
             waiter = asyncio.create_task(child.ready.wait())
             await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
+        except (OSError, RuntimeError) as exc:
+            log.error("starting a warm process failed: %s", exc)
+            if cgroup is not None:
+                cgroup.remove()
+            if not self.loop.stopped:
+                await asyncio.sleep(RESPAWN_BACKOFF)
+                self.loop.track(self.spawn())
         finally:
             self.spawning -= 1
 
@@ -122,8 +165,11 @@ class Children:
         with contextlib.suppress(ValueError):
             self.idle.remove(child)
         job, child.job = child.job, None
+        out_of_memory = child.cgroup is not None and child.cgroup.out_of_memory()
+        if child.cgroup is not None:
+            child.cgroup.remove()
         if job is not None:
-            self.jobs.end_killed(job, code)
+            self.jobs.end_killed(job, code, out_of_memory=out_of_memory)
         if not self.loop.stopped:
             if not child.ready.is_set():
                 log.error("a warm process exited during start-up (code %s)", code)
@@ -142,7 +188,8 @@ class Children:
             if job is not None and job.id == message["id"] and job.killed is None:
                 child.job = None
                 self.jobs.end_attempt(job, ok=message["ok"], error=message.get("error"))
-                self.free(child)
+                if not self.single_use:  # a sandbox serves one job; it exits by itself
+                    self.free(child)
         elif op == "ready":
             child.ready.set()
             self.free(child)

@@ -25,6 +25,7 @@ from taskscheduler.fastlane.loop import Loop
 from taskscheduler.fastlane.reporter import COMPLETED, Reporter
 from taskscheduler.fastlane.settings import FastLaneSettings
 from taskscheduler.policy import JobParameters
+from taskscheduler.sandbox.limits import Limits
 
 if TYPE_CHECKING:
     from taskscheduler.fastlane.children import Child
@@ -65,6 +66,7 @@ class Job:
     child: Child | None = None
     timer: asyncio.TimerHandle | None = None
     killed: str | None = None  # why its process was killed: "timeout", "cancel", "shutdown"
+    limits: Limits | None = None  # on the sandbox lane, what its sandbox is held to
 
     @classmethod
     def claimed_run(cls, run: JSON, claimed: float, state_id: str | None = None) -> Job:
@@ -82,10 +84,10 @@ class Job:
             run={k: run.get(k) for k in MISFIRE_FACTS},
         )
 
-    def run_message(self, block: JSON | None) -> JSON:
+    def run_message(self, block: JSON | None, rlimits: dict[str, int] | None = None) -> JSON:
         """The protocol line that runs this attempt in a warm process (``runtime.warm``)."""
         p = self.params
-        return {
+        message: JSON = {
             "op": "run",
             "id": self.id,
             "task": p.task,
@@ -97,6 +99,14 @@ class Job:
             "secrets": self.secrets or {},
             "attempt": self.attempt,
         }
+        if rlimits:
+            message["rlimits"] = rlimits
+        return message
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds this attempt may run: its task's timeout, within the lane's wall clock."""
+        return self.limits.wall_clock if self.limits is not None else self.params.timeout
 
     def end_of_attempt(
         self, *, ok: bool, error: str | None, name: str = "Failed", rng: random.Random | None = None
@@ -175,20 +185,25 @@ class Jobs:
         self.running[job.id] = job
         self.started += 1
         version = f" version {block['version']}" if block else ""
+        where = f"fast worker {self.settings.name}"
+        rlimits: dict[str, int] = {}
+        if self.settings.single_use:
+            p = job.params
+            job.limits = Limits.of(p.memory_mb, p.cpus, p.timeout, self.settings.wall_clock_limit)
+            rlimits = job.child.limit(job.limits)
+            where = f"a fresh sandbox of worker {self.settings.name} ({job.limits.describe()})"
         self.reporter.log(
             job.id,
             logging.INFO,
             WORKER_LOGGER,
-            f"Running {job.params.task}{version} in fast worker {self.settings.name}"
+            f"Running {job.params.task}{version} in {where}"
             + (f" (attempt {job.attempt})" if job.attempt > 1 else ""),
         )
-        if job.params.timeout:
-            job.timer = asyncio.get_running_loop().call_later(
-                job.params.timeout, self.time_out, job
-            )
+        if job.timeout:
+            job.timer = asyncio.get_running_loop().call_later(job.timeout, self.time_out, job)
         # If the process died, its reader reports the job Crashed.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            await job.child.send(job.run_message(block))
+            await job.child.send(job.run_message(block, rlimits))
 
     def time_out(self, job: Job) -> None:
         """Kill the process of an attempt that ran past its timeout."""
@@ -215,13 +230,13 @@ class Jobs:
             self.reporter.log(job.id, logging.INFO, WORKER_LOGGER, line)
         self.reporter.final(job.id, state, running=job.state_id)
 
-    def end_killed(self, job: Job, code: int) -> None:
-        """The job's process is gone: timed out, cancelled, stopped or crashed."""
+    def end_killed(self, job: Job, code: int, *, out_of_memory: bool = False) -> None:
+        """The job's process is gone: timed out, cancelled, stopped, out of memory or crashed."""
         self.running.pop(job.id, None)
         if job.timer is not None:
             job.timer.cancel()
         if job.killed == "timeout":
-            message = f"Job timed out after {job.params.timeout or 0:g} seconds"
+            message = f"Job timed out after {job.timeout or 0:g} seconds"
             self.reporter.log(job.id, logging.ERROR, WORKER_LOGGER, message)
             self.end_attempt(job, ok=False, error=message, name="TimedOut")
         elif job.killed == "cancel":
@@ -231,6 +246,12 @@ class Jobs:
             self.reporter.final(job.id, CANCELLED_BY_USER)
         elif job.killed == "gone":
             pass  # someone else already ended the run
+        elif out_of_memory and job.limits is not None:
+            message = (
+                f"Killed: the job used more than its memory limit of {job.limits.memory_mb} MiB"
+            )
+            self.reporter.log(job.id, logging.ERROR, WORKER_LOGGER, message)
+            self.end_attempt(job, ok=False, error=message, name="OutOfMemory")
         else:
             why = "the fast worker stopped" if job.killed == "shutdown" else f"exit code {code}"
             message = f"The warm process running this job exited unexpectedly ({why})"

@@ -43,6 +43,27 @@ class FastLaneSettings(BaseSettings):
             " claimed late; longer holds mean a cancelled run stays Pending a while."
         ),
     )
+    single_use: bool = Field(
+        default=False,
+        description=(
+            "The sandbox lane: each job runs in a sandbox of its own, started ahead and"
+            " discarded after it (never reused), without Prefect loaded, held to its task's"
+            " memory and CPU limits and the lane's process limit (cgroups under ``cgroup``)."
+        ),
+    )
+    cgroup: str | None = Field(
+        default=None,
+        description=(
+            "Name of the cgroup v1 directories (under /sys/fs/cgroup/{memory,pids,cpu}) the"
+            " platform delegated to this worker for its sandboxes' limits; unset or unusable:"
+            " a sandbox caps only its own address space."
+        ),
+    )
+    wall_clock_limit: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds any attempt may run here, whatever its task's timeout says.",
+    )
     set_based: bool = Field(
         default=True,
         description=(

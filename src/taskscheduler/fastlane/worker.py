@@ -60,8 +60,29 @@ from taskscheduler.fastlane.loop import Loop
 from taskscheduler.fastlane.release import Release
 from taskscheduler.fastlane.reporter import Reporter
 from taskscheduler.fastlane.settings import FastLaneSettings
+from taskscheduler.sandbox.limits import Cgroups
 
 log = logging.getLogger("taskscheduler.fastlane")
+
+
+def _delegated_cgroups(settings: FastLaneSettings) -> Cgroups | None:
+    """The cgroups the sandbox lane's limits are written to, if it has usable ones."""
+    if not settings.single_use or settings.cgroup is None:
+        return None
+    cgroups = Cgroups(settings.cgroup)
+    return cgroups if cgroups.usable() else None
+
+
+def _limits_text(settings: FastLaneSettings, cgroups: Cgroups | None) -> str:
+    if not settings.single_use:
+        return ""
+    if cgroups is not None:
+        return ", single-use, limits by cgroups (memory, CPU, processes)"
+    return (
+        ", single-use, WITHOUT cgroups (none delegated or usable): each sandbox caps only its"
+        " address space; CPU share and process count are not limited"
+    )
+
 
 __all__ = ["FastWorker", "Job"]
 
@@ -79,7 +100,13 @@ class FastWorker:
         self.reporter = Reporter(api, self.proposals, set_based=settings.set_based)
         self.jobs = Jobs(settings, api, self.reporter)
         self.children = Children(
-            settings.processes, self.loop, cwd or Path.cwd(), self.reporter, self.jobs
+            settings.processes,
+            self.loop,
+            cwd or Path.cwd(),
+            self.reporter,
+            self.jobs,
+            single_use=settings.single_use,
+            cgroups=_delegated_cgroups(settings),
         )
         self.claims = Claims(settings, api, self.loop, self.proposals, self.reporter)
         self.release = Release(
@@ -114,10 +141,11 @@ class FastWorker:
         )
         self.children.start()
         log.info(
-            "fast worker %s serving pool %r with %d warm processes",
+            "fast worker %s serving pool %r with %d warm processes%s",
             self.settings.name,
             self.settings.pool,
             self.settings.processes,
+            _limits_text(self.settings, self.children.cgroups),
         )
         loops = [
             asyncio.create_task(loop)

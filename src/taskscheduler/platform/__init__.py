@@ -24,6 +24,7 @@ from taskscheduler.platform.catalogue import (
     DOCKER_WORKER,
     FAST_WORKER,
     GATE,
+    SANDBOX_WORKER,
     SERVER,
     SERVICES,
     WATCHDOG,
@@ -36,7 +37,7 @@ from taskscheduler.platform.prefect_server import DEFAULT_POOL, DEFAULT_POOL_TYP
 from taskscheduler.platform.processes import ServiceFailed
 from taskscheduler.platform.processes import cmdline as _cmdline
 from taskscheduler.platform.processes import descendants as _descendants
-from taskscheduler.platform.workers import FAST_POOL
+from taskscheduler.platform.workers import FAST_POOL, SANDBOX_POOL
 
 __all__ = [
     "API",
@@ -46,6 +47,8 @@ __all__ = [
     "FAST_POOL",
     "FAST_WORKER",
     "GATE",
+    "SANDBOX_POOL",
+    "SANDBOX_WORKER",
     "SERVER",
     "SERVICES",
     "WATCHDOG",

@@ -12,6 +12,9 @@ WORKER = "prefect-worker"
 DOCKER_WORKER = "docker-worker"
 # The fast lane (taskscheduler.fastlane): warm processes, jobs held to their exact instant.
 FAST_WORKER = "fast-worker"
+# The sandbox lane: the fast worker serving one fresh, limited sandbox per job (--single-use).
+SANDBOX_WORKER = "sandbox-worker"
+SINGLE_USE_FLAG = "--single-use"
 # With TASKS_API_WORKERS > 1 the API runs in several processes and Prefect's services in one of
 # their own (taskscheduler.tuning).
 SERVICES = "prefect-services"
@@ -24,7 +27,7 @@ GATE = "taskscheduler-gate"
 WATCHDOG = "taskscheduler-watchdog"
 
 # Every supervised service, in the order their processes are listed.
-ALL = (SERVER, WORKER, DOCKER_WORKER, FAST_WORKER, API, WATCHDOG, SERVICES, GATE)
+ALL = (SERVER, WORKER, DOCKER_WORKER, FAST_WORKER, SANDBOX_WORKER, API, WATCHDOG, SERVICES, GATE)
 
 # Prefect's server with the fast lane's set-based endpoints in its API (what platforms started
 # before it ran `prefect server start`: still recognised as ours on `down`).
@@ -51,6 +54,7 @@ GATE_TIMEOUT = 60.0
 _MODULES = {
     SERVER: SERVER_MODULE,
     FAST_WORKER: FAST_MODULE,
+    SANDBOX_WORKER: FAST_MODULE,
     API: API_MODULE,
     WATCHDOG: WATCHDOG_MODULE,
     GATE: GATE_MODULE,
@@ -63,6 +67,8 @@ def recognises(service: str, cmdline: list[str]) -> bool:
     """Whether ``cmdline`` is that of ``service`` (one of ours, not a stranger with its PID)."""
     module = _MODULES.get(service)
     prefect = "prefect" in " ".join(cmdline)
+    if module == FAST_MODULE:  # two lanes, one module: told apart by the sandbox lane's flag
+        return module in cmdline and (SINGLE_USE_FLAG in cmdline) == (service == SANDBOX_WORKER)
     if module is not None and module in cmdline:
         return True
     if service == API:

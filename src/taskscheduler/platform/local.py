@@ -101,6 +101,7 @@ class LocalPlatform:
             self.api.start()
             self.server.ensure_work_pool()
             self.workers.start_fast()
+            self.workers.start_sandbox()
             if self.docker:
                 self.docker_lane.ensure()
             self.watchdog.start()
@@ -115,6 +116,7 @@ class LocalPlatform:
         self.gate.start()
         self.workers.start_process(DEFAULT_POOL)
         self.workers.start_fast()
+        self.workers.start_sandbox()
         if self.docker:
             self.docker_lane.ensure()
         self.api.start()
@@ -128,6 +130,8 @@ class LocalPlatform:
         self.stop(DOCKER_WORKER)
         self.docker_lane.remove_job_containers()
         self.stop(catalogue.FAST_WORKER)
+        self.stop(catalogue.SANDBOX_WORKER)
+        self.workers.remove_cgroups()
         for service in (WORKER, catalogue.GATE, catalogue.SERVICES, SERVER):
             self.stop(service)
         # Runtime state only (the door, the run user's Prefect home); nothing to keep, unless

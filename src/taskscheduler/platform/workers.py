@@ -1,10 +1,12 @@
-"""The workers that start jobs: the process lane, the fast lane and the docker lane.
+"""The workers that start jobs: the process, fast, sandbox and docker lanes.
 
 All run under ``taskscheduler.respawn`` (a worker is a client that gives up when a call to the
 API fails). The process and fast lanes run as the run user (``runuser``), whose home lies in the
 runtime directory; the docker lane's jobs run in containers instead. The fast lane's pool has the
 process type, so a stock process worker could serve it too (more slowly); the exclusive
-Scheduled → Pending claim keeps the two from running a job twice.
+Scheduled → Pending claim keeps the two from running a job twice. The sandbox lane is a fast
+worker in single-use mode on the ``sandbox`` pool, with cgroups delegated to the run user for
+its sandboxes' limits (``sandbox.limits``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from taskscheduler.platform import catalogue
 from taskscheduler.platform.environment import Environments
 from taskscheduler.platform.prefect_server import DEFAULT_POOL, DEFAULT_POOL_TYPE, PrefectServer
 from taskscheduler.platform.processes import Supervisor
+from taskscheduler.sandbox import limits
 from taskscheduler.settings import Settings
 
 FAST_POOL = "fast"
+SANDBOX_POOL = limits.POOL
+# Warm sandboxes kept by the sandbox worker: each runs one job, so this also bounds the jobs
+# running at once on the lane; an attempt may run at most SANDBOX_WALL_CLOCK seconds.
+SANDBOX_PROCESSES = 8
+SANDBOX_WALL_CLOCK = 3600.0
 
 
 class Workers:
@@ -42,6 +50,9 @@ class Workers:
         suffix = f"{socket.gethostname()}-{settings.prefect_port}"
         self.process_name = f"local-{suffix}"
         self.fast_name = f"fast-{suffix}"
+        self.sandbox_name = f"sandbox-{suffix}"
+        # The cgroups of the sandbox lane, one directory per controller, per platform.
+        self.cgroup = f"taskscheduler-{settings.prefect_port}"
         self.docker_name = f"docker-{suffix}"
 
     @functools.cached_property
@@ -57,16 +68,23 @@ class Workers:
         return self.server.admin.worker_online(pool, name)
 
     def lane_worker(self, lane: str, pool: str, name: str) -> tuple[list[str], dict[str, str]]:
-        """The command and environment of a ``process`` or ``fast`` lane's worker, run as the
-        run user: what ``up`` starts, and what a second worker of a pool must be."""
-        if lane == "fast":
+        """The command and environment of a ``process``, ``fast`` or ``sandbox`` lane's
+        worker, run as the run user: what ``up`` starts, and what a second worker must be."""
+        if lane in ("fast", "sandbox"):
             command = [sys.executable, "-m", catalogue.FAST_MODULE, "--pool", pool]
         else:
             command = [sys.executable, "-m", catalogue.WORKERS_MODULE, "process", "--pool", pool]
             if self.settings.worker_limit:
                 command += ["--limit", str(self.settings.worker_limit)]
         command += ["--name", name]
-        env = self.environments.lane(self.run_user.home, mints=lane != "fast")
+        env = self.environments.lane(self.run_user.home, mints=lane == "process")
+        if lane == "sandbox":
+            command += [catalogue.SINGLE_USE_FLAG]
+            env.setdefault("TASKS_FAST_PROCESSES", str(SANDBOX_PROCESSES))
+            env.setdefault("TASKS_FAST_WALL_CLOCK_LIMIT", str(SANDBOX_WALL_CLOCK))
+            user = self.run_user
+            if limits.Cgroups.delegate(self.cgroup, user.uid, user.gid) is not None:
+                env["TASKS_FAST_CGROUP"] = self.cgroup
         return command, env
 
     def start_process(self, pool: str = DEFAULT_POOL, name: str | None = None) -> None:
@@ -105,6 +123,29 @@ class Workers:
             catalogue.WORKER_TIMEOUT,
             f"fast worker {name!r} on pool {FAST_POOL!r}",
         )
+
+    def start_sandbox(self) -> None:
+        """Create the ``sandbox`` pool and start its worker unless it runs."""
+        self.server.ensure_work_pool(SANDBOX_POOL, DEFAULT_POOL_TYPE)
+        name = self.sandbox_name
+
+        def spawn() -> int:
+            command, env = self.lane_worker("sandbox", SANDBOX_POOL, name)
+            return self.supervisor.spawn(
+                catalogue.SANDBOX_WORKER, command, env, respawn=True, user=self.run_user
+            )
+
+        self.supervisor.ensure(
+            catalogue.SANDBOX_WORKER,
+            spawn,
+            lambda: self.online(SANDBOX_POOL, name),
+            catalogue.WORKER_TIMEOUT,
+            f"sandbox worker {name!r} on pool {SANDBOX_POOL!r}",
+        )
+
+    def remove_cgroups(self) -> None:
+        """Remove the sandbox lane's delegated cgroups (once its worker is stopped)."""
+        limits.Cgroups(self.cgroup).remove()
 
     def start_docker(self) -> None:
         """Start the docker pool's worker unless it already runs, then wait for it."""

@@ -1,12 +1,15 @@
-"""A warm interpreter of the fast lane: runs one job at a time for its parent worker.
+"""A warm interpreter of the fast and sandbox lanes: runs jobs for its parent worker.
 
-Started once by the worker (``python -m taskscheduler.runtime.warm``), in a sandbox with no
-network and no credential, it imports Prefect, the package and the generic flow up front, then
-reads jobs as JSON lines on stdin and writes what happens as JSON lines on a private copy of the
-original stdout:
+Started by the worker (``python -m taskscheduler.runtime.warm``), in a sandbox with no network
+and no credential, it reads jobs as JSON lines on stdin and writes what happens as JSON lines
+on a private copy of the original stdout. On the fast lane it imports Prefect and the generic
+flow up front and serves job after job. With ``--single-use`` (the sandbox lane) it imports
+nothing of Prefect, runs exactly one job and exits, so no job ever shares an interpreter, a
+``/tmp`` or a process namespace with another; the job's limits (``rlimits``, set when its
+worker has no cgroups to enforce them) are lowered for good before its code is loaded.
 
     → {"op": "run", "id", "task", "code", "source", "entry", "entrypoint", "parameters",
-       "secrets" (their values, read by the worker), "attempt"}
+       "secrets" (their values, read by the worker), "attempt", "rlimits" (optional)}
     ← {"op": "log", "id", "level", "name", "message", "ts"}      (print output, logging records)
     ← {"op": "done", "id", "ok", "error"}                        (one per job)
 
@@ -21,6 +24,7 @@ import importlib.util
 import json
 import logging
 import os
+import resource
 import sys
 import threading
 import time
@@ -29,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from taskscheduler.runtime import execution, redaction
+from taskscheduler.runtime import loading, redaction
 
 PROTOCOL_LOGGER = "prefect.flow_runs"
 PRINT_LOGGER = "prefect.flow_runs"
@@ -98,7 +102,7 @@ class _ToChannel(logging.Handler):
     def __init__(self, channel: _Channel) -> None:
         super().__init__(level=logging.INFO)
         self.channel = channel
-        self.addFilter(execution._UserRecords())
+        self.addFilter(loading.UserRecords())
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -117,21 +121,19 @@ class _Functions:
         if job.get("code"):
             key = (str(job["code"]), 0.0)
             if key not in self.cache:
-                self.cache[key] = execution.load_inline(
+                self.cache[key] = loading.load_inline(
                     job.get("source") or "", job.get("entry") or "main", name=job["code"]
                 )
         elif job.get("entrypoint"):
             path = str(job["entrypoint"]).rpartition(":")[0]
             key = (str(job["entrypoint"]), Path(path).stat().st_mtime)
             if key not in self.cache:
-                self.cache[key] = execution._synchronous(
-                    execution.load_entrypoint(job["entrypoint"])
-                )
+                self.cache[key] = loading.synchronous(loading.load_entrypoint(job["entrypoint"]))
         else:
             raise ValueError("a job needs either code or an entrypoint")
         if len(self.cache) > CACHE_SIZE:
             self.cache.pop(next(iter(self.cache)))
-        return execution._synchronous(self.cache[key])
+        return loading.synchronous(self.cache[key])
 
 
 def _warm_up() -> None:
@@ -139,23 +141,33 @@ def _warm_up() -> None:
     importlib.import_module("taskscheduler.runtime.flow")
 
 
+def _lower_limits(rlimits: dict[str, int]) -> None:
+    """Lower this process's resource limits for good (``{"RLIMIT_AS": bytes, ...}``)."""
+    for name, value in rlimits.items():
+        which = getattr(resource, name)
+        _, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+
 def _run_one(channel: _Channel, functions: _Functions, job: dict[str, Any]) -> dict[str, Any]:
     """Run one attempt of a job; its output goes to the channel as it happens."""
     channel.job = job["id"]
     try:
+        _lower_limits(job.get("rlimits") or {})
         function = functions.get(job)
         with (
             # prefect.runtime.flow_run falls back to this without a flow run context (and
             # reads the run's other attributes from the API by that id).
-            execution.environment({RUN_ID_VARIABLE: job["id"]}),
-            execution.secret_values_environment(job.get("secrets") or {}) as redact,
+            loading.environment({RUN_ID_VARIABLE: job["id"]}),
+            loading.secret_values_environment(job.get("secrets") or {}) as redact,
         ):
             channel.redact = redact
             # The job's final state shows an error's message: it must not carry a secret.
             with redaction.redacted_errors(redact):
                 result = function(**(job.get("parameters") or {}))
         channel.log(
-            logging.INFO, PROTOCOL_LOGGER, f"Result: {repr(result)[: execution.MAX_RESULT_CHARS]}"
+            logging.INFO, PROTOCOL_LOGGER, f"Result: {repr(result)[: loading.MAX_RESULT_CHARS]}"
         )
         return {"op": "done", "id": job["id"], "ok": True}
     except BaseException as exc:
@@ -174,12 +186,14 @@ def _run_one(channel: _Channel, functions: _Functions, job: dict[str, Any]) -> d
         channel.redact = redaction.unchanged
 
 
-def main() -> None:
-    """Serve jobs from stdin until it closes."""
+def main(argv: list[str] | None = None) -> None:
+    """Serve jobs from stdin until it closes (``--single-use``: serve one, then exit)."""
+    single_use = "--single-use" in (sys.argv[1:] if argv is None else argv)
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     channel = _Channel(protocol)
-    _warm_up()
+    if not single_use:
+        _warm_up()
     sys.stdout = _LineWriter(channel, logging.INFO)
     sys.stderr = _LineWriter(channel, logging.WARNING)
     root = logging.getLogger()
@@ -192,6 +206,11 @@ def main() -> None:
     for line in sys.stdin:
         if line.strip():
             channel.send(_run_one(channel, functions, json.loads(line)))
+            if single_use:
+                # Not a return: threads or processes the job left behind must not keep the
+                # sandbox alive (its PID namespace ends with this process).
+                protocol.flush()
+                os._exit(0)
 
 
 if __name__ == "__main__":
