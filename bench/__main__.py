@@ -45,7 +45,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import _drive, _platform, _probe
-from taskscheduler.platform import FAST_WORKER, SERVER, SERVICES, WORKER, LocalPlatform
+from taskscheduler.platform import (
+    DOCKER_WORKER,
+    FAST_WORKER,
+    SANDBOX_WORKER,
+    SERVER,
+    SERVICES,
+    WORKER,
+    LocalPlatform,
+)
 
 RESULTS = Path(__file__).parent / "results"
 JSON = dict[str, Any]
@@ -136,11 +144,14 @@ class Probe:
             "services": lambda: _probe.descendants(self._pids(SERVICES)),
             "fast worker": lambda: _probe.descendants(self._pids(FAST_WORKER)),
             "process worker": lambda: _probe.descendants(self._pids(WORKER)),
+            "sandbox worker": lambda: _probe.descendants(self._pids(SANDBOX_WORKER)),
+            "docker worker": lambda: _probe.descendants(self._pids(DOCKER_WORKER)),
         }
         self.tiers = [_probe.Tier(name, pids) for name, pids in roots.items()]
         self.tiers.append(_probe.Tier("postgres", lambda: set(self.backends), tree=False))
         self.task: asyncio.Task[None] | None = None
         self.db_bytes = [0, 0]
+        self.host = [0.0, 0.0]  # the whole machine's busy CPU seconds, at the start and end
 
     def _pids(self, *services: str) -> list[int]:
         return [p for s in services if (p := self.platform._read_pid(s)) is not None]
@@ -177,6 +188,7 @@ class Probe:
         self.db_bytes[0] = self.db_bytes[1]
         for tier in self.tiers:
             tier.begin()
+        self.host[0] = _probe.host_busy_seconds()
         self.task = asyncio.create_task(self._loop())
         return self
 
@@ -188,10 +200,16 @@ class Probe:
         await self._backends()
         for tier in self.tiers:
             tier.sample()
+        self.host[1] = _probe.host_busy_seconds()
 
     def report(self, jobs: int) -> JSON:
         grown = self.db_bytes[1] - self.db_bytes[0]
+        busy = self.host[1] - self.host[0]
         return {
+            "machine": {
+                "cpu_s": round(busy, 2),
+                "cpu_ms_per_job": round(1000 * busy / jobs, 2) if jobs else None,
+            },
             "database": {
                 "grown_mb": round(grown / 2**20, 1),
                 "bytes_per_job": round(grown / jobs) if jobs else None,
@@ -212,7 +230,7 @@ def loadavg() -> list[float]:
 
 
 async def run_steady(
-    p: LocalPlatform, pool: str, rate: float, minutes: float, tasks: int, hits: str
+    p: LocalPlatform, pool: str, rate: float, minutes: float, tasks: int, hits: str | None
 ) -> JSON:
     deployments = await _drive.create_tasks(p, pool, tasks, hits)
     api = _drive.client(p)

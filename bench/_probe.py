@@ -99,6 +99,14 @@ class Tier:
         return sum(self.last.values()) - self.start
 
 
+def host_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``): what a lane
+    costs including what no process tree of ours shows (the Docker engine, containers)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def calibrate(rounds: int = 5) -> float:
     """Milliseconds this machine takes for a fixed piece of Python work (the best of ``rounds``).
 

@@ -24,8 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskscheduler import errors
 
-# The pool for untrusted code: one hardened container per job (_prefect.docker_pool.POOL).
-DEFAULT_POOLS: frozenset[str] = frozenset({"docker"})
+# The pools for untrusted code: a fresh sandbox per job, held to its limits (sandbox.limits.POOL,
+# where a token's tasks that name no pool go), and one hardened container per job
+# (_prefect.docker_pool.POOL).
+DEFAULT_POOLS: frozenset[str] = frozenset({"sandbox", "docker"})
 MAX_GRANTS = 50
 
 __all__ = ["DEFAULT_POOLS", "MAX_GRANTS", "UNRESTRICTED", "Grants"]

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         description="Checkout holding flows/ that the process worker runs from.",
     )
     default_pool: str = Field(default="process", description="Work pool of tasks that name none.")
+    token_default_pool: str = Field(
+        default="sandbox",
+        description=(
+            "Work pool of tasks that name none when a token with grants (not an admin one)"
+            " creates them: the lane for other people's code."
+        ),
+    )
     worker_limit: int = Field(
         default_factory=lambda: 4 * (os.cpu_count() or 1),
         ge=0,

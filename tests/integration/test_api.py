@@ -661,23 +661,23 @@ def created_nothing(admin: httpx.Client, name: str, action: str = "task.create")
     assert [(r["action"], r["outcome"]) for r in rows] == [(action, "forbidden")], rows
 
 
-def test_a_new_write_token_may_use_only_the_docker_pool(
+def test_a_new_write_token_may_use_only_the_sandbox_and_docker_pools(
     platform: LocalPlatform, admin: httpx.Client, docker_pool: str
 ) -> None:
     made = new_token(admin, "write")
-    assert (made["pools"], made["secrets"]) == (["docker"], [])
+    untrusted = ["docker", "sandbox"]
+    assert (made["pools"], made["secrets"]) == (untrusted, [])
     listed = {t["id"]: t for t in admin.get("/v1/tokens").json()}
-    assert (listed[made["id"]]["pools"], listed[made["id"]]["secrets"]) == (["docker"], [])
+    assert (listed[made["id"]]["pools"], listed[made["id"]]["secrets"]) == (untrusted, [])
     bootstrap = next(t for t in listed.values() if t["name"] == "admin (TASKS_ADMIN_TOKEN)")
     assert (bootstrap["pools"], bootstrap["secrets"]) == (None, None), "admin: every pool"
     with bearer_client(platform, made["token"]) as writer:
-        # No pool named: the default pool (process) is what is checked, and refused.
+        # No pool named: a token's task goes to the sandbox lane (an admin's to `process`).
         unnamed = unique()
-        refused = writer.post("/v1/tasks", json={"name": unnamed, "code": HELLO})
-        assert refused.status_code == 403, refused.text
-        assert "'process'" in refused.json()["detail"]
-        assert "choose pool 'docker'" in refused.json()["detail"]
-        created_nothing(admin, unnamed)
+        created = writer.post("/v1/tasks", json={"name": unnamed, "code": HELLO})
+        assert created.status_code == 201, created.text
+        assert created.json()["pool"] == "sandbox"
+        admin.delete(f"/v1/tasks/{unnamed}")
         for pool in ("process", "fast"):
             name = unique()
             body = {"name": name, "code": HELLO, "pool": pool}

@@ -110,7 +110,11 @@ def write_client(platform: LocalPlatform, admin: httpx.Client) -> Iterator[httpx
     """A client of the REST API holding a ``write`` token granted the four lanes."""
     answer = admin.post(
         "/v1/tokens",
-        json={"name": unique("attacker"), "scope": "write", "pools": ["docker", "process", "fast", "sandbox"]},
+        json={
+            "name": unique("attacker"),
+            "scope": "write",
+            "pools": ["docker", "process", "fast", "sandbox"],
+        },
     )
     answer.raise_for_status()
     with httpx.Client(

@@ -17,6 +17,7 @@ from taskscheduler import audit, errors, grants, tokens
 from taskscheduler._prefect import docker_pool as _docker
 from taskscheduler.api import errors as api_errors
 from taskscheduler.api import schemas
+from taskscheduler.sandbox import limits
 
 DOCKER_ONLY = grants.Grants(pools=frozenset({"docker"}), secrets=frozenset())
 
@@ -86,8 +87,8 @@ def test_the_pools_offered_are_the_existing_ones_the_grants_allow() -> None:
     assert DOCKER_ONLY.choosable(["process"]) == []
 
 
-def test_new_tokens_get_the_pool_for_untrusted_code() -> None:
-    assert {_docker.POOL} == grants.DEFAULT_POOLS
+def test_new_tokens_get_the_pools_for_untrusted_code() -> None:
+    assert {_docker.POOL, limits.POOL} == grants.DEFAULT_POOLS
 
 
 def test_a_refusal_is_forbidden_in_the_audit_log_and_403_over_http() -> None:

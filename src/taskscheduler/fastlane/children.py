@@ -83,6 +83,7 @@ class Children:
         self.single_use = single_use
         self.cgroups = cgroups
         self.spawned = 0
+        self.owned: set[str] = set()  # the cgroups of sandboxes starting or alive
         self.loop = loop
         self.cwd = cwd
         self.reporter = reporter
@@ -126,7 +127,9 @@ class Children:
             command = launch.sandbox_of(env, door=False).command(argv)
             self.spawned += 1
             if self.cgroups is not None:
+                self.cgroups.sweep(self.owned)
                 cgroup = self.cgroups.create(f"sandbox-{os.getpid()}-{self.spawned}")
+                self.owned.add(cgroup.name)
             process = await asyncio.create_subprocess_exec(
                 *command,
                 stdin=asyncio.subprocess.PIPE,
@@ -148,7 +151,7 @@ class Children:
         except (OSError, RuntimeError) as exc:
             log.error("starting a warm process failed: %s", exc)
             if cgroup is not None:
-                cgroup.remove()
+                self.owned.discard(cgroup.name)  # the next sweep removes it
             if not self.loop.stopped:
                 await asyncio.sleep(RESPAWN_BACKOFF)
                 self.loop.track(self.spawn())
@@ -167,7 +170,8 @@ class Children:
         job, child.job = child.job, None
         out_of_memory = child.cgroup is not None and child.cgroup.out_of_memory()
         if child.cgroup is not None:
-            child.cgroup.remove()
+            self.owned.discard(child.cgroup.name)
+            child.cgroup.remove()  # if its last processes are still dying: the next sweep
         if job is not None:
             self.jobs.end_killed(job, code, out_of_memory=out_of_memory)
         if not self.loop.stopped:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import signal
 from pathlib import Path
 
 POOL = "sandbox"
@@ -105,8 +106,10 @@ class Cgroups:
         try:
             for directory in cgroups.dirs.values():
                 directory.mkdir(exist_ok=True)
+                # The directory, and the files that let its owner move processes into it.
                 for path in (directory, directory / "cgroup.procs", directory / "tasks"):
-                    os.chown(path, uid, gid)
+                    if path.exists():
+                        os.chown(path, uid, gid)
         except OSError:
             return None
         return cgroups
@@ -117,13 +120,28 @@ class Cgroups:
 
     def create(self, sandbox: str) -> SandboxCgroup:
         """A new cgroup per controller for one sandbox."""
-        cgroup = SandboxCgroup({c: d / sandbox for c, d in self.dirs.items()})
+        cgroup = SandboxCgroup(sandbox, {c: d / sandbox for c, d in self.dirs.items()})
         for directory in cgroup.dirs.values():
             directory.mkdir()
         return cgroup
 
+    def sweep(self, keep: set[str]) -> int:
+        """Remove the cgroups of sandboxes not in ``keep``, killing what is left in them (a
+        cgroup whose sandbox was still dying when it ended could not be removed then); how
+        many were removed."""
+        names = {
+            p.name for d in self.dirs.values() if d.is_dir() for p in d.iterdir() if p.is_dir()
+        }
+        gone = 0
+        for name in sorted(names - keep):
+            cgroup = SandboxCgroup(name, {c: d / name for c, d in self.dirs.items()})
+            cgroup.kill()
+            gone += cgroup.remove()
+        return gone
+
     def remove(self) -> None:
-        """Remove the delegated directories (each only once it holds no sandbox)."""
+        """Remove every sandbox's cgroups, then the delegated directories themselves."""
+        self.sweep(set())
         for directory in self.dirs.values():
             with contextlib.suppress(OSError):
                 directory.rmdir()
@@ -133,6 +151,7 @@ class Cgroups:
 class SandboxCgroup:
     """The cgroups of one sandbox."""
 
+    name: str
     dirs: dict[str, Path]
 
     def join(self) -> None:
@@ -158,8 +177,22 @@ class SandboxCgroup:
         counts = dict(line.split() for line in control.splitlines() if len(line.split()) == 2)
         return int(counts.get("oom_kill", "0")) > 0
 
-    def remove(self) -> None:
-        """Remove the cgroups (their processes are gone)."""
+    def kill(self) -> None:
+        """SIGKILL every process still in the sandbox's cgroups."""
         for directory in self.dirs.values():
             with contextlib.suppress(OSError):
+                for pid in (directory / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(int(pid), signal.SIGKILL)
+
+    def remove(self) -> bool:
+        """Remove the cgroups (their processes are gone); whether all of them went."""
+        removed = True
+        for directory in self.dirs.values():
+            try:
                 directory.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                removed = False
+        return removed
