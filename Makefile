@@ -76,6 +76,7 @@ lint: install
 BENCH_ARGS ?=
 bench: install
 	$(PYTHON) -m bench.cli
+	$(PYTHON) -m bench.lanes
 	$(PYTHON) -m bench $(BENCH_ARGS)
 
 images:

@@ -152,6 +152,7 @@ class Probe:
         self.task: asyncio.Task[None] | None = None
         self.db_bytes = [0, 0]
         self.host = [0.0, 0.0]  # the whole machine's busy CPU seconds, at the start and end
+        self.window = [0.0, 0.0]  # when the probe began and ended (monotonic)
 
     def _pids(self, *services: str) -> list[int]:
         return [p for s in services if (p := self.platform._read_pid(s)) is not None]
@@ -189,6 +190,7 @@ class Probe:
         for tier in self.tiers:
             tier.begin()
         self.host[0] = _probe.host_busy_seconds()
+        self.window[0] = time.monotonic()
         self.task = asyncio.create_task(self._loop())
         return self
 
@@ -201,12 +203,14 @@ class Probe:
         for tier in self.tiers:
             tier.sample()
         self.host[1] = _probe.host_busy_seconds()
+        self.window[1] = time.monotonic()
 
     def report(self, jobs: int) -> JSON:
         grown = self.db_bytes[1] - self.db_bytes[0]
         busy = self.host[1] - self.host[0]
         return {
             "machine": {
+                "seconds": round(self.window[1] - self.window[0], 1),
                 "cpu_s": round(busy, 2),
                 "cpu_ms_per_job": round(1000 * busy / jobs, 2) if jobs else None,
             },

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import runpy
 from pathlib import Path
+from typing import Any
 
 import dateutil.rrule
 import pytest
@@ -172,3 +173,39 @@ def test_the_table_makes_room_for_a_long_configuration_name() -> None:
     assert [line.split()[1] for line in rows] == names
     # Every column starts where its heading does, whatever the name's length.
     assert {line.index(" fast ") for line in rows} == {head.index(" lane")}
+
+
+def _lane_result(pool: str, offered: float, p99: float | None, lost: int = 0) -> dict[str, Any]:
+    return {
+        "pool": pool,
+        "offered_per_min": offered,
+        "jobs": 10,
+        "rate_per_min": offered,
+        "delay": {"p50": 0.05, "p90": 0.1, "p99": p99, "max": p99},
+        "lost": lost,
+        "not_ended": 0,
+        "run_twice": 0,
+        "cpu": {
+            "machine": {"seconds": 60.0, "cpu_s": 9.0},
+            "sandbox worker": {"cpu_ms_per_job": 40.0},
+        },
+        "machine_net_ms_per_job": 300.0,
+    }
+
+
+def test_the_lane_bench_names_the_highest_rate_that_met_the_delay_target() -> None:
+    from bench import lanes
+
+    results = {
+        "sandbox": _lane_result("sandbox", 120, 0.3),
+        "sandbox@240": _lane_result("sandbox", 240, 0.6),
+        "sandbox@480": _lane_result("sandbox", 480, 0.9, lost=1),  # lost one: not met
+        "sandbox@960": _lane_result("sandbox", 960, 2.5),
+        "process": _lane_result("process", 10, 0.2),  # another lane: never counted
+    }
+    assert lanes.best_rate(results) == 240
+    text = lanes.table(results)
+    assert "with p99 <= 1 s (of the rates tried): 240" in text
+    assert lanes.best_rate({"sandbox": _lane_result("sandbox", 120, 1.5)}) is None
+    # 9 CPU-s in 60 s for 10 jobs, 0.1 CPU-s a second of it the idle platform's: 300 ms a job.
+    assert lanes.net_machine_ms(results["sandbox"], 0.1) == pytest.approx(300.0)
