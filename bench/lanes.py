@@ -52,7 +52,8 @@ def net_machine_ms(result: JSON, idle: float) -> float | None:
     machine = result["cpu"]["machine"]
     if not result["jobs"]:
         return None
-    return 1000 * (float(machine["cpu_s"]) - idle * float(machine["seconds"])) / result["jobs"]
+    jobs = int(result["jobs"])
+    return 1000 * (float(machine["cpu_s"]) - idle * float(machine["seconds"])) / jobs
 
 
 async def scenarios(p: LocalPlatform, args: argparse.Namespace, hits: str) -> JSON:
