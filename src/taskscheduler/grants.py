@@ -55,6 +55,14 @@ class Grants(BaseModel):
         which only an unrestricted caller may touch)."""
         return self.pools is None or (pool is not None and pool in self.pools)
 
+    def default_pool(self, platform_default: str, token_default: str) -> str:
+        """Where this caller's task goes when it names no pool: ``token_default`` (the lane
+        for other people's code) for a caller with grants that may use it, else the
+        platform's default (what tokens granted other pools before it existed got)."""
+        if self.unrestricted or not self.allows_pool(token_default):
+            return platform_default
+        return token_default
+
     def choosable(self, existing: Iterable[str]) -> list[str]:
         """The pools of ``existing`` this caller may choose for a task, sorted."""
         return sorted(p for p in set(existing) if self.allows_pool(p))

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         default="sandbox",
         description=(
             "Work pool of tasks that name none when a token with grants (not an admin one)"
-            " creates them: the lane for other people's code."
+            " that may use it creates them: the lane for other people's code."
         ),
     )
     worker_limit: int = Field(

@@ -142,3 +142,14 @@ def test_token_requests_take_only_pool_and_secret_block_names() -> None:
             schemas.TokenGrant.model_validate(bad)
     with pytest.raises(pydantic.ValidationError):
         schemas.TokenGrant.model_validate({"scope": "admin"})
+
+
+def test_a_tokens_task_naming_no_pool_goes_to_the_sandbox_lane_when_it_may_use_it() -> None:
+    def default(pools: set[str] | None) -> str:
+        granted = grants.Grants(pools=None if pools is None else frozenset(pools), secrets=None)
+        return granted.default_pool("process", "sandbox")
+
+    assert default(None) == "process"  # an admin: the platform's default
+    assert default({"sandbox", "docker"}) == "sandbox"  # a new write token
+    assert default({"process"}) == "process"  # granted before the sandbox lane existed
+    assert default({"docker"}) == "process"  # refused there, as before, naming its choices

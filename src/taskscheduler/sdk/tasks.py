@@ -25,7 +25,10 @@ class TaskOperations(SchedulerCore):
         """Create a task: its first code version, its deployment and its upcoming jobs."""
         spec = spec_of(task)
         if spec.pool is None and not self.grants.unrestricted:
-            spec = spec.model_copy(update={"pool": self.settings.token_default_pool})
+            pool = self.grants.default_pool(
+                self.settings.default_pool, self.settings.token_default_pool
+            )
+            spec = spec.model_copy(update={"pool": pool})
         spec.check_entrypoint(self.settings.project_dir)
         when = now()
         refuse_past_at(spec, when)

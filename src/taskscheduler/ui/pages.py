@@ -253,10 +253,9 @@ async def task_list(
 
 async def _pool_choice(request: Request, who: auth.Principal) -> dict[str, Any]:
     """The form's pool choice: only the pools the token may use (the API checks again), and
-    where a task naming none goes: the default pool, or for a token with grants its own."""
+    where a task naming none goes (``Grants.default_pool``)."""
     settings = request.app.state.settings
-    restricted = not who.token.grants.unrestricted
-    default = settings.token_default_pool if restricted else settings.default_pool
+    default = who.token.grants.default_pool(settings.default_pool, settings.token_default_pool)
     return {
         "pools": await scheduler(request).pools(),
         "default_pool": default,
