@@ -964,3 +964,71 @@ def test_fuzzed_calls_never_get_a_5xx_nor_an_answer_outside_the_spec(
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}"[:2000])
     print(f"fuzzed with TASKS_FUZZ_SEED={FUZZ_SEED}, {FUZZ_EXAMPLES} examples an operation")
     assert not failures, f"TASKS_FUZZ_SEED={FUZZ_SEED}\n\n" + "\n\n".join(failures)
+
+
+def test_many_jobs_are_added_in_one_call_run_on_time_and_a_repeat_adds_none(
+    platform: LocalPlatform, admin: httpx.Client, tmp_path: Any
+) -> None:
+    """``POST /v1/tasks/{name}/jobs/bulk``: 40 jobs with their own times and arguments, in one
+    transaction of the Prefect server; the fast lane runs each with its own arguments; the same
+    call again (same key) answers the same ids and adds nothing; a token that may not use the
+    task's pool is refused and audited; the CLI adds more from a JSON-lines file."""
+    name = unique("bulk")
+    code = "def main(n=0):\n    return n * 2\n"
+    created = admin.post("/v1/tasks", json={"name": name, "code": code, "pool": "fast"})
+    assert created.status_code == 201, created.text
+    first = now() + dt.timedelta(seconds=8)
+    body = {
+        "key": "bulk-test-1",
+        "jobs": [
+            {"at": (first + dt.timedelta(milliseconds=50 * n)).isoformat(), "parameters": {"n": n}}
+            for n in range(40)
+        ],
+    }
+    added = admin.post(f"/v1/tasks/{name}/jobs/bulk", json=body)
+    assert added.status_code == 201, added.text
+    answer = added.json()
+    assert answer["task"] == name and answer["created"] == 40
+    assert len(set(answer["job_ids"])) == 40
+    again = admin.post(f"/v1/tasks/{name}/jobs/bulk", json=body)
+    assert again.status_code == 201 and again.json() == {**answer, "created": 0}
+
+    def ended() -> list[dict[str, Any]] | None:
+        jobs = [admin.get(f"/v1/jobs/{job_id}").json() for job_id in answer["job_ids"]]
+        return jobs if all(j["state"] == "completed" for j in jobs) else None
+
+    jobs = wait_for(ended, timeout=120, interval=1.0, what="the 40 jobs to complete")
+    for n, job in enumerate(jobs):
+        assert job["parameters"]["n"] == n, job["parameters"]
+        scheduled = dt.datetime.fromisoformat(job["scheduled_time"])
+        assert scheduled == first + dt.timedelta(milliseconds=50 * n)
+        assert dt.datetime.fromisoformat(job["start_time"]) >= scheduled, "never before its time"
+    logs = admin.get(f"/v1/jobs/{answer['job_ids'][7]}/logs").json()["items"]
+    assert "Result: 14" in [line["message"] for line in logs]
+    [row] = audit_rows(admin, task=name, action="task.schedule")[:1]
+    assert row["outcome"] == "ok" and "40 jobs" in row["detail"]
+
+    with client_with(platform, admin, "write", pools=["docker"]) as outsider:
+        refused = outsider.post(f"/v1/tasks/{name}/jobs/bulk", json=body)
+    assert refused.status_code == 403, refused.text
+    assert "runs in work pool 'fast'" in refused.json()["detail"]
+    past = {"jobs": [{"at": (now() - dt.timedelta(hours=1)).isoformat()}]}
+    invalid = admin.post(f"/v1/tasks/{name}/jobs/bulk", json=past)
+    assert invalid.status_code == 422 and "in the past" in invalid.text
+
+    lines = tmp_path / "jobs.jsonl"
+    later = now() + dt.timedelta(days=1)
+    lines.write_text(
+        "\n".join(
+            json.dumps(
+                {"at": (later + dt.timedelta(minutes=n)).isoformat(), "parameters": {"n": n}}
+            )
+            for n in range(3)
+        )
+    )
+    made = cli_json("add-jobs", name, str(lines), "--key", "cli-1")
+    assert made["created"] == 3 and len(made["job_ids"]) == 3
+    assert cli_json("add-jobs", name, str(lines), "--key", "cli-1") == {**made, "created": 0}
+    bad = cli("add-jobs", name, "--at", "not a time", check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:"), bad.stderr
+    admin.delete(f"/v1/tasks/{name}")

@@ -416,3 +416,57 @@ def test_a_call_repeated_after_its_answer_was_lost_answers_what_the_first_did(
         ]
         assert run_row(server, run_id)["run_count"] == 1
     assert len(server.rows("SELECT id FROM log WHERE id = :id", id=line["id"])) == 1
+
+
+def test_jobs_created_in_bulk_have_the_rows_prefects_create_flow_run_writes(
+    server: Server,
+) -> None:
+    """One run through Prefect's ``create_flow_run``, two through ``/taskscheduler/jobs/bulk``
+    (one with parameters over the deployment's): equal rows but for what is the run's own, the
+    message of the first state, and the idempotency key; a repeat of the call creates nothing
+    and answers the same ids; the fast path then claims, starts and finishes one."""
+    pool = "contract-bulk"
+    deployment_id = deployment(server, pool, parameters={"task": "t", "parameters": {"a": 1}})
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    theirs = scheduled_run(server, deployment_id, due)
+    body = {
+        "deployment_id": deployment_id,
+        "runs": [
+            {"scheduled_time": due.isoformat(), "key": "first"},
+            {
+                "scheduled_time": due.isoformat(),
+                "key": "second",
+                "parameters": {"parameters": {"a": 2}},
+            },
+        ],
+    }
+    answer = post(server, "taskscheduler/jobs/bulk", body)
+    assert answer["created"] == 2 and len(set(answer["ids"])) == 2
+    assert post(server, "taskscheduler/jobs/bulk", body) == {**answer, "created": 0}
+    ours, other = answer["ids"]
+
+    a, b = run_row(server, theirs), run_row(server, ours)
+    differing = {
+        column: (a[column], b[column])
+        for column in a
+        if column not in RUN_OWN | {"expected_start_time", "next_scheduled_start_time"}
+        and a[column] != b[column]
+    }
+    assert differing == {}, differing
+    assert b["expected_start_time"] == b["next_scheduled_start_time"] == due
+    assert b["idempotency_key"] == f"taskscheduler-bulk {deployment_id} first"
+    assert run_row(server, other)["parameters"] == {"task": "t", "parameters": {"a": 2}}
+    [their_state], [our_state] = state_rows(server, theirs), state_rows(server, ours)
+    assert b["state_id"] == our_state["id"]
+    same = {k: v for k, v in their_state.items() if k not in STATE_OWN | {"state_details"}}
+    assert {**same, "message": "Scheduled in bulk"} == {k: our_state[k] for k in same}
+    assert dt.datetime.fromisoformat(our_state["state_details"]["scheduled_time"]) == due
+    details = {k: v for k, v in their_state["state_details"].items() if k not in DETAIL_OWN}
+    assert details == {k: our_state["state_details"][k] for k in details}
+    our_path(server, pool, ours)  # the fast path claims, starts and finishes it
+    assert [s["type"] for s in state_rows(server, ours)] == [
+        "SCHEDULED",
+        "PENDING",
+        "RUNNING",
+        "COMPLETED",
+    ]

@@ -358,6 +358,25 @@ CALLS: list[tuple[str, Callable[[Client], Any], str, str, dict[str, str], Any, i
         bodies.AuditPage,
     ),
     (
+        "add_jobs",
+        lambda c: c.add_jobs(
+            "report", {"jobs": [{"at": AT, "parameters": {"n": 1}}, {"at": AT}], "key": "k1"}
+        ),
+        "POST",
+        "/v1/tasks/report/jobs/bulk",
+        {},
+        {
+            "jobs": [
+                {"at": "2030-05-06T07:08:09Z", "parameters": {"n": 1}},
+                {"at": "2030-05-06T07:08:09Z"},
+            ],
+            "key": "k1",
+        },
+        201,
+        {"task": "report", "job_ids": ["j1", "j2"], "created": 2},
+        models.AddedJobs,
+    ),
+    (
         "health",
         lambda c: c.health(),
         "GET",

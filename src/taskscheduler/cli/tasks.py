@@ -1,11 +1,19 @@
-"""The task commands: create, update, list, show, delete, pause, resume, schedule, run."""
+"""The task commands: create, update, list, show, delete, pause, resume, schedule, add-jobs,
+run."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
-from typing import Annotated, Any
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
+import pydantic
 import typer
 from rich.table import Table
 
@@ -22,6 +30,8 @@ from taskscheduler.cli.output import (
     task_view,
     when,
 )
+
+T = TypeVar("T")
 
 ParamOpt = Annotated[
     list[str] | None, typer.Option("--param", help="KEY=JSON argument (repeatable).")
@@ -117,6 +127,89 @@ def schedule(name: str, at: When, as_json: JsonFlag = False) -> None:
         zone = api.get(name).timezone
         job = api.schedule(name, when(at, zone))
     emit(job, as_json, f"{job.id} scheduled at {t(job.scheduled_time, zone)}")
+
+
+def add_jobs(
+    name: str,
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            help='Jobs as a JSON array or JSON lines of {"at": TIME, "parameters": {...}}; - for'
+            " standard input. A time without zone is in the task's zone."
+        ),
+    ] = None,
+    at: Annotated[
+        list[str] | None, typer.Option("--at", help="A job's time, with no other arguments.")
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help="Name of this addition: running it again adds nothing twice."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add many one-off jobs of a task, 1,000 per call, each a row of one transaction."""
+    items = [{"at": a} for a in at or []] + (_job_items(file) if file else [])
+    if not items:
+        fail("name the jobs: a FILE of them, or --at TIME (repeatable)")
+    key = key or uuid.uuid4().hex
+    with client() as api:
+        zone = api.get(name).timezone
+        jobs = [_new_job(item, zone, n) for n, item in enumerate(items)]
+        starts = range(0, len(jobs), models.MAX_NEW_JOBS)
+        calls = [_checked("--key", functools.partial(_part, jobs, i, key)) for i in starts]
+        added = [api.add_jobs(name, call) for call in calls]
+    result = models.AddedJobs(
+        task=name,
+        job_ids=[i for a in added for i in a.job_ids],
+        created=sum(a.created for a in added),
+    )
+    times = sorted(job.at for job in jobs)
+    emit(
+        result,
+        as_json,
+        f"added {len(result.job_ids)} jobs to {name} ({result.created} new), due "
+        f"{t(times[0], zone)} to {t(times[-1], zone)}; key {key}",
+    )
+
+
+def _part(jobs: list[models.NewJob], first: int, key: str) -> models.NewJobs:
+    """The call adding ``jobs[first:]``, as many as one call takes, under its own key."""
+    return models.NewJobs(jobs=jobs[first : first + models.MAX_NEW_JOBS], key=f"{key}.{first}")
+
+
+def _job_items(file: str) -> list[Any]:
+    """The jobs of a JSON array or JSON-lines file (``-``: standard input)."""
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    try:
+        if text.lstrip().startswith("["):
+            found = json.loads(text)
+        else:
+            found = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        fail(f"{file}: not JSON: {exc}")
+    if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
+        fail(f'{file}: expected {{"at": ..., "parameters": ...}} objects')
+    return found
+
+
+def _new_job(item: dict[str, Any], zone: str, n: int) -> models.NewJob:
+    if not isinstance(item.get("at"), str):
+        fail(f'job {n}: "at" must be a time')
+    at = when(item["at"], zone)
+    return _checked(f"job {n}", lambda: models.NewJob(at=at, parameters=item.get("parameters")))
+
+
+def _checked(what: str, build: Callable[[], T]) -> T:
+    """``build()``, its validation error as one line naming ``what``."""
+    try:
+        return build()
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        fail(f"{what}: {where + ': ' if where else ''}{first['msg']}")
 
 
 def run(

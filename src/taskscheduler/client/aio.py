@@ -135,6 +135,13 @@ class AsyncClient:
         """Add a one-off job at ``at``; the job."""
         return (await self.send(calls.schedule_task(name, at))).job
 
+    async def add_jobs(
+        self, name: str, jobs: models.NewJobs | Mapping[str, Any]
+    ) -> models.AddedJobs:
+        """Add up to 1,000 one-off jobs in one call (``models.NewJobs``: each job's ``at`` and
+        ``parameters``, and a ``key`` that makes a repeat add nothing twice)."""
+        return await self.send(calls.add_jobs(name, models.NewJobs.model_validate(jobs)))
+
     # Jobs
 
     async def jobs_page(

@@ -162,6 +162,16 @@ def schedule_task(name: str, at: dt.datetime) -> Call[bodies.JobRef]:
     )
 
 
+def add_jobs(name: str, jobs: models.NewJobs) -> Call[models.AddedJobs]:
+    """``POST /v1/tasks/{name}/jobs/bulk``: up to 1,000 one-off jobs in one call."""
+    return Call(
+        "POST",
+        f"/v1/tasks/{_segment(name)}/jobs/bulk",
+        _model(models.AddedJobs),
+        body=jobs.model_dump(mode="json", exclude_none=True),
+    )
+
+
 # Jobs
 
 

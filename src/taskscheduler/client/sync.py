@@ -150,6 +150,11 @@ class Client:
         """Add a one-off job at ``at``; the job."""
         return self.send(calls.schedule_task(name, at)).job
 
+    def add_jobs(self, name: str, jobs: models.NewJobs | Mapping[str, Any]) -> models.AddedJobs:
+        """Add up to 1,000 one-off jobs in one call (``models.NewJobs``: each job's ``at`` and
+        ``parameters``, and a ``key`` that makes a repeat add nothing twice)."""
+        return self.send(calls.add_jobs(name, models.NewJobs.model_validate(jobs)))
+
     # Jobs
 
     def jobs_page(

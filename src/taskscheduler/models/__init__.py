@@ -37,7 +37,16 @@ from taskscheduler.models.fields import (
     UtcDateTime,
     check_time,
 )
-from taskscheduler.models.jobs import Job, JobState, LogLine, StateChange
+from taskscheduler.models.jobs import (
+    MAX_NEW_JOBS,
+    AddedJobs,
+    Job,
+    JobState,
+    LogLine,
+    NewJob,
+    NewJobs,
+    StateChange,
+)
 from taskscheduler.models.schedule import Schedule, build_schedule
 from taskscheduler.models.spec import (
     ConcurrencyPolicy,
@@ -56,6 +65,7 @@ __all__ = [
     "MAX_CPUS",
     "MAX_INT",
     "MAX_MEMORY_MB",
+    "MAX_NEW_JOBS",
     "MAX_PARAMETERS_BYTES",
     "MAX_PARAMETERS_DEPTH",
     "MAX_RETRIES",
@@ -68,6 +78,7 @@ __all__ = [
     "SECRET_BLOCK_PATTERN",
     "SECRET_ENV_PATTERN",
     "STORED",
+    "AddedJobs",
     "CodeVersion",
     "ConcurrencyPolicy",
     "Duration",
@@ -76,6 +87,8 @@ __all__ = [
     "LogLine",
     "MemoryMB",
     "MisfirePolicy",
+    "NewJob",
+    "NewJobs",
     "Schedule",
     "StateChange",
     "Task",

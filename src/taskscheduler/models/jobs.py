@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from taskscheduler import errors
 from taskscheduler.models.fields import UtcDateTime
@@ -66,6 +66,39 @@ class Job(BaseModel):
     auto_scheduled: bool = False
     timeline: list[StateChange] = Field(default_factory=list)
     error: str | None = None
+
+
+# The most jobs one call adds (one transaction in the Prefect server).
+MAX_NEW_JOBS = 1000
+
+
+class NewJob(BaseModel):
+    """A one-off job to add to a task: when it is due and, if given, other arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: UtcDateTime
+    parameters: dict[str, JsonValue] | None = Field(
+        default=None, description="Arguments over the task's own, for this job only."
+    )
+
+
+class NewJobs(BaseModel):
+    """Jobs to add to a task in one call; ``key`` makes a repeat of the call (after a lost
+    answer) add nothing twice and answer the same jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[NewJob] = Field(min_length=1, max_length=MAX_NEW_JOBS)
+    key: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
+
+
+class AddedJobs(BaseModel):
+    """The jobs one call added: their ids in the order asked, and how many were new."""
+
+    task: str
+    job_ids: list[str]
+    created: int
 
 
 class LogLine(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -108,6 +108,10 @@ class TaskScheduler:
     def schedule(self, name: str, at: dt.datetime) -> models.Job:
         """See ``AsyncTaskScheduler.schedule``."""
         return self._run(self.aio.schedule, name, at)
+
+    def add_jobs(self, name: str, jobs: models.NewJobs | Mapping[str, Any]) -> models.AddedJobs:
+        """See ``AsyncTaskScheduler.add_jobs``."""
+        return self._run(self.aio.add_jobs, name, jobs)
 
     def run(self, name: str, parameters: dict[str, Any] | None = None) -> models.Job:
         """See ``AsyncTaskScheduler.run``."""

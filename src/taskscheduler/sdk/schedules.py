@@ -1,12 +1,15 @@
-"""Schedule operations of the SDK: pause and resume a task's schedule, add a one-off job, and
+"""Schedule operations of the SDK: pause and resume a task's schedule, add one-off jobs, and
 the time rules every new job obeys (not in the past, not outside the task's window)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from taskscheduler import errors, models
-from taskscheduler.sdk.core import SchedulerCore, audited, now
+from taskscheduler.sdk.core import SchedulerCore, audited, note, now
 
 PAST_GRACE = dt.timedelta(minutes=5)
 
@@ -45,6 +48,45 @@ class ScheduleOperations(SchedulerCore):
             at = sane_when(at)
             refuse_outside_window(spec, at, field="at")
             return await gw.create_run(session, deployment, at=at, parameters=None)
+
+    @audited("task.schedule")
+    async def add_jobs(
+        self, name: str, jobs: models.NewJobs | Mapping[str, Any]
+    ) -> models.AddedJobs:
+        """Add up to ``MAX_NEW_JOBS`` one-off jobs of a task in one call, each at its own time
+        and with its own arguments if given: one transaction of the Prefect server, as its
+        scheduler creates runs, instead of a call per job. With ``key``, a repeat of the call
+        adds nothing twice and answers the same jobs. One audit entry for the call."""
+        request = models.NewJobs.model_validate(jobs)
+        gw = self._gateway
+        async with gw.session() as session:
+            deployment = await gw.find_deployment(session, name)
+            self.grants.check_task_pool(name, deployment.pool)
+            spec = await self._definition(session, deployment)
+            planned: list[tuple[dt.datetime, dict[str, Any] | None]] = []
+            checked: set[tuple[str, ...]] = set()
+            for n, job in enumerate(request.jobs):
+                at = sane_when(job.at)
+                refuse_outside_window(spec, at, field=f"jobs.{n}.at")
+                overrides = None
+                if job.parameters:
+                    merged = {**deployment.arguments, **job.parameters}
+                    if spec is not None and tuple(sorted(merged)) not in checked:
+                        # The function must take these arguments (once per set of names).
+                        spec.merged({"parameters": merged}).check_entrypoint(
+                            self.settings.project_dir
+                        )
+                        checked.add(tuple(sorted(merged)))
+                    overrides = {"parameters": merged}
+                planned.append((at, overrides))
+            key = request.key or uuid.uuid4().hex
+            ids, created = await gw.create_runs(session, deployment, planned, key)
+        times = sorted(at for at, _ in planned)
+        note(
+            detail=f"{len(ids)} jobs ({created} new) due {times[0].isoformat()} to "
+            f"{times[-1].isoformat()}, key {key}"
+        )
+        return models.AddedJobs(task=name, job_ids=ids, created=created)
 
 
 def since(spec: models.TaskSpec, when: dt.datetime) -> dt.datetime:

@@ -1,24 +1,27 @@
-"""The fast lane's set-based endpoints, mounted into the Prefect API (``/api/taskscheduler``).
+"""Our set-based endpoints, mounted into the Prefect API (``/api/taskscheduler``): the fast
+lane's claim, start and finish, and the creation of many one-off jobs.
 
 They sit behind the API's own authentication and CSRF checks, in the same process and database
-as Prefect's routes, and use Prefect's database interface; the work is done in ``fastpath``.
+as Prefect's routes, and use Prefect's database interface; the work is done in ``fastpath`` and
+``creation``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, status
 from prefect.server.database import PrefectDBInterface, provide_database_interface
 from pydantic import BaseModel, Field
 
-from taskscheduler._prefect.server import fastpath
+from taskscheduler._prefect.server import creation, fastpath
 
-PREFIX = "/taskscheduler/fast"
+PREFIX = "/taskscheduler"
 MAX_RUNS = 1000
 
-router = APIRouter(prefix=PREFIX, tags=["taskscheduler fast lane"])
+router = APIRouter(prefix=PREFIX, tags=["taskscheduler"])
 
 
 class Repeatable(BaseModel):
@@ -100,7 +103,41 @@ def _moves(moves: list[Move]) -> list[fastpath.Transition]:
     return [fastpath.Transition(m.id, m.state_id, m.name) for m in moves]
 
 
-@router.post("/claim")
+class NewJob(BaseModel):
+    """One one-off job: when, the flow parameters over the deployment's, the repeat key."""
+
+    scheduled_time: dt.datetime
+    parameters: dict[str, Any] | None = None
+    key: str = Field(min_length=1, max_length=200)
+
+
+class CreateBody(BaseModel):
+    """Create these Scheduled runs of one deployment."""
+
+    deployment_id: uuid.UUID
+    runs: list[NewJob] = Field(min_length=1, max_length=MAX_RUNS)
+
+
+class CreateAnswer(BaseModel):
+    """The runs' ids in the order asked, and how many this call created (the rest existed)."""
+
+    ids: list[uuid.UUID]
+    created: int
+
+
+@router.post("/jobs/bulk", status_code=status.HTTP_201_CREATED)
+async def create_jobs(body: CreateBody, db: PrefectDBInterface = Database) -> CreateAnswer:
+    """Insert many Scheduled runs of a deployment in one transaction, as the scheduler does."""
+    runs = [creation.NewRun(r.scheduled_time, r.parameters, r.key) for r in body.runs]
+    try:
+        async with db.session_context(begin_transaction=True) as session:
+            ids, created = await creation.create_runs(db, session, body.deployment_id, runs)
+    except creation.DeploymentNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Deployment not found") from None
+    return CreateAnswer(ids=ids, created=created)
+
+
+@router.post("/fast/claim")
 async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnswer:
     """Scheduled → Pending for up to ``limit`` due runs, in one transaction."""
     transition = body.transition_id
@@ -122,7 +159,7 @@ async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnsw
     )
 
 
-@router.post("/start")
+@router.post("/fast/start")
 async def start(body: StartBody, db: PrefectDBInterface = Database) -> StartAnswer:
     """Pending → Running for the runs still in their claimed state, in one transaction."""
     transition = body.transition_id
@@ -131,7 +168,7 @@ async def start(body: StartBody, db: PrefectDBInterface = Database) -> StartAnsw
     return StartAnswer(started=started, transition_id=transition)
 
 
-@router.post("/finish")
+@router.post("/fast/finish")
 async def finish(body: FinishBody, db: PrefectDBInterface = Database) -> FinishAnswer:
     """The log lines, then Running → Completed for the runs still running, in one transaction."""
     transition = body.transition_id

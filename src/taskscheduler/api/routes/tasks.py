@@ -83,6 +83,20 @@ async def schedule_task(
 
 
 @router.post(
+    "/{name}/jobs/bulk",
+    status_code=201,
+    response_model=models.AddedJobs,
+    name="task.add_jobs",
+    responses=NOT_FOUND,
+)
+async def add_jobs(name: TaskName, body: models.NewJobs, ts: Scheduler) -> models.AddedJobs:
+    """Add up to 1,000 one-off jobs in one call, each at its own ``at`` with its own
+    ``parameters`` if given (one transaction, as Prefect's scheduler creates runs). With a
+    ``key``, repeating the call after a lost answer adds nothing twice and answers the same ids."""
+    return await ts.add_jobs(name, body)
+
+
+@router.post(
     "/{name}/run",
     status_code=201,
     response_model=schemas.JobRef,
