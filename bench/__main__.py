@@ -234,14 +234,23 @@ def loadavg() -> list[float]:
 
 
 async def run_steady(
-    p: LocalPlatform, pool: str, rate: float, minutes: float, tasks: int, hits: str | None
+    p: LocalPlatform,
+    pool: str,
+    rate: float,
+    minutes: float,
+    tasks: int,
+    hits: str | None,
+    *,
+    bulk: bool,
 ) -> JSON:
     deployments = await _drive.create_tasks(p, pool, tasks, hits)
     api = _drive.client(p)
     load = loadavg()
     try:
         async with Probe(p) as probe:
-            _, since, until = await _drive.steady(api, deployments, rate, minutes * 60, LEAD)
+            _, since, until = await _drive.steady(
+                api, deployments, rate, minutes * 60, LEAD, bulk=bulk
+            )
             await _drive.wait_settled(p, deployments, timeout=max(120.0, minutes * 60))
         result = await _drive.outcome(p, deployments, since - 1, until + 1)
     finally:
@@ -255,13 +264,15 @@ async def run_steady(
     return result
 
 
-async def run_burst(p: LocalPlatform, pool: str, count: int, tasks: int, hits: str) -> JSON:
+async def run_burst(
+    p: LocalPlatform, pool: str, count: int, tasks: int, hits: str, *, bulk: bool
+) -> JSON:
     deployments = await _drive.create_tasks(p, pool, tasks, hits)
     api = _drive.client(p)
     load = loadavg()
     try:
         async with Probe(p) as probe:
-            at = await _drive.burst(api, deployments, count, LEAD + count / 200)
+            at = await _drive.burst(api, deployments, count, LEAD + count / 200, bulk=bulk)
             await asyncio.sleep(max(0.0, at - time.time()))
             await _drive.wait_settled(p, deployments, timeout=300.0)
         result = await _drive.outcome(p, deployments, at - 1, at + 1)
@@ -399,32 +410,35 @@ def configuration(name: str, args: argparse.Namespace, work: Path) -> JSON:
 async def scenarios(topology: str, args: argparse.Namespace, p: LocalPlatform, hits: str) -> JSON:
     """The scenarios of one configuration."""
     results: JSON = {}
-    # The fast lane's orchestration (and the API scenario's): set-based unless turned off.
+    # The fast lane's orchestration and the jobs' creation (and the API scenario's): set-based
+    # unless turned off; stock Prefect creates them through its own REST path.
     set_based = p.env().get("TASKS_FAST_SET_BASED", "true").lower() not in ("false", "0", "no")
     skip = set(args.skip)
     if topology == "stock":
         if "steady" not in skip:
             print(f"   steady {args.stock_rate}/min x {args.stock_minutes} min", flush=True)
             results["steady"] = await run_steady(
-                p, "process", args.stock_rate, args.stock_minutes, args.tasks, hits
+                p, "process", args.stock_rate, args.stock_minutes, args.tasks, hits, bulk=False
             )
         if "burst" not in skip:
             print(f"   burst {args.stock_burst}", flush=True)
-            results["burst"] = await run_burst(p, "process", args.stock_burst, 1, hits)
+            results["burst"] = await run_burst(p, "process", args.stock_burst, 1, hits, bulk=False)
     elif topology in args.fast_on:
         if "steady" not in skip:
             if args.slow_minutes:
                 print(f"   steady {args.slow_rate}/min x {args.slow_minutes} min", flush=True)
                 results["steady-slow"] = await run_steady(
-                    p, "fast", args.slow_rate, args.slow_minutes, args.tasks, hits
+                    p, "fast", args.slow_rate, args.slow_minutes, args.tasks, hits, bulk=set_based
                 )
             print(f"   steady {args.rate}/min x {args.minutes} min", flush=True)
             results["steady"] = await run_steady(
-                p, "fast", args.rate, args.minutes, args.tasks, hits
+                p, "fast", args.rate, args.minutes, args.tasks, hits, bulk=set_based
             )
         if "burst" not in skip:
             print(f"   burst {args.burst}", flush=True)
-            results["burst"] = await run_burst(p, "fast", args.burst, args.tasks, hits)
+            results["burst"] = await run_burst(
+                p, "fast", args.burst, args.tasks, hits, bulk=set_based
+            )
         # Before the recurring tasks, which keep the server busy for as long as it lives.
         if "api" not in skip:
             print(f"   api {args.api_seconds}s", flush=True)

@@ -18,6 +18,8 @@ from taskscheduler._prefect import rest as _api
 from taskscheduler.platform import LocalPlatform
 
 JSON = dict[str, Any]
+# The Prefect server's set-based creation of one-off runs (taskscheduler._prefect.server).
+_BULK_JOBS = "taskscheduler/jobs/bulk"
 
 
 def job_code(hits: str) -> str:
@@ -53,8 +55,25 @@ async def create_tasks(
     return ids
 
 
-async def create_runs(api: _api.Api, deployment: str, times: list[float], first: int) -> None:
-    """Runs of ``deployment`` scheduled at ``times`` (≤ 100 per call), numbered from ``first``."""
+async def create_runs(
+    api: _api.Api, deployment: str, times: list[float], first: int, *, bulk: bool
+) -> None:
+    """Runs of ``deployment`` scheduled at ``times``, numbered from ``first``: with ``bulk``
+    inserted as Prefect's scheduler inserts runs (``/taskscheduler/jobs/bulk``, ≤ 1,000 per
+    call, one transaction), else through Prefect's ``create_flow_run/bulk`` (≤ 100 per call,
+    each run orchestrated in its own transaction)."""
+    if bulk:
+        for start in range(0, len(times), 1000):
+            runs = [
+                {
+                    "scheduled_time": _api.iso(when),
+                    "parameters": {"parameters": {"i": first + start + k}},
+                    "key": uuid.uuid4().hex,
+                }
+                for k, when in enumerate(times[start : start + 1000])
+            ]
+            await api._post(_BULK_JOBS, {"deployment_id": deployment, "runs": runs})
+        return
     for start in range(0, len(times), 100):
         body = [
             {
@@ -70,7 +89,13 @@ async def create_runs(api: _api.Api, deployment: str, times: list[float], first:
 
 
 async def steady(
-    api: _api.Api, deployments: list[str], rate: float, seconds: float, lead: float
+    api: _api.Api,
+    deployments: list[str],
+    rate: float,
+    seconds: float,
+    lead: float,
+    *,
+    bulk: bool,
 ) -> tuple[int, float, float]:
     """``rate`` jobs/min for ``seconds``, each created ``lead`` s before it is due.
 
@@ -85,7 +110,9 @@ async def steady(
         target = min(total, math.floor(per_second * (second + 1)))
         times = [t0 + second + (k + 0.5) / (target - created) for k in range(target - created)]
         if times:
-            await create_runs(api, deployments[second % len(deployments)], times, created)
+            await create_runs(
+                api, deployments[second % len(deployments)], times, created, bulk=bulk
+            )
         created = target
         second += 1
         wait = t0 + second - lead - time.time()
@@ -94,12 +121,14 @@ async def steady(
     return total, t0, t0 + seconds
 
 
-async def burst(api: _api.Api, deployments: list[str], count: int, lead: float) -> float:
+async def burst(
+    api: _api.Api, deployments: list[str], count: int, lead: float, *, bulk: bool
+) -> float:
     """``count`` jobs all due at one instant ``lead`` s from now; returns that instant."""
     at = math.ceil(time.time() + lead)
     share = math.ceil(count / len(deployments))
     calls = [
-        create_runs(api, d, [at] * min(share, count - n * share), n * share)
+        create_runs(api, d, [at] * min(share, count - n * share), n * share, bulk=bulk)
         for n, d in enumerate(deployments)
         if count - n * share > 0
     ]
@@ -198,16 +227,25 @@ async def api_throughput(
     api: _api.Api, deployment: str, pool: str, seconds: float, clients: int, *, set_based: bool
 ) -> float:
     """Runs/s through create → Pending → Running → Completed, no execution: Prefect's bulk
-    calls, or with ``set_based`` the fast path's claim, start and finish (50 runs a call)."""
+    calls, or with ``set_based`` the set-based creation and the fast path's claim, start and
+    finish (50 runs a call)."""
     done = 0
     stop = time.time() + seconds
 
     async def loop() -> None:
         nonlocal done
         while time.time() < stop:
-            body = [{"state": {"type": "SCHEDULED"}} for _ in range(50)]
-            answer = await api._post(f"deployments/{deployment}/create_flow_run/bulk", body)
-            ids = [str(r["flow_run_id"]) for r in answer["results"] if r.get("flow_run_id")]
+            if set_based:
+                runs = [
+                    {"scheduled_time": _api.iso(time.time()), "key": uuid.uuid4().hex}
+                    for _ in range(50)
+                ]
+                made = await api._post(_BULK_JOBS, {"deployment_id": deployment, "runs": runs})
+                ids = [str(i) for i in made["ids"]]
+            else:
+                body = [{"state": {"type": "SCHEDULED"}} for _ in range(50)]
+                answer = await api._post(f"deployments/{deployment}/create_flow_run/bulk", body)
+                ids = [str(r["flow_run_id"]) for r in answer["results"] if r.get("flow_run_id")]
             if not set_based:
                 for state in ("PENDING", "RUNNING", "COMPLETED"):
                     await api.bulk_set_state(ids, {"type": state})

@@ -63,7 +63,9 @@ async def scenarios(p: LocalPlatform, args: argparse.Namespace, hits: str) -> JS
 
     async def steady(name: str, pool: str, rate: float, minutes: float) -> JSON:
         print(f"   {name}: {rate:g}/min x {minutes:g} min on {pool}", flush=True)
-        result = await run_steady(p, pool, rate, minutes, TASKS, None if pool == "docker" else hits)
+        result = await run_steady(
+            p, pool, rate, minutes, TASKS, None if pool == "docker" else hits, bulk=True
+        )
         result["pool"] = pool
         result["idle_cpu_per_s"] = round(idle, 3)
         result["machine_net_ms_per_job"] = net_machine_ms(result, idle)
