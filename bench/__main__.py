@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import _drive, _platform, _probe
 from taskscheduler.platform import (
+    API,
     DOCKER_WORKER,
     FAST_WORKER,
     SANDBOX_WORKER,
@@ -146,6 +147,7 @@ class Probe:
             "process worker": lambda: _probe.descendants(self._pids(WORKER)),
             "sandbox worker": lambda: _probe.descendants(self._pids(SANDBOX_WORKER)),
             "docker worker": lambda: _probe.descendants(self._pids(DOCKER_WORKER)),
+            "our api": lambda: _probe.descendants(self._pids(API)),
         }
         self.tiers = [_probe.Tier(name, pids) for name, pids in roots.items()]
         self.tiers.append(_probe.Tier("postgres", lambda: set(self.backends), tree=False))
