@@ -231,6 +231,15 @@ class Probe:
         }
 
 
+def report_start(args: argparse.Namespace) -> JSON:
+    """The start of a report: when, with what arguments, and how fast the machine was."""
+    return {
+        "started": dt.datetime.now(dt.UTC).isoformat(),
+        "parameters": {k: v for k, v in vars(args).items() if k != "out"},
+        "calibration_ms_start": _probe.calibrate(),
+    }
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from bench import _platform, _probe
-from bench.__main__ import RESULTS, TOPOLOGIES, Probe, flush_redis, pointing_at
+from bench.__main__ import RESULTS, TOPOLOGIES, Probe, flush_redis, pointing_at, report_start
 from taskscheduler.platform import LocalPlatform
 
 JSON = dict[str, Any]
@@ -105,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    report: JSON = {
-        "started": dt.datetime.now(dt.UTC).isoformat(),
-        "parameters": {k: v for k, v in vars(args).items() if k != "out"},
-        "calibration_ms_start": _probe.calibrate(),
-    }
+    report = report_start(args)
     redis_db = TOPOLOGIES[TOPOLOGY]
     flush_redis(redis_db)
     with (

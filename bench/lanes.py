@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _platform, _probe
-from bench.__main__ import RESULTS, TOPOLOGIES, flush_redis, pointing_at, run_steady
+from bench.__main__ import RESULTS, TOPOLOGIES, flush_redis, pointing_at, report_start, run_steady
 from taskscheduler.platform import LocalPlatform
 
 JSON = dict[str, Any]
@@ -137,11 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.ramp = [float(r) for r in args.ramp.split(",") if r]
-    report: JSON = {
-        "started": dt.datetime.now(dt.UTC).isoformat(),
-        "parameters": {k: v for k, v in vars(args).items() if k != "out"},
-        "calibration_ms_start": _probe.calibrate(),
-    }
+    report = report_start(args)
     redis_db = TOPOLOGIES[TOPOLOGY]
     flush_redis(redis_db)
     with (

@@ -107,40 +107,26 @@ class Workers:
 
     def start_fast(self) -> None:
         """Create the ``fast`` pool and start one fast worker on it unless it runs."""
-        self.server.ensure_work_pool(FAST_POOL, DEFAULT_POOL_TYPE)
-        name = self.fast_name
-
-        def spawn() -> int:
-            command, env = self.lane_worker("fast", FAST_POOL, name)
-            return self.supervisor.spawn(
-                catalogue.FAST_WORKER, command, env, respawn=True, user=self.run_user
-            )
-
-        self.supervisor.ensure(
-            catalogue.FAST_WORKER,
-            spawn,
-            lambda: self.online(FAST_POOL, name),
-            catalogue.WORKER_TIMEOUT,
-            f"fast worker {name!r} on pool {FAST_POOL!r}",
-        )
+        self._start_warm_lane("fast", catalogue.FAST_WORKER, FAST_POOL, self.fast_name)
 
     def start_sandbox(self) -> None:
         """Create the ``sandbox`` pool and start its worker unless it runs."""
-        self.server.ensure_work_pool(SANDBOX_POOL, DEFAULT_POOL_TYPE)
-        name = self.sandbox_name
+        self._start_warm_lane("sandbox", catalogue.SANDBOX_WORKER, SANDBOX_POOL, self.sandbox_name)
+
+    def _start_warm_lane(self, lane: str, service: str, pool: str, name: str) -> None:
+        """The pool of a lane served by our fast worker, and that worker, as the run user."""
+        self.server.ensure_work_pool(pool, DEFAULT_POOL_TYPE)
 
         def spawn() -> int:
-            command, env = self.lane_worker("sandbox", SANDBOX_POOL, name)
-            return self.supervisor.spawn(
-                catalogue.SANDBOX_WORKER, command, env, respawn=True, user=self.run_user
-            )
+            command, env = self.lane_worker(lane, pool, name)
+            return self.supervisor.spawn(service, command, env, respawn=True, user=self.run_user)
 
         self.supervisor.ensure(
-            catalogue.SANDBOX_WORKER,
+            service,
             spawn,
-            lambda: self.online(SANDBOX_POOL, name),
+            lambda: self.online(pool, name),
             catalogue.WORKER_TIMEOUT,
-            f"sandbox worker {name!r} on pool {SANDBOX_POOL!r}",
+            f"{lane} worker {name!r} on pool {pool!r}",
         )
 
     def remove_cgroups(self) -> None:
