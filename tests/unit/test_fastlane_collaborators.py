@@ -351,3 +351,41 @@ async def test_a_killed_jobs_done_message_is_ignored_and_a_released_child_is_fre
     assert child.job is one and reporter.finals == []  # its reader ends it when it exits
     children.release(one)
     assert one.child is None and child.job is None and children.idle == [child]
+
+
+async def test_a_sandbox_serves_one_job_and_more_are_kept_warm_for_the_runs_held_ahead() -> None:
+    """Single-use: a finished job's sandbox is not handed another job; ``want`` starts a
+    sandbox for each run held ahead, between ``count`` and ``most``."""
+    _, _, reporter, jobs = collaborators()
+    children = Children(
+        2, Loop(), cwd=cast(Any, None), reporter=reporter, jobs=jobs, single_use=True, most=5
+    )
+    started: list[int] = []
+
+    async def spawn() -> None:  # what a real start would add, without a process
+        started.append(1)
+        children.spawning -= 1
+        children.alive.add(Child(cast(asyncio.subprocess.Process, None)))
+
+    children.spawn = spawn  # type: ignore[method-assign]
+    children.start()
+    await asyncio.sleep(0)
+    assert len(children.alive) == 2
+    children.want(4)
+    await asyncio.sleep(0)
+    assert len(children.alive) == 4
+    children.want(50)  # no more than ``most``
+    await asyncio.sleep(0)
+    assert len(children.alive) == 5 and len(started) == 5
+    children.want(0)  # fewer wanted: nothing is stopped, nothing new started
+    await asyncio.sleep(0)
+    assert len(children.alive) == 5 and children.target == 2
+
+    child = next(iter(children.alive))
+    children.receive(child, {"op": "ready"})
+    one = job()
+    children.take(one)
+    jobs.running[one.id] = one
+    children.receive(child, {"op": "done", "id": "r1", "ok": True})
+    assert child.job is None and child not in children.idle  # it exits; never reused
+    assert reporter.finals == [("r1", {"type": "COMPLETED"}, None)]

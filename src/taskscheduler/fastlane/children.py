@@ -6,8 +6,10 @@ ends (the protocol is described in ``runtime.warm``). A process that exits is re
 exits during start-up is replaced after ``RESPAWN_BACKOFF`` seconds.
 
 On the sandbox lane (``single_use``) each process runs exactly one job and exits; its
-replacement starts at once and waits warm for the next. Each sandbox has cgroups of its own
-(``sandbox.limits``) that the job's limits are written to just before its code is sent.
+replacement starts at once and waits warm for the next. ``count`` sandboxes are kept, more when
+more runs are held ahead (``want``, up to ``most``), so a burst due at one instant finds a warm
+sandbox for each of its jobs. Each sandbox has cgroups of its own (``sandbox.limits``) that the
+job's limits are written to just before its code is sent.
 """
 
 from __future__ import annotations
@@ -77,9 +79,12 @@ class Children:
         jobs: Jobs,
         *,
         single_use: bool = False,
+        most: int | None = None,
         cgroups: Cgroups | None = None,
     ) -> None:
         self.count = count
+        self.most = max(count, most or count)
+        self.target = count  # processes to keep, warm or busy
         self.single_use = single_use
         self.cgroups = cgroups
         self.spawned = 0
@@ -95,7 +100,17 @@ class Children:
 
     def start(self) -> None:
         """Start the warm processes (each takes seconds on a busy machine)."""
-        for _ in range(self.count):
+        self.fill()
+
+    def want(self, jobs: int) -> None:
+        """Keep a process for each of ``jobs`` (held and running), within ``count``…``most``."""
+        self.target = max(self.count, min(jobs, self.most))
+        self.fill()
+
+    def fill(self) -> None:
+        """Start processes until ``target`` are alive or starting."""
+        for _ in range(self.target - len(self.alive) - self.spawning):
+            self.spawning += 1  # counted at once: the next fill must not start it again
             self.loop.track(self.spawn())
 
     def take(self, job: Job) -> None:
@@ -116,8 +131,9 @@ class Children:
             self.loop.wake.set()
 
     async def spawn(self) -> None:
-        self.spawning += 1
+        """Start one process; ``fill`` counted it in ``spawning`` until it is ready or gone."""
         cgroup: SandboxCgroup | None = None
+        failed = False
         try:
             # A sandbox with no network and no credential: the worker reports for it.
             env = dict(os.environ)
@@ -152,11 +168,12 @@ class Children:
             log.error("starting a warm process failed: %s", exc)
             if cgroup is not None:
                 self.owned.discard(cgroup.name)  # the next sweep removes it
-            if not self.loop.stopped:
-                await asyncio.sleep(RESPAWN_BACKOFF)
-                self.loop.track(self.spawn())
+            failed = True
         finally:
             self.spawning -= 1
+        if failed and not self.loop.stopped:
+            await asyncio.sleep(RESPAWN_BACKOFF)
+            self.fill()
 
     async def read(self, child: Child) -> None:
         """Handle one process's messages until it exits, then account for its job."""
@@ -178,7 +195,7 @@ class Children:
             if not child.ready.is_set():
                 log.error("a warm process exited during start-up (code %s)", code)
                 await asyncio.sleep(RESPAWN_BACKOFF)
-            self.loop.track(self.spawn())
+            self.fill()
 
     def receive(self, child: Child, message: JSON) -> None:
         """One protocol message from ``child``."""

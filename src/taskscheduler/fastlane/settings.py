@@ -51,6 +51,15 @@ class FastLaneSettings(BaseSettings):
             " memory and CPU limits and the lane's process limit (cgroups under ``cgroup``)."
         ),
     )
+    max_processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description=(
+            "Single-use only: when more runs are held ahead than ``processes``, start a"
+            " sandbox for each, up to this many (an idle sandbox holds about 15 MB)."
+        ),
+    )
     cgroup: str | None = Field(
         default=None,
         description=(

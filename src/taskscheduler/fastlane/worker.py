@@ -106,6 +106,7 @@ class FastWorker:
             self.reporter,
             self.jobs,
             single_use=settings.single_use,
+            most=settings.max_processes if settings.single_use else None,
             cgroups=_delegated_cgroups(settings),
         )
         self.claims = Claims(settings, api, self.loop, self.proposals, self.reporter)
@@ -172,6 +173,8 @@ class FastWorker:
         claimed = await self.claims.poll(self.release.held, self.jobs.running)
         for job in claimed:
             self.release.hold(job)
+        if self.settings.single_use:  # a warm sandbox for each run held ahead
+            self.children.want(len(self.release.held) + len(self.jobs.running))
         if claimed:
             self.loop.wake.set()
             await self.jobs.load_codes(claimed)

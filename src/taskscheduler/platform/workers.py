@@ -26,9 +26,11 @@ from taskscheduler.settings import Settings
 
 FAST_POOL = "fast"
 SANDBOX_POOL = limits.POOL
-# Warm sandboxes kept by the sandbox worker: each runs one job, so this also bounds the jobs
-# running at once on the lane; an attempt may run at most SANDBOX_WALL_CLOCK seconds.
+# Sandboxes kept by the sandbox worker, warm or busy, and how many it may start when more runs
+# are held ahead (each runs one job, so this also bounds the jobs running at once on the lane);
+# an attempt may run at most SANDBOX_WALL_CLOCK seconds.
 SANDBOX_PROCESSES = 8
+SANDBOX_MAX_PROCESSES = 64
 SANDBOX_WALL_CLOCK = 3600.0
 
 
@@ -81,6 +83,7 @@ class Workers:
         if lane == "sandbox":
             command += [catalogue.SINGLE_USE_FLAG]
             env.setdefault("TASKS_FAST_PROCESSES", str(SANDBOX_PROCESSES))
+            env.setdefault("TASKS_FAST_MAX_PROCESSES", str(SANDBOX_MAX_PROCESSES))
             env.setdefault("TASKS_FAST_WALL_CLOCK_LIMIT", str(SANDBOX_WALL_CLOCK))
             user = self.run_user
             if limits.Cgroups.delegate(self.cgroup, user.uid, user.gid) is not None:
