@@ -6,6 +6,8 @@ throwaway database; one after another on it:
 - **sandbox**: ``--rate`` jobs a minute for ``--minutes`` (the target load: 120 for 3);
 - **sandbox ramp**: ``--ramp`` rates for one minute each, highest last, stopping after the
   first whose p99 start delay exceeds 1 s: the most jobs a minute that still meet it;
+- **sandbox burst**: ``--burst`` jobs due at one instant (a warm sandbox is started ahead for
+  each run held, up to the lane's 64);
 - **process** and **docker**: ``--other-rate`` jobs a minute for ``--other-minutes``, a rate
   they can bear (each of their jobs is a fresh interpreter importing Prefect, in a container
   for docker), so their start delay and CPU per job are measured, not their queue.
@@ -30,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import _platform, _probe
-from bench.__main__ import RESULTS, TOPOLOGIES, flush_redis, pointing_at, report_start, run_steady
+from bench.__main__ import (
+    RESULTS,
+    TOPOLOGIES,
+    flush_redis,
+    pointing_at,
+    report_start,
+    run_burst,
+    run_steady,
+)
 from taskscheduler.platform import LocalPlatform
 
 JSON = dict[str, Any]
@@ -77,6 +87,11 @@ async def scenarios(p: LocalPlatform, args: argparse.Namespace, hits: str) -> JS
         delay = (await steady(f"sandbox@{rate:g}", "sandbox", rate, 1.0))["delay"]
         if delay["p99"] is None or delay["p99"] > TARGET_P99:
             break
+    print(f"   sandbox burst: {args.burst} at one instant", flush=True)
+    burst = await run_burst(p, "sandbox", args.burst, TASKS, hits, bulk=True)
+    burst.update(pool="sandbox", offered_per_min=None, idle_cpu_per_s=round(idle, 3))
+    burst["machine_net_ms_per_job"] = net_machine_ms(burst, idle)
+    results["sandbox burst"] = burst
     await steady("process", "process", args.other_rate, args.other_minutes)
     if p.ensure_docker():
         await steady("docker", "docker", args.other_rate, args.other_minutes)
@@ -91,12 +106,17 @@ def best_rate(results: JSON) -> float | None:
         r["offered_per_min"]
         for name, r in results.items()
         if name.startswith("sandbox")
+        and r["offered_per_min"] is not None
         and r["delay"]["p99"] is not None
         and r["delay"]["p99"] <= TARGET_P99
         and r["lost"] == 0
         and r["not_ended"] == 0
     ]
     return max(met) if met else None
+
+
+def _offered(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:g}"  # a burst has no rate
 
 
 def table(results: JSON) -> str:
@@ -112,7 +132,7 @@ def table(results: JSON) -> str:
         lane = cpu.get(LANE_TIER[r["pool"]], {}).get("cpu_ms_per_job")
         rate = r["rate_per_min"]
         lines.append(
-            f"{name:<16}{r['offered_per_min']:>8g}{r['jobs']:>6}"
+            f"{name:<16}{_offered(r['offered_per_min']):>8}{r['jobs']:>6}"
             f"{'-' if rate is None else f'{rate:,.0f}':>12}"
             f"{ms(r['delay']['p50']):>9}{ms(r['delay']['p99']):>9}{ms(r['delay']['max']):>9}"
             f"{r['lost']:>5}{r['run_twice']:>6}{'-' if lane is None else f'{lane:,.0f}':>12}"
@@ -132,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--ramp", default="240,480,720,960,1440")
     parser.add_argument("--idle", type=float, default=30.0)
+    parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--other-rate", type=float, default=10.0)
     parser.add_argument("--other-minutes", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=RESULTS)

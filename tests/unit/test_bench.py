@@ -202,6 +202,7 @@ def test_the_lane_bench_names_the_highest_rate_that_met_the_delay_target() -> No
         "sandbox@480": _lane_result("sandbox", 480, 0.9, lost=1),  # lost one: not met
         "sandbox@960": _lane_result("sandbox", 960, 2.5),
         "process": _lane_result("process", 10, 0.2),  # another lane: never counted
+        "sandbox burst": {**_lane_result("sandbox", 0, 0.5), "offered_per_min": None},
     }
     assert lanes.best_rate(results) == 240
     text = lanes.table(results)
