@@ -55,3 +55,14 @@ def test_every_lane_backs_off_the_same_way() -> None:
     delays = [policy.next_delay(2, rng=random.Random(seed)) for seed in range(50)]
     assert all(20 <= d <= 30 for d in delays) and len(set(delays)) > 1
     assert RetryPolicy(retries=1, delay=10, jitter=0).next_delay(1) == 10
+
+
+def test_the_generic_flow_takes_every_field_of_the_job_contract() -> None:
+    """A field the deployment stores in a run's parameters that the flow does not take fails
+    every job of the process and docker lanes (Prefect validates the call)."""
+    import inspect
+
+    from taskscheduler.runtime.flow import run_task
+
+    taken = set(inspect.signature(run_task.fn).parameters)
+    assert taken == set(JobParameters.model_fields)
