@@ -449,15 +449,16 @@ def test_jobs_created_in_bulk_have_the_rows_prefects_create_flow_run_writes(
     differing = {
         column: (a[column], b[column])
         for column in a
-        if column not in RUN_OWN | {"expected_start_time", "next_scheduled_start_time"}
-        and a[column] != b[column]
+        if column not in RUN_OWN | RUN_TIMES and a[column] != b[column]
     }
     assert differing == {}, differing
+    assert {c for c in RUN_TIMES if a[c] is None} == {c for c in RUN_TIMES if b[c] is None}
     assert b["expected_start_time"] == b["next_scheduled_start_time"] == due
     assert b["idempotency_key"] == f"taskscheduler-bulk {deployment_id} first"
     assert run_row(server, other)["parameters"] == {"task": "t", "parameters": {"a": 2}}
     [their_state], [our_state] = state_rows(server, theirs), state_rows(server, ours)
     assert b["state_id"] == our_state["id"]
+    assert b["state_timestamp"] == our_state["timestamp"]
     same = {k: v for k, v in their_state.items() if k not in STATE_OWN | {"state_details"}}
     assert {**same, "message": "Scheduled in bulk"} == {k: our_state[k] for k in same}
     assert dt.datetime.fromisoformat(our_state["state_details"]["scheduled_time"]) == due

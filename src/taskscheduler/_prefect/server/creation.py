@@ -9,7 +9,8 @@ _insert_scheduled_flow_runs``: the runs, their states, the ``state_id``s, three 
 the whole set); this builds the same rows for one-off jobs and hands them to it.
 
 The rows are those the scheduler writes for its own runs (``_generate_scheduled_flow_runs``),
-except that they are not ``auto_scheduled``, their state's message says who made them, and
+except that they are not ``auto_scheduled``, their state's message says who made them, they
+carry ``state_timestamp`` as ``create_flow_run``'s do (the scheduler's leave it empty), and
 their idempotency key is the caller's: a call repeated after its answer was lost creates
 nothing twice and answers the same ids (``tests/integration/test_fastpath_contract.py``
 compares the rows with those of Prefect's own ``create_flow_run``). Like the scheduler's runs,
@@ -68,6 +69,7 @@ async def create_runs(
     )
     base_parameters: dict[str, Any] = dict(deployment.parameters or {})
     keys = [_key(deployment_id, run.key) for run in runs]
+    first_states = [_scheduled(run.scheduled_time) for run in runs]
     rows = [
         {
             "id": uuid.uuid4(),
@@ -82,13 +84,14 @@ async def create_runs(
             "tags": list(deployment.tags or []),
             "labels": labels,
             "auto_scheduled": False,
-            "state": _scheduled(run.scheduled_time),
+            "state": state,
+            "state_timestamp": state["timestamp"],
             "state_type": states.StateType.SCHEDULED,
             "state_name": "Scheduled",
             "next_scheduled_start_time": run.scheduled_time,
             "expected_start_time": run.scheduled_time,
         }
-        for run, key in zip(runs, keys, strict=True)
+        for run, key, state in zip(runs, keys, first_states, strict=True)
     ]
     # Prefect's db_injector hides the coroutine from mypy: the ids of the rows it inserted.
     inserted = await _insert_scheduled_flow_runs(session=session, runs=rows)  # type: ignore[attr-defined]
