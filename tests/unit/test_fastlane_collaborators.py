@@ -389,3 +389,26 @@ async def test_a_sandbox_serves_one_job_and_more_are_kept_warm_for_the_runs_held
     children.receive(child, {"op": "done", "id": "r1", "ok": True})
     assert child.job is None and child not in children.idle  # it exits; never reused
     assert reporter.finals == [("r1", {"type": "COMPLETED"}, None)]
+
+
+async def test_a_sandbox_whose_limits_cannot_be_applied_never_runs_the_code() -> None:
+    api = Api()
+    proposals = Proposals(cast(_api.Api, api))
+    reporter = Reporter(cast(_api.Api, api), proposals, set_based=False)
+    jobs = Jobs(FastLaneSettings(name="w1", single_use=True), cast(_api.Api, api), reporter)
+    sent: list[JSON] = []
+
+    class Unlimitable(FakeChild):
+        def limit(self, limits: Any) -> dict[str, int]:
+            raise OSError(16, "Device or resource busy")
+
+        async def send(self, message: JSON) -> None:
+            sent.append(message)
+
+    one = job(memory_mb=64)
+    child = Unlimitable()
+    one.child = cast(Child, child)
+    await jobs.run(one)
+    assert child.killed and sent == []  # its reader then ends the job Crashed
+    assert any("Could not apply its limits" in e["message"] for e in reporter.logs)
+    assert one.limits is not None and one.limits.memory_mb == 64

@@ -190,7 +190,14 @@ class Jobs:
         if self.settings.single_use:
             p = job.params
             job.limits = Limits.of(p.memory_mb, p.cpus, p.timeout, self.settings.wall_clock_limit)
-            rlimits = job.child.limit(job.limits)
+            try:
+                rlimits = job.child.limit(job.limits)
+            except OSError as exc:  # never run code its limits do not hold
+                self.reporter.log(
+                    job.id, logging.ERROR, WORKER_LOGGER, f"Could not apply its limits: {exc}"
+                )
+                job.child.kill()  # its reader ends the job Crashed
+                return
             where = f"a fresh sandbox of worker {self.settings.name} ({job.limits.describe()})"
         self.reporter.log(
             job.id,
