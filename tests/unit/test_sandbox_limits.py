@@ -38,7 +38,10 @@ def test_a_sandboxs_cgroups_get_its_limits_and_report_an_oom_kill(tmp_path: Path
         directory.mkdir()
     assert cgroups.usable()
     cgroup = cgroups.create("sandbox-7")
+    swap = root / "memory/platform-1/sandbox-7/memory.memsw.limit_in_bytes"
+    swap.write_text("max")  # the kernel's file, where swap is accounted
     cgroup.apply(Limits(64, 0.5, 100, None))
+    assert swap.read_text() == str(64 * MIB)
     assert (root / "memory/platform-1/sandbox-7/memory.limit_in_bytes").read_text() == str(64 * MIB)
     assert (root / "pids/platform-1/sandbox-7/pids.max").read_text() == "100"
     assert (root / "cpu/platform-1/sandbox-7/cpu.cfs_quota_us").read_text() == "50000"

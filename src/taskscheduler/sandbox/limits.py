@@ -164,6 +164,9 @@ class SandboxCgroup:
         """Hold the sandbox to ``limits`` from now on."""
         memory, pids, cpu = (self.dirs[c] for c in CONTROLLERS)
         (memory / "memory.limit_in_bytes").write_text(str(limits.memory_mb * MIB))
+        swap = memory / "memory.memsw.limit_in_bytes"  # with swap accounting: none beyond it
+        if swap.exists():
+            swap.write_text(str(limits.memory_mb * MIB))
         (pids / "pids.max").write_text(str(limits.pids))
         (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
         (cpu / "cpu.cfs_quota_us").write_text(str(round(limits.cpus * CPU_PERIOD_US)))
