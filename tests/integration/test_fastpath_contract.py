@@ -201,6 +201,19 @@ def our_path(server: Server, pool: str, run_id: str) -> None:
     assert finished["completed"] == [run_id], finished
 
 
+def same_runs(server: Server, theirs: str, ours: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two runs' rows, once every column that is not the run's own or the moment's is
+    found equal."""
+    a, b = run_row(server, theirs), run_row(server, ours)
+    differing = {
+        column: (a[column], b[column])
+        for column in a
+        if column not in RUN_OWN | RUN_TIMES and a[column] != b[column]
+    }
+    assert differing == {}, differing
+    return a, b
+
+
 def run_row(server: Server, run_id: str) -> dict[str, Any]:
     [row] = server.rows("SELECT * FROM flow_run WHERE id = :id", id=run_id)
     return row
@@ -223,13 +236,7 @@ def test_the_fast_path_writes_the_rows_prefects_orchestration_writes(server: Ser
     prefects_path(server, theirs)
     our_path(server, pool, ours)
 
-    a, b = run_row(server, theirs), run_row(server, ours)
-    differing = {
-        column: (a[column], b[column])
-        for column in a
-        if column not in RUN_OWN | RUN_TIMES and a[column] != b[column]
-    }
-    assert differing == {}, differing
+    a, b = same_runs(server, theirs, ours)
     for row, states in ((a, state_rows(server, theirs)), (b, state_rows(server, ours))):
         assert [s["type"] for s in states] == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
         running, completed = states[2], states[3]
@@ -445,13 +452,7 @@ def test_jobs_created_in_bulk_have_the_rows_prefects_create_flow_run_writes(
     assert post(server, "taskscheduler/jobs/bulk", body) == {**answer, "created": 0}
     ours, other = answer["ids"]
 
-    a, b = run_row(server, theirs), run_row(server, ours)
-    differing = {
-        column: (a[column], b[column])
-        for column in a
-        if column not in RUN_OWN | RUN_TIMES and a[column] != b[column]
-    }
-    assert differing == {}, differing
+    a, b = same_runs(server, theirs, ours)
     assert {c for c in RUN_TIMES if a[c] is None} == {c for c in RUN_TIMES if b[c] is None}
     assert b["expected_start_time"] == b["next_scheduled_start_time"] == due
     assert b["idempotency_key"] == f"taskscheduler-bulk {deployment_id} first"
