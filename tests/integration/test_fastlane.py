@@ -306,19 +306,24 @@ def test_a_deleted_busy_task_and_a_limited_one_at_its_limit_starve_no_other_task
     doomed = fast_task(ts, f"def main():\n    open({str(marker)!r}, 'a').write('x')\n")
     slow = fast_task(ts, "import time\ndef main():\n    time.sleep(2)\n", concurrency=1)
     other = fast_task(ts, "def main():\n    return 'on time'\n")
-    # Far enough ahead for the 30 jobs to be made before the worker claims any (5 s ahead).
-    at = now() + dt.timedelta(seconds=25)
-    held = [ts.schedule(doomed, at).id for _ in range(12)]
-    limited = [ts.schedule(slow, at).id for _ in range(12)]
-    behind = [ts.schedule(other, at + dt.timedelta(seconds=1)).id for _ in range(6)]
+    # Ahead of the worker's claim (5 s before their time): the jobs are made in three calls.
+    at = now() + dt.timedelta(seconds=15)
+
+    def add(name: str, count: int, when: dt.datetime) -> list[str]:
+        return ts.add_jobs(name, {"jobs": [{"at": when}] * count}).job_ids
+
+    held = add(doomed, 12, at)
+    limited = add(slow, 12, at)
+    behind = add(other, 6, at + dt.timedelta(seconds=1))
     wait_for(
         lambda: all(read_run(j).state_type.value == "PENDING" for j in held),  # type: ignore[union-attr]
-        timeout=40,
+        timeout=20,
         interval=0.1,
         what="the fast worker to hold the doomed task's jobs",
     )
-    assert now() < at, "the jobs were made too slowly to be deleted while held"
     ts.delete(doomed)
+    # Otherwise a job may rightly have started before its task was deleted.
+    assert now() < at, "the delete ended after the held jobs' time: the test proves nothing"
     ended = [finished(ts, j, timeout=90) for j in behind]
     assert [j.state for j in ended] == [JobState.COMPLETED] * len(ended)
     delays = [j.start_delay or 0.0 for j in ended]

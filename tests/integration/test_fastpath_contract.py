@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from taskscheduler.platform import drop_database, free_port
+from taskscheduler.policy import TASK_DELETED
 
 pytestmark = pytest.mark.slow
 
@@ -472,3 +474,55 @@ def test_jobs_created_in_bulk_have_the_rows_prefects_create_flow_run_writes(
         "RUNNING",
         "COMPLETED",
     ]
+
+
+def test_deleting_a_deployment_cancels_its_held_runs_as_a_forced_cancel_would(
+    server: Server,
+) -> None:
+    """Two held runs of a deployment: one cancelled through Prefect's forced ``set_state``,
+    the other by ``DELETE /taskscheduler/deployments/{id}``; equal rows but for what is the
+    run's own and the message; the held one then never starts, the deployment and its
+    Scheduled run are gone, finished runs stay, and a second delete answers 404."""
+    pool = "contract-delete"
+    deployment_id = deployment(server, pool)
+    due = dt.datetime.now(dt.UTC)
+    theirs, ours = (scheduled_run(server, deployment_id, due) for _ in range(2))
+    finished = scheduled_run(server, deployment_id, due)
+    later = scheduled_run(server, deployment_id, due + dt.timedelta(hours=1))
+    before = (due + dt.timedelta(minutes=1)).isoformat()
+    claimed = post(server, "taskscheduler/fast/claim", {"pool": pool, "before": before})
+    pending = {c["id"]: c["pending_state_id"] for c in claimed["claimed"]}
+    assert set(pending) == {theirs, ours, finished}
+    started = post(
+        server,
+        "taskscheduler/fast/start",
+        {"runs": [{"id": finished, "state_id": pending[finished]}]},
+    )["started"]
+    post(
+        server,
+        "taskscheduler/fast/finish",
+        {"runs": [{"id": finished, "state_id": started[finished]}]},
+    )
+    answer = post(
+        server, f"flow_runs/{theirs}/set_state", {"state": {"type": "CANCELLED"}, "force": True}
+    )
+    assert answer["status"] == "ACCEPT", answer
+
+    deleted = httpx.delete(f"{server.api}/taskscheduler/deployments/{deployment_id}", timeout=30)
+    assert deleted.status_code == 204, deleted.text
+
+    a, b = same_runs(server, theirs, ours)
+    assert {c for c in RUN_TIMES if a[c] is None} == {c for c in RUN_TIMES if b[c] is None}
+    their_state, our_state = state_rows(server, theirs)[-1], state_rows(server, ours)[-1]
+    same = {k: v for k, v in their_state.items() if k not in STATE_OWN | {"state_details"}}
+    assert {**same, "message": TASK_DELETED} == {k: our_state[k] for k in same}
+    details = {k: v for k, v in their_state["state_details"].items() if k not in DETAIL_OWN}
+    assert details == {k: our_state["state_details"][k] for k in details}
+    assert post(
+        server, "taskscheduler/fast/start", {"runs": [{"id": ours, "state_id": pending[ours]}]}
+    ) == {"started": {}, "transition_id": ANY}
+    assert run_row(server, finished)["state_type"] == "COMPLETED"
+    assert server.rows("SELECT id FROM flow_run WHERE id = :id", id=later) == []
+    assert httpx.get(f"{server.api}/deployments/{deployment_id}").status_code == 404
+    again = httpx.delete(f"{server.api}/taskscheduler/deployments/{deployment_id}", timeout=30)
+    assert again.status_code == 404

@@ -482,7 +482,10 @@ def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
                 ticks = _ticks(start, end, every)
                 return jobs if len(jobs) >= len(ticks) and all(settled(j) for j in jobs) else None
 
-            jobs = wait_for(all_ended, timeout=300, interval=2.0, what="ticks ended")
+            # A job the worker claimed while PostgreSQL was down can be left Pending; the
+            # watchdog crashes it after TASKS_PENDING_TIMEOUT and it is retried.
+            recovery = int(FAULT_ENV["TASKS_PENDING_TIMEOUT"]) + 120
+            jobs = wait_for(all_ended, timeout=recovery, interval=2.0, what="ticks ended")
             ts.pause(name)
             ticks = _ticks(start, end, every)
             runs = executions(record)

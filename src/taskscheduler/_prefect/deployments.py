@@ -8,21 +8,23 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas import filters, objects, sorting
+from prefect.client.schemas import filters, sorting
 from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Cancelled
 
 from taskscheduler import errors, models, schedules
 from taskscheduler._prefect import automations, docker_pool, mapping
 from taskscheduler._prefect.records import Deployment
 from taskscheduler._prefect.session import PAGE, GatewayBase, Session
-from taskscheduler.policy import FLOW_ENTRYPOINT, TASK_DELETED
+from taskscheduler.policy import FLOW_ENTRYPOINT
 from taskscheduler.sandbox import limits
+
+# The Prefect server's deletion of a deployment with its held runs (``_prefect.server.deletion``).
+DELETE_DEPLOYMENT = "/taskscheduler/deployments"
 
 
 class Deployments(GatewayBase):
@@ -179,27 +181,17 @@ class Deployments(GatewayBase):
         """Delete the deployment and end every job of it that has not started.
 
         Prefect deletes its Scheduled runs and keeps finished ones, but leaves its Pending
-        runs — the ones a worker has claimed and holds for their instant. They are cancelled
-        first, so the fast lane never starts them: its set-based start is conditional on the
-        Pending state of the claim, and its REST path checks a held run before starting it.
+        runs, the ones a worker has claimed and holds for their instant. The Prefect server's
+        own route (``_prefect.server.deletion``) cancels those and deletes the deployment in
+        one transaction, so a held job either started before the delete or never starts.
         """
-        client = session.client
-        pending = filters.FlowRunFilter(
-            deployment_id=filters.FlowRunFilterDeploymentId(any_=[deployment_id]),
-            state=filters.FlowRunFilterState(
-                type=filters.FlowRunFilterStateType(any_=[objects.StateType.PENDING])
-            ),
-        )
-        ended: set[uuid.UUID] = set()
-        while runs := [
-            r
-            for r in await client.read_flow_runs(flow_run_filter=pending, limit=PAGE)
-            if r.id not in ended
-        ]:
-            for run in runs:
-                ended.add(run.id)
-                await client.set_flow_run_state(run.id, Cancelled(message=TASK_DELETED), force=True)
-        await client.delete_deployment(deployment_id)
+        path = f"{DELETE_DEPLOYMENT}/{deployment_id}"
+        try:
+            # Our own route: not among the paths Prefect's client names.
+            await session.client.request("DELETE", cast(Any, path))
+        except PrefectHTTPStatusError as error:
+            if error.response.status_code != 404:
+                raise
 
     async def work_pool_names(self, session: Session) -> list[str]:
         """The names of every work pool on the server."""

@@ -13,9 +13,8 @@ from prefect.server.schemas import states
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskscheduler._prefect.server import rows
+from taskscheduler._prefect.server import deletion, rows
 from taskscheduler._prefect.server.rows import runs_table, states_table
-from taskscheduler.policy import TASK_DELETED
 
 # Runs of deployments that are gone: cancelled by a claim that meets them, a bounded number
 # per call, so a deleted task's runs never clog the lane.
@@ -167,7 +166,7 @@ async def claim(
     orphans = list(
         (await session.execute(_ORPHANS, {"pool": pool, "limit": ORPHANS_PER_CLAIM})).scalars()
     )
-    cancelled = await _cancel_orphans(db, session, orphans)
+    cancelled = await deletion.cancel(db, session, orphans)
     if not ids:
         return Claim([], limited, cancelled)
     now = rows.now()
@@ -231,21 +230,3 @@ async def _pending(
         _claimed(row, row.state_id, row.state_details.scheduled_time)
         for row in await _runs(db, session, ids)
     ]
-
-
-async def _cancel_orphans(
-    db: PrefectDBInterface, session: AsyncSession, run_ids: list[uuid.UUID]
-) -> int:
-    """Cancel waiting runs whose deployment is gone (a deleted task's): nothing can run them."""
-    if not run_ids:
-        return 0
-    now = rows.now()
-    new_states = []
-    for run_id in run_ids:
-        state = rows.state(states.StateType.CANCELLED, run_id, now)
-        state.message = TASK_DELETED
-        new_states.append(rows.state_row(state, run_id))
-    await rows.write(
-        db, session, new_states, now, extra={"end_time": now, "next_scheduled_start_time": None}
-    )
-    return len(run_ids)

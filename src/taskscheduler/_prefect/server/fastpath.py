@@ -153,6 +153,7 @@ async def _still_in(
         sa.select(frs)
         .join(fr, fr.c.state_id == frs.c.id)
         .where(fr.c.id.in_([r.id for r in runs]))
+        .order_by(fr.c.id)  # the lock order of ``deletion``
         .with_for_update(of=fr)
     )
     expected = {r.id: r.expected_state_id for r in runs}

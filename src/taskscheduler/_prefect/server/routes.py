@@ -1,9 +1,10 @@
 """Our set-based endpoints, mounted into the Prefect API (``/api/taskscheduler``): the fast
-lane's claim, start and finish, and the creation of many one-off jobs.
+lane's claim, start and finish, the creation of many one-off jobs, and the deletion of a
+deployment with its held runs.
 
 They sit behind the API's own authentication and CSRF checks, in the same process and database
-as Prefect's routes, and use Prefect's database interface; the work is done in ``fastpath`` and
-``creation``.
+as Prefect's routes, and use Prefect's database interface; the work is done in ``fastpath``,
+``creation`` and ``deletion``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from prefect.server.database import PrefectDBInterface, provide_database_interface
 from pydantic import BaseModel, Field
 
-from taskscheduler._prefect.server import creation, fastpath
+from taskscheduler._prefect.server import creation, deletion, fastpath
 
 PREFIX = "/taskscheduler"
 MAX_RUNS = 1000
@@ -135,6 +136,15 @@ async def create_jobs(body: CreateBody, db: PrefectDBInterface = Database) -> Cr
     except creation.DeploymentNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Deployment not found") from None
     return CreateAnswer(ids=ids, created=created)
+
+
+@router.delete("/deployments/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_deployment(deployment_id: uuid.UUID, db: PrefectDBInterface = Database) -> None:
+    """Cancel the deployment's held runs and delete it, in one transaction."""
+    async with db.session_context(begin_transaction=True) as session:
+        found = await deletion.delete_deployment(db, session, deployment_id)
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Deployment not found")
 
 
 @router.post("/fast/claim")
