@@ -84,6 +84,9 @@ class JobParameters(BaseModel):
     max_runtime: float | None = None
     memory_mb: int | None = Field(default=None, description="Memory limit of one job, MiB.")
     cpus: float | None = Field(default=None, description="CPU limit of one job, in CPUs.")
+    timezone: str | None = Field(
+        default=None, description="The task's time zone, where its jobs' times are shown."
+    )
 
     @classmethod
     def of(cls, spec: models.TaskSpec, version: int) -> JobParameters:
@@ -104,6 +107,7 @@ class JobParameters(BaseModel):
             max_runtime=spec.max_runtime.total_seconds() if spec.max_runtime else None,
             memory_mb=spec.memory,
             cpus=spec.cpus,
+            timezone=spec.timezone if spec.timezone != "UTC" else None,
         )
 
     @classmethod
@@ -116,7 +120,7 @@ class JobParameters(BaseModel):
     def as_flow_parameters(self) -> dict[str, Any]:
         """What the deployment stores. The newer policy fields appear only when set, so tasks
         that do not use them keep exactly the parameters they always had."""
-        optional = {"late_limit", "max_runtime", "memory_mb", "cpus"}
+        optional = {"late_limit", "max_runtime", "memory_mb", "cpus", "timezone"}
         values = self.model_dump(mode="json", exclude={"misfire", *optional})
         if self.misfire is not models.MisfirePolicy.ALL:
             values["misfire"] = self.misfire.value

@@ -79,6 +79,9 @@ def test_task_lifecycle_through_the_cli(platform: LocalPlatform, tmp_path: Path)
     assert job["parameters"] == {"n": 21}
     detail = cli_json("job", job["id"])
     assert [c["name"] for c in detail["timeline"]][-1] == "Completed"
+    # A job's JSON stays UTC and names its task's zone; people read New York's clock.
+    assert detail["timezone"] == "America/New_York" and detail["end_time"].endswith("Z")
+    assert re.search(r"ended +\S+ \S+ E[SD]T \(\S+Z\)", cli("job", job["id"]).stdout)
     assert [j["id"] for j in cli_json("jobs", "--task", name, "--state", "completed")] == [
         job["id"]
     ]

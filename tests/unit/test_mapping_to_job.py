@@ -23,3 +23,12 @@ def test_a_jobs_arguments_and_code_version_come_from_its_parameters() -> None:
 def test_a_run_of_another_flow_shows_no_arguments() -> None:
     job = mapping.to_job(run_with({"x": 1}), None)
     assert (job.parameters, job.code_version) == ({}, None)
+
+
+def test_a_job_carries_its_tasks_zone_and_utc_when_it_has_none() -> None:
+    stored = JobParameters(task="greet", timezone="America/New_York")
+    assert mapping.to_job(run_with(stored.as_flow_parameters()), "greet").timezone == (
+        "America/New_York"
+    )
+    assert mapping.to_job(run_with({"task": "old"}), "old").timezone == "UTC"
+    assert mapping.to_job(run_with({"x": 1}), None).timezone == "UTC"

@@ -42,6 +42,12 @@ def test_the_newer_fields_appear_only_when_set_and_read_back_typed() -> None:
     assert (read.timeout, read.version) == (30.0, 1)
 
 
+def test_a_tasks_zone_is_stored_unless_it_is_utc() -> None:
+    zoned = JobParameters.of(spec(timezone="Europe/Paris", cron="0 9 * * *"), 1)
+    assert zoned.as_flow_parameters()["timezone"] == "Europe/Paris"
+    assert "timezone" not in JobParameters.of(spec(), 1).as_flow_parameters()
+
+
 def test_a_run_of_another_flow_is_not_ours_and_unknown_keys_are_ignored() -> None:
     assert JobParameters.read({"name": "x"}) is None
     read = JobParameters.read({"task": "old", "retries": 1, "from_a_later_version": True})

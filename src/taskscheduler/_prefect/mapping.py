@@ -236,6 +236,7 @@ def to_job(
         scheduled_time=scheduled,
         start_time=run.start_time,
         end_time=run.end_time,
+        timezone=(job.timezone if job is not None else None) or "UTC",
         start_delay=delay,
         attempts=attempts if attempts is not None else run.run_count,
         code_version=version,

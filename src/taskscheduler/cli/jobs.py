@@ -17,7 +17,6 @@ from taskscheduler.cli.output import (
     job_view,
     t,
     when,
-    zone_of,
 )
 from taskscheduler.models.status import render
 
@@ -26,9 +25,8 @@ def reschedule(job_id: str, at: When, as_json: JsonFlag = False) -> None:
     """Move a job that has not started to another time."""
     when(at)  # an unreadable time is refused before any call
     with client() as api:
-        zone = zone_of(api, api.job(job_id).task)
-        job = api.reschedule(job_id, when(at, zone))
-    emit(job, as_json, f"{job.id} rescheduled to {t(job.scheduled_time, zone)}")
+        job = api.reschedule(job_id, when(at, api.job(job_id).timezone))
+    emit(job, as_json, f"{job.id} rescheduled to {t(job.scheduled_time, job.timezone)}")
 
 
 def cancel(job_id: str, as_json: JsonFlag = False) -> None:
@@ -49,15 +47,14 @@ def jobs(
     """List jobs, newest first."""
     with client() as api:
         found = api.jobs(task=task, state=state, limit=limit)
-        zone = zone_of(api, task) if not as_json else "UTC"
     table = Table("id", "task", "state", "scheduled", "started", "delay", box=None)
     for j in found:
         table.add_row(
             j.id,
             j.task or "-",
             j.state_name,
-            t(j.scheduled_time, zone),
-            t(j.start_time, zone),
+            t(j.scheduled_time, j.timezone),
+            t(j.start_time, j.timezone),
             f"{j.start_delay:.2f}s" if j.start_delay is not None else "-",
         )
     emit([j.model_dump(mode="json") for j in found], as_json, table)
@@ -67,8 +64,7 @@ def job(job_id: str, as_json: JsonFlag = False) -> None:
     """Show a job: state timeline, attempts, times, error."""
     with client() as api:
         found = api.job(job_id)
-        zone = zone_of(api, found.task) if not as_json else "UTC"
-    emit(found, as_json, job_view(found, zone))
+    emit(found, as_json, job_view(found))
 
 
 def logs(job_id: str, as_json: JsonFlag = False) -> None:

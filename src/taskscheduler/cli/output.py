@@ -14,7 +14,7 @@ from pydantic import BaseModel, TypeAdapter
 from rich.console import Console
 from rich.table import Table
 
-from taskscheduler import durations, errors, models
+from taskscheduler import durations, models
 
 if TYPE_CHECKING:
     from taskscheduler.client import Client
@@ -115,8 +115,9 @@ def task_view(task: models.Task) -> Table:
     return table
 
 
-def job_view(found: models.Job, zone: str = "UTC") -> Table:
-    """A job for people: its times (in its task's ``zone``), attempts, error and timeline."""
+def job_view(found: models.Job) -> Table:
+    """A job for people: its times (in its task's zone), attempts, error and timeline."""
+    zone = found.timezone
     table = Table(show_header=False, box=None)
     table.add_row("id", found.id)
     table.add_row("task", found.task or "-")
@@ -132,13 +133,3 @@ def job_view(found: models.Job, zone: str = "UTC") -> Table:
     for change in found.timeline:
         table.add_row("", f"{t(change.timestamp, zone)} {change.name}")
     return table
-
-
-def zone_of(api: Client, task: str | None) -> str:
-    """The time zone of a task, to show its jobs' times in (UTC if it is gone or foreign)."""
-    if task is None:
-        return "UTC"
-    try:
-        return api.get(task).timezone
-    except errors.TaskNotFound:
-        return "UTC"

@@ -220,12 +220,10 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a task now."""
-    zone = "UTC"
     with client() as api:
         job = api.run(name, spec_options.parameters_of(param))
         if wait:
             job = api.wait(job.id, timeout=wait_timeout)
-            zone = api.get(name).timezone
-    emit(job, as_json, job_view(job, zone) if wait else f"{job.id} started")
+    emit(job, as_json, job_view(job) if wait else f"{job.id} started")
     if wait and job.state is not models.JobState.COMPLETED:
         raise typer.Exit(1)

@@ -59,6 +59,10 @@ class Job(BaseModel):
     scheduled_time: UtcDateTime | None = None
     start_time: UtcDateTime | None = None
     end_time: UtcDateTime | None = None
+    timezone: str = Field(
+        default="UTC",
+        description="Its task's time zone, to show its times in; the times themselves are UTC.",
+    )
     start_delay: float | None = Field(default=None, description="Seconds late at start.")
     attempts: int = 0
     code_version: int | None = None

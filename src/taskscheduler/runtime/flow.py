@@ -32,13 +32,15 @@ def run_task(
     max_runtime: float | None = None,
     memory_mb: int | None = None,
     cpus: float | None = None,
+    timezone: str | None = None,
 ) -> Any:
     """Run one job of ``task``: code version ``code`` (or ``entrypoint``) with ``parameters``.
 
     ``secrets`` maps environment variable names to Secret block names (names, never values).
     ``misfire`` and ``late_limit`` may skip a late job; ``max_runtime`` is the SLA the
     platform's watchdog checks while the job runs. ``memory_mb`` and ``cpus`` are the limits
-    the lane holds the job to (its container's, or its sandbox's cgroups): nothing to do here.
+    the lane holds the job to (its container's, or its sandbox's cgroups), and ``timezone`` where
+    its times are shown: nothing to do here.
     """
     job = JobParameters.model_validate(
         {key: value for key, value in locals().items() if value is not None}
