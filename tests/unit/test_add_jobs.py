@@ -10,7 +10,7 @@ import pytest
 
 from taskscheduler import models
 from taskscheduler.cli import tasks as cli_tasks
-from taskscheduler.cli.output import Failure
+from taskscheduler.cli.failure import Failure
 
 AT = "2030-05-06T07:08:09Z"
 

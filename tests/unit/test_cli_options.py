@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import typer.main
 from typer.core import TyperGroup, TyperOption
 from typer.testing import CliRunner
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from taskscheduler import models
 from taskscheduler.cli import app, main, spec_options
 from taskscheduler.cli import tasks as task_commands
+from taskscheduler.cli.commands import COMMANDS
 
 CODE = "def main(n=1):\n    return n\n\n\ndef run(n=1):\n    return n\n"
 
@@ -108,7 +110,7 @@ def invoke(*args: str) -> Any:
 def options_of(command: str) -> dict[str, list[str]]:
     group = typer.main.get_command(app)
     assert isinstance(group, TyperGroup)
-    found = group.commands[command]
+    found = group.get_command(typer.Context(group), command)
     return {p.name: p.opts for p in found.params if isinstance(p, TyperOption) and p.name}
 
 
@@ -226,3 +228,22 @@ def test_the_console_script_names_the_entry_point() -> None:
     target = tomllib.loads(pyproject.read_text())["project"]["scripts"]["tasks"]
     module, _, function = target.partition(":")
     assert getattr(importlib.import_module(module), function) is main
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_listed_command_loads_and_its_help_is_its_docstrings_first_line(name: str) -> None:
+    """``tasks --help`` shows the list's help without loading the commands: it must be what the
+    command itself says."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    command = group.get_command(typer.Context(group), name)
+    assert command is not None and command.name == name
+    target = COMMANDS[name].load()
+    doc = target.info.help if isinstance(target, typer.Typer) else target.__doc__
+    assert doc.strip().splitlines()[0] == COMMANDS[name].help
+
+
+def test_help_lists_the_commands_and_a_command_runs_after_it() -> None:
+    listed = invoke("--help").output
+    assert all(name in listed for name in COMMANDS)
+    assert "--tz" in invoke("create", "--help").output

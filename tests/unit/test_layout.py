@@ -204,11 +204,33 @@ def test_the_transitive_check_sees_what_it_should() -> None:
     assert "taskscheduler.sdk" not in import_time(PACKAGE / "__init__.py")
 
 
+def test_tasks_help_lists_every_command_and_loads_none_of_them() -> None:
+    """``tasks --help`` answers from the command list alone: no command module, no task model
+    (pydantic), no rich, no HTTP client."""
+    code = (
+        "import sys\n"
+        "sys.argv = ['tasks', '--help']\n"
+        "from taskscheduler.cli import main\n"
+        "try:\n    main()\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'rich', 'httpx'}),"
+        " sorted(m for m in sys.modules if m.startswith('taskscheduler.cli.')), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "logout" in done.stdout and "add-jobs" in done.stdout, done.stdout
+    loaded = (
+        "[] ['taskscheduler.cli.commands', 'taskscheduler.cli.failure', 'taskscheduler.cli.main']"
+    )
+    assert done.stderr.strip() == loaded, done.stderr
+
+
 @pytest.mark.parametrize(
     ("module", "unloaded"),
     [
         ("taskscheduler.client", ("prefect", "fastapi", "sqlalchemy", "starlette")),
-        # `tasks --help` builds every command without an HTTP client; a command loads it.
+        # The CLI's commands, each loaded when used, load the HTTP client then.
         ("taskscheduler.cli.main", ("prefect", "fastapi", "sqlalchemy", "starlette", "httpx")),
     ],
 )

@@ -21,7 +21,10 @@ from taskscheduler.cli.output import client
 from taskscheduler.models.tokens import NAME_PATTERN, Scope, TokenInfo
 
 tokens_app = typer.Typer(
-    help="Create, list, grant and revoke REST API tokens.", no_args_is_help=True
+    help="Create, list, grant and revoke REST API tokens.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
 console = Console()
 

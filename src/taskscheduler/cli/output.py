@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sys
 import zoneinfo
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel, TypeAdapter
@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from taskscheduler import durations, models
+from taskscheduler.cli.failure import fail
 
 if TYPE_CHECKING:
     from taskscheduler.client import Client
@@ -29,15 +30,6 @@ When = Annotated[
         help="ISO 8601 time (without an offset: in the task's time zone), 'now' or +30s.",
     ),
 ]
-
-
-class Failure(Exception):
-    """A user error found by the CLI itself (bad option)."""
-
-
-def fail(message: str) -> NoReturn:
-    """Stop the command with a one-line ``error: message``, exit status 1."""
-    raise Failure(message)
 
 
 def emit(value: Any, as_json: bool, human: Any = None) -> None:

@@ -30,7 +30,8 @@ from pydantic import BeforeValidator
 from pydantic.fields import FieldInfo
 
 from taskscheduler import errors, models
-from taskscheduler.cli.output import JsonFlag, fail, when
+from taskscheduler.cli.failure import fail
+from taskscheduler.cli.output import JsonFlag, when
 
 ARGUMENT = "name"
 """The field given as the commands' argument rather than as an option."""

@@ -19,12 +19,12 @@ from rich.table import Table
 
 from taskscheduler import models
 from taskscheduler.cli import spec_options
+from taskscheduler.cli.failure import fail
 from taskscheduler.cli.output import (
     JsonFlag,
     When,
     client,
     emit,
-    fail,
     job_view,
     t,
     task_view,
