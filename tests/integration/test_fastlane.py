@@ -21,7 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.exceptions import PrefectHTTPStatusError
 
-from taskscheduler import JobState, TaskScheduler, models
+from taskscheduler import JobState, TaskScheduler, errors, models
 from taskscheduler.platform import FAST_POOL, SANDBOX_POOL, LocalPlatform
 from tests.integration.helpers import (
     scheduler,
@@ -294,6 +294,79 @@ def test_cancelling_a_held_job_means_it_never_starts(
     assert not marker.exists()
     # (Prefect sets start_time on a final state of a run that never ran, so the states say it.)
     assert not [s for s in read_states(job.id) if s.type.value == "RUNNING"]
+
+
+def test_an_rrule_task_runs_each_occurrence_of_its_rule_once(
+    ts: TaskScheduler, job_dir: Path
+) -> None:
+    """An RRULE task end to end, in a zone 5:45 off UTC: its next runs and its jobs fall on the
+    rule's seconds, each occurrence between the first and the last job ran, and ran once."""
+    runs = job_dir / "runs"
+    squares = {1, 4, 9, 16, 25, 36, 49}
+    rule = "FREQ=MINUTELY;BYSECOND=" + ",".join(map(str, sorted(squares)))
+    code = f"def main(n=0):\n    open({str(runs)!r}, 'a').write('x')\n"
+    name = unique("rrule")
+    task = ts.create(
+        {"name": name, "code": code, "pool": FAST_POOL, "rrule": rule, "timezone": "Asia/Kathmandu"}
+    )
+    assert task.next_runs and {t.second for t in task.next_runs} <= squares, task.next_runs
+
+    def three_done() -> list[models.Job] | None:
+        done = [j for j in ts.jobs(task=name, limit=20) if j.state is JobState.COMPLETED]
+        return done if len(done) >= 3 else None
+
+    wait_for(three_done, timeout=90, interval=0.5, what="three jobs of the rule")
+    ts.pause(name)  # its waiting jobs go; a job the worker holds still runs
+    ended = wait_for(
+        lambda: (
+            (found := ts.jobs(task=name, limit=50)) and all(settled(j) for j in found) and found
+        ),
+        timeout=30,
+        what="the paused task's last jobs to end",
+    )
+    jobs = sorted(
+        (j for j in ended if j.state is JobState.COMPLETED), key=lambda j: j.scheduled_time or now()
+    )
+    times = [j.scheduled_time for j in jobs if j.scheduled_time]
+    assert {t.second for t in times} <= squares and all(t.microsecond == 0 for t in times)
+    first, last, expected = times[0], times[-1], []
+    moment = first
+    while moment <= last:
+        if moment.second in squares:
+            expected.append(moment)
+        moment += dt.timedelta(seconds=1)
+    assert times == expected, "an occurrence of the rule was lost or run twice"
+    assert runs.read_text() == "x" * len(jobs)
+    ts.delete(name)
+
+
+def test_a_held_job_is_rescheduled_and_only_its_successor_runs_at_the_new_time(
+    ts: TaskScheduler, job_dir: Path
+) -> None:
+    """Reschedule on the fast lane: a job the worker already holds for its instant moves like
+    a waiting one; the held run never starts, the new one runs once, at its own time."""
+    runs = job_dir / "runs"
+    name = fast_task(ts, f"def main():\n    open({str(runs)!r}, 'a').write('x')\n")
+    held = ts.schedule(name, now() + dt.timedelta(seconds=4))
+    wait_for(
+        lambda: read_run(held.id).state_type.value == "PENDING",  # type: ignore[union-attr]
+        timeout=10,
+        interval=0.1,
+        what="the fast worker to hold the job",
+    )
+    later = (now() + dt.timedelta(seconds=8)).replace(microsecond=0)
+    moved = ts.reschedule(held.id, later)
+    assert moved.id != held.id and moved.scheduled_time == later
+    job = finished(ts, moved.id)
+    assert job.state is JobState.COMPLETED, job
+    assert job.start_time is not None
+    assert job.start_time >= later - dt.timedelta(seconds=CLOCK_GRANULARITY)
+    old = ts.job(held.id)
+    assert old.state is JobState.CANCELLED and moved.id in (old.detail or ""), old
+    assert not [s for s in read_states(held.id) if s.type.value == "RUNNING"]
+    assert runs.read_text() == "x"
+    with pytest.raises(errors.JobAlreadyStarted):
+        ts.reschedule(job.id, later + dt.timedelta(hours=1))
 
 
 def test_a_deleted_busy_task_and_a_limited_one_at_its_limit_starve_no_other_task(

@@ -26,6 +26,10 @@ LAST_JOB_STATES = mapping.state_types(
     ]
 )
 _WAITING = mapping.state_types([models.JobState.PENDING])
+# A held run may move too: the fast lane starts one only from the very state its claim wrote,
+# and Prefect refuses Running to a cancelled run, so a process a worker started for it ends
+# without running its code.
+_MOVABLE = (objects.StateType.SCHEDULED, objects.StateType.PENDING)
 # The Prefect server's set-based creation of one-off runs (``_prefect.server.creation``).
 BULK_JOBS = "/taskscheduler/jobs/bulk"
 
@@ -187,8 +191,8 @@ class FlowRuns(GatewayBase):
         return len(runs)
 
     async def move(self, session: Session, run: Run, at: dt.datetime) -> str:
-        """Replace a waiting job by a new one at ``at``; refuse once it has started. Returns
-        the new job's id.
+        """Replace a waiting job (Scheduled, or Pending: held by a worker for its instant) by
+        a new one at ``at``; refuse once it has started. Returns the new job's id.
 
         Prefect keeps a flow run's expected start time from its creation, so moving a run
         in place would leave every delay figure measured from the old time. Instead the new
@@ -196,9 +200,7 @@ class FlowRuns(GatewayBase):
         successor; cancelling (not deleting) keeps the scheduler from re-creating its slot.
         """
         client = session.client
-        if mapping.state_type_of(run) is not objects.StateType.SCHEDULED or (
-            run.deployment_id is None
-        ):
+        if mapping.state_type_of(run) not in _MOVABLE or run.deployment_id is None:
             raise errors.JobAlreadyStarted(str(run.id), run.state_name)
         new = await run_queries.create_flow_run(
             client, run.deployment_id, at=at, parameters=dict(run.parameters)
