@@ -21,7 +21,8 @@ Duration = Annotated[dt.timedelta, BeforeValidator(durations.parse_duration)]
 
 
 class ReliabilitySettings(BaseSettings):
-    """Crash detection, crash retries, misfires, notifications, canary and retention."""
+    """Crash detection, crash retries, misfires, concurrency waits, notifications, canary and
+    retention."""
 
     model_config = SettingsConfigDict(env_prefix="TASKS_", extra="ignore")
 
@@ -44,6 +45,12 @@ class ReliabilitySettings(BaseSettings):
         default=dt.timedelta(seconds=60),
         description="A waiting job this far past its time is marked Late by Prefect, which "
         "notifies (PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS).",
+    )
+    concurrency_wait: Duration = Field(
+        default=dt.timedelta(seconds=5),
+        description="A job of a task at its concurrency limit asks for a slot again this often, "
+        "so the next one starts within this of a slot freeing; each ask is one orchestration "
+        "call (PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS; Prefect's default 30 s).",
     )
     notify: list[str] = Field(
         default_factory=list,
@@ -77,7 +84,8 @@ class ReliabilitySettings(BaseSettings):
     )
 
     def server_env(self) -> dict[str, str]:
-        """Prefect server settings that put retention and late detection in force."""
+        """Prefect server settings that put retention, late detection and the wait for a
+        concurrency slot in force."""
         heartbeats = int(self.heartbeat_event_retention.total_seconds())
         events = int(self.event_retention.total_seconds())
         heartbeat_override = f'{{"prefect.flow-run.heartbeat": {heartbeats}}}'
@@ -91,6 +99,9 @@ class ReliabilitySettings(BaseSettings):
             "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": f"PT{events}S",
             "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": str(
                 int(self.late_after.total_seconds())
+            ),
+            "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": str(
+                self.concurrency_wait.total_seconds()
             ),
         }
 

@@ -409,7 +409,7 @@ def test_a_deleted_busy_task_and_a_limited_one_at_its_limit_starve_no_other_task
         assert not [s for s in read_states(job_id) if s.type.value == "RUNNING"]
 
     # The limited task's jobs run one at a time. (Not all are waited for: Prefect puts a run
-    # that finds no free slot back for PREFECT_DEPLOYMENT_CONCURRENCY_SLOT_WAIT_SECONDS, 30 s.)
+    # that finds no free slot back for TASKS_CONCURRENCY_WAIT, 5 s.)
     def completed() -> list[models.Job] | None:
         done = [j for j in map(ts.job, limited) if j.state is JobState.COMPLETED]
         return done if len(done) >= 3 else None
@@ -529,7 +529,7 @@ def test_a_job_later_than_its_late_limit_is_skipped_without_running(
 def test_a_burst_of_failing_jobs_does_not_starve_a_healthy_task(
     ts: TaskScheduler, job_dir: Path
 ) -> None:
-    """Twenty slow failing jobs with a retry each, while a healthy task fires every 2 s.
+    """Ten slow failing jobs with a retry each, while a healthy task fires every 2 s.
 
     The failing task's concurrency limit (2 of the worker's 4 warm processes) is what keeps
     the others free: the healthy jobs keep starting, and every one of the burst still ends.
@@ -551,7 +551,7 @@ def test_a_burst_of_failing_jobs_does_not_starve_a_healthy_task(
         every="2s",
     )
     start = now()
-    burst = [ts.run(bad).id for _ in range(20)]
+    burst = [ts.run(bad).id for _ in range(10)]
     ended = [finished(ts, job_id, timeout=300) for job_id in burst]
     end = now()
     ts.pause(good)

@@ -309,6 +309,22 @@ def test_server_restart_during_scheduled_stream_runs_every_due_job_once(
 
 
 @SLOW_FAULT
+def _sleep_to_between_ticks(since: dt.datetime, every: int) -> None:
+    """Until a moment when every tick since ``since`` is later than the misfire grace and the
+    late limit (5 s), and the next tick is far enough ahead for the thawed worker to pick the
+    missed ones up before it falls due (seen: a pick-up 2 s after a thaw 1 s before a tick made
+    the newest missed tick see a later one due, and skip itself)."""
+    margin = dt.timedelta(seconds=FAULT_GRACE + 3)
+    pickup = dt.timedelta(seconds=20)
+    while True:
+        last = _ticks(since, now(), every)[-1]
+        time.sleep(max(0.0, (last + margin - now()).total_seconds()))
+        upcoming = last + dt.timedelta(seconds=every)
+        if upcoming - now() >= pickup:
+            return
+        time.sleep(max(0.0, (upcoming - now()).total_seconds()))
+
+
 def test_misfire_policies_decide_what_runs_of_the_ticks_missed_while_down(
     faulty: LocalPlatform, ts: TaskScheduler, job_dir: Path
 ) -> None:
@@ -338,11 +354,7 @@ def test_misfire_policies_decide_what_runs_of_the_ticks_missed_while_down(
         # Missed ticks count from when every task exists (creating four can take seconds here).
         down_at = now()
         time.sleep(2 * every + 5)
-        # Every missed tick must be later than the misfire grace and the late limit (5 s) by the
-        # time the worker is back: never bring it back just after a tick.
-        margin = dt.timedelta(seconds=FAULT_GRACE + 3)
-        last_tick = _ticks(down_at, now(), every)[-1]
-        time.sleep(max(0.0, (last_tick + margin - now()).total_seconds()))
+        _sleep_to_between_ticks(down_at, every)
     back_at = now()  # polling again: it picks up at once whatever is due
     missed = _ticks(down_at, back_at, every)
     outcome: dict[str, tuple[int, int]] = {}

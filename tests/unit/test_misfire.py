@@ -90,3 +90,16 @@ def test_retention_is_on_by_default_and_reaches_prefect_settings() -> None:
     assert env["PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED"] == "events,flow_runs"
     assert env["PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD"] == str(14 * 86400)
     assert env["PREFECT_SERVER_EVENTS_RETENTION_PERIOD"] == f"PT{7 * 86400}S"
+
+
+def test_the_concurrency_wait_reaches_prefects_own_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A contract with Prefect: the variable we set is the one its orchestration reads."""
+    from prefect.settings import Settings
+
+    env = ReliabilitySettings(concurrency_wait="7s").server_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().server.deployments.concurrency_slot_wait_seconds == 7.0
+    assert ReliabilitySettings().concurrency_wait == dt.timedelta(seconds=5)
