@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         description="Outside development, missing or template secrets are refused at start-up.",
     )
     api_port: int = Field(default=8000, description="Port of our REST API (uvicorn).")
+    refusal_window: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Seconds of an anonymous caller's refusal window: its first refusal in the window is"
+            " audited in full, the others in one summary row once the window closes."
+        ),
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024,
         ge=1,

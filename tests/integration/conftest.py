@@ -45,6 +45,7 @@ def throwaway_settings(state_dir: Path) -> Settings:
         api_port=free_port(),
         state_dir=state_dir,
         sandbox_writable=[SHARED],
+        refusal_window=10.0,  # the refusal summary test waits for a window to close
         # Its own, from its port: never a directory named by the environment, which inside
         # ``pointing_at`` is another platform's (its gateway's door would be replaced, and
         # removed on ``down``, under that platform's jobs).

@@ -551,7 +551,7 @@ def test_anonymous_refusals_are_aggregated_so_they_cannot_flood_the_audit_log(
     platform: LocalPlatform, admin: httpx.Client
 ) -> None:
     """50 refusals of one caller: the first is written, the other 49 become one summary row
-    once the minute's window has closed."""
+    once the window (10 s on the test platforms) has closed."""
     since = now().isoformat()
     offered = unique("req")
     with from_own_address(platform.service_api_url) as client:

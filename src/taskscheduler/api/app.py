@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics.Metrics()
-    app.state.refusal_limiter = refusal_limit.RefusalLimiter()
+    app.state.refusal_limiter = refusal_limit.RefusalLimiter(window_seconds=settings.refusal_window)
     errors.install(app)
     app.include_router(health.router)
     routers = (
