@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel
 
 from taskscheduler import errors, models
@@ -60,6 +59,10 @@ def load(path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def _documents(file: Path) -> Iterator[dict[str, Any]]:
+    # Here, not above: the client and the CLI load this module on every command, YAML only
+    # when they read task files.
+    import yaml
+
     try:
         documents = list(yaml.safe_load_all(file.read_text()))
     except yaml.YAMLError as exc:

@@ -10,6 +10,7 @@ import itertools
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -83,6 +84,19 @@ def finished(ts: TaskScheduler, job_id: str, timeout: float = 60.0) -> models.Jo
         lambda: settled(j := ts.job(job_id)) and j,
         timeout=timeout,
         what=f"job {job_id} to end",
+    )
+
+
+def paused_and_ended(ts: TaskScheduler, name: str) -> list[models.Job]:
+    """Pause a recurring task and wait for its jobs to end: its waiting ones go, but those the
+    worker holds for their instant still run."""
+    ts.pause(name)
+    return wait_for(
+        lambda: (
+            (found := ts.jobs(task=name, limit=100)) and all(settled(j) for j in found) and found
+        ),
+        timeout=30,
+        what=f"the paused task {name}'s last jobs to end",
     )
 
 
@@ -312,18 +326,12 @@ def test_an_rrule_task_runs_each_occurrence_of_its_rule_once(
     assert task.next_runs and {t.second for t in task.next_runs} <= squares, task.next_runs
 
     def three_done() -> list[models.Job] | None:
-        done = [j for j in ts.jobs(task=name, limit=20) if j.state is JobState.COMPLETED]
+        # By state: newest scheduled first, the rule's planned runs would fill the page.
+        done = ts.jobs(task=name, state=JobState.COMPLETED, limit=20)
         return done if len(done) >= 3 else None
 
     wait_for(three_done, timeout=90, interval=0.5, what="three jobs of the rule")
-    ts.pause(name)  # its waiting jobs go; a job the worker holds still runs
-    ended = wait_for(
-        lambda: (
-            (found := ts.jobs(task=name, limit=50)) and all(settled(j) for j in found) and found
-        ),
-        timeout=30,
-        what="the paused task's last jobs to end",
-    )
+    ended = paused_and_ended(ts, name)
     jobs = sorted(
         (j for j in ended if j.state is JobState.COMPLETED), key=lambda j: j.scheduled_time or now()
     )
@@ -338,6 +346,47 @@ def test_an_rrule_task_runs_each_occurrence_of_its_rule_once(
     assert times == expected, "an occurrence of the rule was lost or run twice"
     assert runs.read_text() == "x" * len(jobs)
     ts.delete(name)
+
+
+def test_an_update_while_jobs_are_due_loses_and_doubles_none(
+    ts: TaskScheduler, job_dir: Path
+) -> None:
+    """A task firing every second is updated twice while the fast worker holds its next jobs:
+    every tick in between runs once, each on the version it was made (or held) with, and the
+    versions only move forward."""
+    runs = job_dir / "runs"
+
+    def code(version: int) -> str:
+        return (
+            "from prefect.runtime import flow_run\n"
+            f"def main():\n    open({str(runs)!r}, 'a').write(f'{{flow_run.id}} {version}\\n')\n"
+        )
+
+    name = fast_task(ts, code(1), every="1s")
+    start = now()
+    for version in (2, 3):
+        time.sleep(3)
+        assert ts.update(name, {"code": code(version)}).version == version
+    # Past the worker's lookahead (5 s): the jobs it held at the update keep their version.
+    time.sleep(8)
+    end = now()
+    ended = paused_and_ended(ts, name)
+    window = sorted(
+        (j for j in ended if j.scheduled_time and start < j.scheduled_time <= end),
+        key=lambda j: j.scheduled_time or end,
+    )
+    ticks = [j.scheduled_time for j in window]
+    assert len(ticks) == len(set(ticks)), "a tick was made twice"
+    assert all(j.state is JobState.COMPLETED for j in window), [j.state_name for j in window]
+    assert all((b - a).total_seconds() == 1 for a, b in itertools.pairwise(ticks) if a and b), (
+        f"a tick was lost: {ticks}"
+    )
+    ran = Counter(line.split()[0] for line in runs.read_text().splitlines())
+    assert all(ran[j.id] == 1 for j in window), "a job ran twice, or not at all"
+    versions = dict(line.split() for line in runs.read_text().splitlines())
+    seen = [int(versions[j.id]) for j in window]
+    assert seen == sorted(seen) and seen[0] == 1 and seen[-1] == 3, seen
+    assert [j.code_version for j in window] == seen, "each job ran the version it records"
 
 
 def test_a_held_job_is_rescheduled_and_only_its_successor_runs_at_the_new_time(

@@ -155,19 +155,29 @@ def test_canary_delay_is_reported_when_the_canary_runs(ts: TaskScheduler) -> Non
 
 
 @pytest.mark.timeout(900)  # it starts a second whole platform on the restored database
-def test_pg_dump_and_restore_bring_back_tasks_and_schedules_that_keep_firing(
-    ts: TaskScheduler, platform: LocalPlatform, tmp_path: Path
+def test_pg_dump_and_restore_bring_back_tasks_schedules_tokens_audit_and_history(
+    ts: TaskScheduler, platform: LocalPlatform, admin: httpx.Client, tmp_path: Path
 ) -> None:
-    """pg_dump of the platform database, pg_restore into a new one, a platform on it: it fires."""
+    """pg_dump of the platform database, pg_restore into a new one, a platform on it: the task
+    fires, a token made before the backup still signs in (and only as itself), the audit log
+    and a finished job's record and logs are there."""
     name = unique("backup")
     # Its runs planned ahead are in the dump and overdue once the copy is up. The fast lane with
     # misfire "latest" skips them in a moment; on the process lane each would start an
     # interpreter first (and all at once, before the worker had a limit, which starved the
     # second server until the worker gave up).
     ts.create(
-        {"name": name, "code": "def main():\n    return 1\n", "every": "5s", "pool": "fast",
-         "misfire": "latest"}
+        {"name": name, "code": "def main():\n    print('before the backup')\n", "every": "5s",
+         "pool": "fast", "misfire": "latest"}
     )  # fmt: skip
+    made = admin.post("/v1/tokens", json={"name": unique("kept"), "scope": "read"})
+    assert made.status_code == 201, made.text
+    reader = made.json()["token"]
+    done = wait_for(
+        lambda: ts.jobs(task=name, state=JobState.COMPLETED, limit=1),
+        timeout=60,
+        what="a job finished before the backup",
+    )[0]
     url = make_url(platform.settings.database_url)
     dump = tmp_path / "platform.dump"
     host = [
@@ -216,6 +226,20 @@ def test_pg_dump_and_restore_bring_back_tasks_and_schedules_that_keep_firing(
                 )
 
             wait_for(fired, timeout=180, interval=2, what="a job of the restored task")
+            before = restored.job(done.id)
+            assert (before.state, before.end_time) == (JobState.COMPLETED, done.end_time)
+            logs = [line.message for line in restored.logs(done.id)]
+            assert "before the backup" in logs, logs
+            with httpx.Client(
+                base_url=second.service_api_url,
+                headers={"Authorization": f"Bearer {reader}"},
+                timeout=60,
+            ) as kept:
+                assert kept.get(f"/v1/tasks/{name}").status_code == 200
+                assert kept.delete(f"/v1/tasks/{name}").status_code == 403  # still read-only
+                audit = kept.get("/v1/audit", params={"task": name, "action": "task.create"})
+            assert audit.status_code == 200, audit.text
+            assert [r["outcome"] for r in audit.json()["items"]] == ["ok"], audit.json()
             print(f"\nbackup: pg_dump {dump.stat().st_size // 1024} KiB, restored task fired")
     finally:
         second.down()
