@@ -10,6 +10,10 @@ and CPU time (the child's user + system), and the ratio of the medians to ``pref
 
 Targets (issue 16): ``tasks --help`` ≤ 0.3 s, ``tasks list`` (50 tasks) ≤ 1 s. Asserts nothing:
 it reports.
+
+``--baseline DIR``: another checkout's CLI too (``DIR/src`` first on the path, this virtualenv),
+interleaved with the rest, for a before/after in one run. The row ``GET /v1/tasks`` is the API's
+answer to the same listing, timed in this process: what of ``tasks list`` is the server's.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cli", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--baseline", type=Path, help="another checkout to time beside this one")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     print("== starting a throwaway platform for `tasks list`", flush=True)
@@ -82,12 +87,32 @@ def main(argv: list[str] | None = None) -> int:
             f"tasks list ({TASKS} tasks)": [str(BIN / "tasks"), "list"],
             f"tasks list --json ({TASKS} tasks)": [str(BIN / "tasks"), "list", "--json"],
         }
-        for command in commands.values():
-            timed(command, env)  # warm the page cache once, unmeasured
+        envs = {name: env for name in commands}
+        if args.baseline is not None:
+            before = {**env, "PYTHONPATH": str(args.baseline.resolve() / "src")}
+            launch = [
+                sys.executable,
+                "-c",
+                "import sys; from taskscheduler.cli import main; main()",
+            ]
+            for name, argv in (
+                ("tasks --help", ["--help"]),
+                (f"tasks list ({TASKS} tasks)", ["list"]),
+            ):
+                commands[f"{name} [baseline]"] = [*launch, *argv]
+                envs[f"{name} [baseline]"] = before
+        for name, command in commands.items():
+            timed(command, envs[name])  # warm the page cache once, unmeasured
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-        for _ in range(args.rounds):
-            for name, command in commands.items():
-                samples[name].append(timed(command, env))
+        answers = "GET /v1/tasks (the API's part)"
+        samples[answers] = []
+        with Client(p.service_api_url, token) as api:
+            for _ in range(args.rounds):
+                for name, command in commands.items():
+                    samples[name].append(timed(command, envs[name]))
+                started = time.perf_counter()
+                api.list()
+                samples[answers].append((time.perf_counter() - started, 0.0))
     report: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "rounds": args.rounds,
