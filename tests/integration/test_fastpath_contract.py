@@ -265,7 +265,13 @@ def test_the_fast_path_writes_the_rows_prefects_orchestration_writes(server: Ser
     assert log["message"] == "written with the final state"
 
 
-def test_the_fast_path_publishes_the_terminal_event_prefect_publishes(server: Server) -> None:
+def test_the_fast_path_publishes_the_running_and_terminal_events_prefect_publishes(
+    server: Server,
+) -> None:
+    """The Running and Completed events of both paths carry the same resource, related
+    resources and payload; ours name no predecessor for Running (nobody publishes the claim's
+    Pending) and the Running event for Completed, so Prefect's triggers never hold our end
+    events waiting for one that will not come (a failed job's notification waited 15 min)."""
     pool = "contract-events"
     deployment_id = deployment(server, pool)
     due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
@@ -276,13 +282,13 @@ def test_the_fast_path_publishes_the_terminal_event_prefect_publishes(server: Se
     prefects_path(server, theirs)
     our_path(server, pool, ours)
 
-    def completed_event(run_id: str) -> dict[str, Any] | None:
+    def event(run_id: str, name: str) -> dict[str, Any] | None:
         found = post(
             server,
             "events/filter",
             {
                 "filter": {
-                    "event": {"name": ["prefect.flow-run.Completed"]},
+                    "event": {"name": [f"prefect.flow-run.{name}"]},
                     "resource": {"id": [f"prefect.flow-run.{run_id}"]},
                     "occurred": {
                         "since": (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
@@ -292,34 +298,37 @@ def test_the_fast_path_publishes_the_terminal_event_prefect_publishes(server: Se
         )["events"]
         return found[0] if found else None
 
-    deadline = time.monotonic() + 60
-    while (
-        completed_event(theirs) is None or completed_event(ours) is None
-    ) and time.monotonic() < deadline:
-        time.sleep(1)
-    a, b = completed_event(theirs), completed_event(ours)
-    assert a is not None and b is not None, (a, b)
-    assert a["resource"].keys() == b["resource"].keys()
-    assert {
-        k: a["resource"][k]
-        for k in ("prefect.state-name", "prefect.state-type", "prefect.run-count")
-    } == {
-        k: b["resource"][k]
-        for k in ("prefect.state-name", "prefect.state-type", "prefect.run-count")
-    }
-
     def roles(event: dict[str, Any]) -> list[tuple[str, str]]:
         return sorted(
             (r["prefect.resource.role"], r["prefect.resource.id"]) for r in event["related"]
         )
 
-    assert roles(a) == roles(b)
-    assert (
-        a["payload"]["intended"]
-        == b["payload"]["intended"]
-        == {"from": "RUNNING", "to": "COMPLETED"}
-    )
-    assert a["payload"].keys() == b["payload"].keys()
+    found: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for name, before in (("Running", "PENDING"), ("Completed", "RUNNING")):
+        deadline = time.monotonic() + 60
+        while (
+            event(theirs, name) is None or event(ours, name) is None
+        ) and time.monotonic() < deadline:
+            time.sleep(1)
+        a, b = event(theirs, name), event(ours, name)
+        assert a is not None and b is not None, (name, a, b)
+        assert a["resource"].keys() == b["resource"].keys()
+        keys = ("prefect.state-name", "prefect.state-type", "prefect.run-count")
+        assert {k: a["resource"][k] for k in keys} == {k: b["resource"][k] for k in keys}
+        assert roles(a) == roles(b)
+        assert (
+            a["payload"]["intended"]
+            == b["payload"]["intended"]
+            == {
+                "from": before,
+                "to": name.upper(),
+            }
+        )
+        assert a["payload"].keys() == b["payload"].keys()
+        found[name] = (a, b)
+    (_, our_running), (_, our_completed) = found["Running"], found["Completed"]
+    assert our_running.get("follows") is None
+    assert our_completed["follows"] == our_running["id"]
 
 
 def test_a_run_cancelled_while_held_never_starts(server: Server) -> None:

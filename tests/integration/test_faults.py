@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from taskscheduler import JobState, TaskScheduler, models, schedules
@@ -456,23 +457,28 @@ def own_cluster() -> Iterator[tuple[str, int]]:
 def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
     own_cluster: tuple[str, int], job_dir: Path
 ) -> None:
-    """PostgreSQL restarted while jobs stream: the platform reconnects, nothing lost or doubled."""
+    """PostgreSQL restarted while jobs stream on the process and the fast lane, with the REST
+    API up: the platform reconnects, nothing is lost or doubled, and the API answers again."""
     data, port = own_cluster
     settings = throwaway_settings(job_dir / "state").model_copy(
         update={"database_url": f"postgresql://postgres@127.0.0.1:{port}/tasks_pg_fault"}
     )
-    platform = FaultPlatform(settings, FAULT_ENV, docker=False)
+    platform = LocalPlatform(settings, FAULT_ENV, docker=False)
     pg_ctl = str(_pg_bin() / "pg_ctl")
     try:
         platform.up()
         with pointing_at(platform), TaskScheduler() as ts:
-            name, record, every = unique("pg"), job_dir / "runs.txt", 4
-            ts.create({"name": name, "code": RECORD, "every": f"{every}s",
-                       "parameters": {"path": str(record)}})  # fmt: skip
+            streams = {  # name: (pool, seconds between ticks, record)
+                unique("pg"): ("process", 4, job_dir / "process.txt"),
+                unique("pg-fast"): ("fast", 2, job_dir / "fast.txt"),
+            }
+            for name, (pool, every, record) in streams.items():
+                ts.create({"name": name, "code": RECORD, "every": f"{every}s", "pool": pool,
+                           "parameters": {"path": str(record)}})  # fmt: skip
             others = [unique("keep") for _ in range(3)]
             for other in others:
                 ts.create({"name": other, "code": RECORD, "cron": "0 3 * * *",
-                           "parameters": {"path": str(record)}})  # fmt: skip
+                           "parameters": {"path": str(job_dir / "never.txt")}})  # fmt: skip
             start = now()
             time.sleep(10)
             options = f"-p {port} -k {Path(data).parent} -c listen_addresses=127.0.0.1"
@@ -485,11 +491,11 @@ def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
             time.sleep(14)
             end = now()
 
-            def all_ended() -> list[models.Job] | None:
+            def all_ended(name: str, every: int) -> list[models.Job] | None:
                 try:
                     jobs = [j for j in ts.jobs(task=name, limit=500)
                             if j.scheduled_time and start < j.scheduled_time <= end]  # fmt: skip
-                except Exception:
+                except Exception:  # the server may still be reconnecting
                     return None
                 ticks = _ticks(start, end, every)
                 return jobs if len(jobs) >= len(ticks) and all(settled(j) for j in jobs) else None
@@ -497,28 +503,43 @@ def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
             # A job the worker claimed while PostgreSQL was down can be left Pending; the
             # watchdog crashes it after TASKS_PENDING_TIMEOUT and it is retried.
             recovery = int(FAULT_ENV["TASKS_PENDING_TIMEOUT"]) + 120
-            jobs = wait_for(all_ended, timeout=recovery, interval=2.0, what="ticks ended")
-            ts.pause(name)
-            ticks = _ticks(start, end, every)
-            runs = executions(record)
-            by_tick = collections.Counter(j.scheduled_time for j in jobs)
-            lost = sum(
-                1 for t in ticks if not any(j.scheduled_time == t and runs[j.id] for j in jobs)
-            )
-            duplicated = sum(n - 1 for n in by_tick.values() if n > 1) + sum(
-                n - 1 for n in runs.values() if n > 1
-            )
-            tasks_kept = {t.name for t in ts.list()} >= {name, *others}
+            lost = duplicated = offered = 0
+            for name, (_, every, record) in streams.items():
+                jobs = wait_for(
+                    lambda n=name, e=every: all_ended(n, e),  # type: ignore[misc]
+                    timeout=recovery,
+                    interval=2.0,
+                    what=f"the ticks of {name} ended",
+                )
+                ts.pause(name)
+                ticks = _ticks(start, end, every)
+                runs = executions(record)
+                by_tick = collections.Counter(j.scheduled_time for j in jobs)
+                offered += len(ticks)
+                lost += sum(
+                    1 for t in ticks if not any(j.scheduled_time == t and runs[j.id] for j in jobs)
+                )
+                duplicated += sum(n - 1 for n in by_tick.values() if n > 1) + sum(
+                    n - 1 for n in runs.values() if n > 1
+                )
+            tasks_kept = {t.name for t in ts.list()} >= {*streams, *others}
             schedules_kept = all(len(ts.get(o).next_runs) >= 1 for o in others)
+            token = platform.credentials.admin_token.get_secret_value()
+            api = httpx.get(
+                f"{platform.service_api_url}/v1/tasks/{others[0]}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            )
             report(
-                faults="postgresql restarted (fast)",
-                jobs=len(ticks),
+                faults="postgresql restarted (fast), process and fast lanes and the API running",
+                jobs=offered,
                 tasks_kept=tasks_kept,
                 schedules_kept=schedules_kept,
+                api_after=api.status_code,
                 lost=lost,
                 duplicated=duplicated,
             )
-            assert tasks_kept and schedules_kept
+            assert tasks_kept and schedules_kept and api.status_code == 200
             assert lost == 0 and duplicated == 0
     finally:
         platform.down()

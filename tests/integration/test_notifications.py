@@ -1,8 +1,9 @@
-"""Notifications: failed, crashed-late and over-SLA jobs reach a webhook and an SMTP sink."""
+"""Notifications: failed, crashed, late and over-SLA jobs reach a webhook and an SMTP sink."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -122,13 +123,13 @@ def test_failed_job_notifies_webhook_and_email_with_task_state_reason_and_link(
 def test_job_over_its_max_runtime_notifies_once(
     ts: TaskScheduler, receiver: Receiver, smtp: tuple[Sink, int]
 ) -> None:
-    _, port = smtp
+    sink, port = smtp
     hook, mail = unique("hook"), unique("mail")
     save_blocks(hook, mail, receiver.url, port)
     name = unique("sla")
     ts.create(
         {"name": name, "code": "import time\ndef main():\n    time.sleep(12)\n",
-         "max_runtime": "3s", "notify": [hook]}
+         "max_runtime": "3s", "notify": [hook, mail]}
     )  # fmt: skip
     job = ts.run(name)
 
@@ -138,8 +139,58 @@ def test_job_over_its_max_runtime_notifies_once(
 
     texts = wait_for(sla, timeout=120, what="SLA notification")
     assert "max_runtime of 3s" in texts[0]
+    mailed = wait_for(lambda: mail_about(sink, job.id, "SLA"), timeout=90, what="SLA e-mail")
+    assert "max_runtime of 3s" in mailed
     assert ts.wait(job.id, timeout=120).state_name == "Completed"
     assert len([t for t in receiver.texts() if job.id in t and "SLA" in t]) == 1
+
+
+def mail_about(sink: Sink, job_id: str, word: str) -> str | None:
+    """The first message about a job whose subject names ``word``."""
+    return next(
+        (m for m in sink.messages if job_id in m and word in m.split("Subject:", 1)[-1][:200]),
+        None,
+    )
+
+
+def test_crashed_and_late_jobs_are_mailed(ts: TaskScheduler, smtp: tuple[Sink, int]) -> None:
+    """A fast-lane job whose process dies (Crashed), and a job still waiting a minute past its
+    time, Late by Prefect's late-runs service (here: in a pool no worker serves)."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    sink, port = smtp
+    mail = unique("mail")
+    save_blocks(unique("hook"), mail, "http://127.0.0.1:9/unused", port)
+    crashing = unique("crash")
+    ts.create(
+        {"name": crashing, "code": "import os\ndef main():\n    os._exit(3)\n", "pool": "fast",
+         "notify": [mail]}
+    )  # fmt: skip
+    crashed = ts.run(crashing)
+    pool = unique("idle-pool")
+
+    async def create_pool() -> None:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+    asyncio.run(create_pool())
+    waiting = unique("late")
+    ts.create(
+        {"name": waiting, "code": "def main():\n    pass\n", "pool": pool, "notify": [mail]}
+    )  # fmt: skip
+    overdue = ts.schedule(waiting, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3))
+
+    assert ts.wait(crashed.id, timeout=90).state_name == "Crashed"
+    for job_id, task, word in ((crashed.id, crashing, "Crashed"), (overdue.id, waiting, "Late")):
+        try:
+            mailed = wait_for(lambda j=job_id, w=word: mail_about(sink, j, w), timeout=90)  # type: ignore[misc]
+        except AssertionError:
+            heads = [m.split("Subject:", 1)[-1][:100] for m in sink.messages]
+            raise AssertionError(f"no {word} e-mail about {job_id}; mails: {heads}") from None
+        assert task in mailed
+    assert ts.job(overdue.id).state_name == "Late"
+    ts.delete(waiting)
+    ts.delete(crashing)
 
 
 def test_notify_naming_a_missing_block_is_refused(ts: TaskScheduler) -> None:

@@ -17,7 +17,8 @@ them fails loudly; Prefect's version is pinned):
   cleared.
 - **start** ``Pending → Running``: a conditional update on the very Pending state the claim
   wrote, so a run cancelled (or changed in any way) while held never starts; ``start_time``
-  on the first start, ``run_count`` + 1.
+  on the first start, ``run_count`` + 1; the Running state event is published (the run's
+  end event follows it, and Prefect's triggers wait for the event an event follows).
 - **finish** ``Running → Completed``: again conditional on the Running state; ``end_time``,
   ``total_run_time`` + the time since Running; the job's log lines are inserted in the same
   transaction; the terminal state event automations need is published.
@@ -76,28 +77,31 @@ async def start(
     fr = runs_table(db)
     expected = {r.id: r for r in runs}
     current, repeated = await _still_in(db, session, runs, transition_id)
-    now = rows.now()
-    new_states = [
-        rows.state_row(
-            rows.state(states.StateType.RUNNING, run_id, now, transition_id=transition_id),
-            run_id,
-            name=expected[run_id].name,
-        )
-        for run_id in current
-    ]
-    if not new_states:
+    if not current:
         return repeated
+    now = rows.now()
+    running = {}
+    for run_id in current:
+        state = rows.state(states.StateType.RUNNING, run_id, now, transition_id=transition_id)
+        state.name = expected[run_id].name or state.name
+        running[run_id] = state
     await rows.write(
         db,
         session,
-        new_states,
+        [rows.state_row(state, run_id) for run_id, state in running.items()],
         now,
         extra={
             "start_time": sa.func.coalesce(fr.c.start_time, now),
             "run_count": fr.c.run_count + 1,
         },
     )
-    return repeated | {row["flow_run_id"]: row["id"] for row in new_states}
+    # Published because the run's next event (its end, set here or through Prefect's REST
+    # orchestration) names this one as the event it follows, and Prefect's triggers hold an
+    # event whose predecessor they have not seen for up to 15 minutes: a failed job's
+    # notification waited that long. It names no predecessor itself: the claim's Pending
+    # state is published by no one.
+    await rows.publish(db, session, running, current, follows=False)
+    return repeated | {run_id: state.id for run_id, state in running.items()}
 
 
 async def finish(

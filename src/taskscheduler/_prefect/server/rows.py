@@ -127,10 +127,12 @@ async def publish(
     session: AsyncSession,
     validated: dict[uuid.UUID, states.State],
     initial: dict[uuid.UUID, Any],
+    *,
+    follows: bool = True,
 ) -> None:
-    """The state-change events of terminal transitions, built by Prefect's own function as its
+    """The state-change events of these transitions, built by Prefect's own function as its
     orchestration emits them (automations, notifications and the UI's event feed rely on
-    them)."""
+    them). ``follows=False``: the event names no event it follows (see ``fastpath.start``)."""
     orm_runs = (
         await session.execute(sa.select(db.FlowRun).where(db.FlowRun.id.in_(list(validated))))
     ).scalars()
@@ -150,14 +152,13 @@ async def publish(
                 if before is not None
                 else None
             )
-            await events.emit(
-                await state_events.flow_run_state_change_event(
-                    session=session,
-                    occurred=state.timestamp,
-                    flow_run=run,
-                    initial_state_id=initial_state.id if initial_state else None,
-                    initial_state=initial_state,
-                    validated_state_id=state.id,
-                    validated_state=state,
-                )
+            event = await state_events.flow_run_state_change_event(
+                session=session,
+                occurred=state.timestamp,
+                flow_run=run,
+                initial_state_id=initial_state.id if initial_state else None,
+                initial_state=initial_state,
+                validated_state_id=state.id,
+                validated_state=state,
             )
+            await events.emit(event if follows else event.model_copy(update={"follows": None}))
