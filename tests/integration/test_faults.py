@@ -25,7 +25,13 @@ import httpx
 import pytest
 
 from taskscheduler import JobState, TaskScheduler, models, schedules
-from taskscheduler.platform import WORKER, LocalPlatform, _descendants
+from taskscheduler.platform import (
+    DEFAULT_POOL_TYPE,
+    FAST_POOL,
+    WORKER,
+    LocalPlatform,
+    _descendants,
+)
 from tests.integration.conftest import drop_database, free_port, pointing_at, throwaway_settings
 from tests.integration.helpers import (
     scheduler,
@@ -129,6 +135,7 @@ def ts(faulty: LocalPlatform) -> Iterator[TaskScheduler]:
 
 # Jobs here start one interpreter each on two loaded cores: these tests take minutes.
 SLOW_FAULT = pytest.mark.timeout(600)
+STOP_TIMEOUT = 20.0  # s: a killed worker is reaped within this
 
 
 def kill_worker_and_its_jobs(platform: LocalPlatform) -> int:
@@ -218,6 +225,68 @@ def test_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
     )
     assert max(crash_delays) < 45 + 30 + 30, "crash detection is bounded"
     assert lost == 0 and duplicated == 0
+
+
+def fast_worker(platform: LocalPlatform, name: str) -> subprocess.Popen[bytes]:
+    """A fast worker of this test's own on the ``fast`` pool (the module's platform runs none),
+    online."""
+    platform.workers.server.ensure_work_pool(FAST_POOL, DEFAULT_POOL_TYPE)
+    log = platform.log_dir / f"{name}.log"
+    process = start_extra_worker(platform, "fast", FAST_POOL, name, log)
+    wait_for(
+        lambda: platform._worker_online(FAST_POOL, name) or process.poll() is not None,
+        timeout=60,
+        what=f"fast worker {name}",
+    )
+    assert process.poll() is None, log.read_text()[-3000:]
+    return process
+
+
+@SLOW_FAULT
+def test_fast_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
+    faulty: LocalPlatform, ts: TaskScheduler, job_dir: Path
+) -> None:
+    """SIGKILL of a fast worker and its warm processes while a job runs: its heartbeats stop,
+    the job is Crashed within ~zombie_after, retried on the worker that takes over, and its
+    code runs to its end once."""
+    name, record = unique("fast-kill"), job_dir / "fast-runs.txt"
+    first = fast_worker(faulty, unique("doomed"))
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        ts.create(
+            {"name": name, "code": RECORD, "pool": FAST_POOL, "retries": 1, "retry_delay": "1s",
+             "parameters": {"path": str(record), "seconds": 8}}
+        )  # fmt: skip
+        job = ts.run(name)
+        wait_for(
+            lambda: ts.job(job.id).state is JobState.RUNNING, timeout=60, what="the job running"
+        )
+        time.sleep(2)  # inside user code
+        os.killpg(first.pid, signal.SIGKILL)  # the worker, its wrapper and its warm processes
+        first.wait(STOP_TIMEOUT)
+        killed_at = now()
+        second = fast_worker(faulty, unique("heir"))
+        ended = ts.wait(job.id, timeout=240, interval=1.0)
+        crashed = [s for s in ended.timeline if s.name == "Crashed"]
+        runs = executions(record)
+        report(
+            faults="fast worker and its warm processes SIGKILLed mid-job",
+            jobs=1,
+            crashed_after_s=f"{(crashed[0].timestamp - killed_at).total_seconds():.0f}"
+            if crashed
+            else "never",
+            final=ended.state_name,
+            lost=int(runs[job.id] == 0),
+            duplicated=max(0, runs[job.id] - 1),
+        )
+        assert crashed, [s.name for s in ended.timeline]
+        assert (crashed[0].timestamp - killed_at).total_seconds() < 45 + 30 + 30
+        assert ended.state is JobState.COMPLETED and runs[job.id] == 1, ended.timeline
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(STOP_TIMEOUT)
 
 
 @SLOW_FAULT

@@ -138,7 +138,9 @@ def _notify_automation(name: str, block_id: uuid.UUID, related: dict[str, str]) 
 
 
 def zombie_automation(after: dt.timedelta) -> Any:
-    """Prefect's documented "detect zombie flows" automation: no heartbeat for ``after``."""
+    """Prefect's documented "detect zombie flows" automation (no heartbeat for ``after``),
+    armed by the Running event too: the fast lane beats every 30 s for all its running jobs at
+    once, so a job whose worker died before its first beat would otherwise stay Running."""
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
@@ -148,7 +150,7 @@ def zombie_automation(after: dt.timedelta) -> Any:
         name=ZOMBIE_AUTOMATION,
         description="A running job that stops sending heartbeats is marked Crashed.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
             expect={
                 "prefect.flow-run.heartbeat",
                 "prefect.flow-run.Completed",
