@@ -322,6 +322,20 @@ def test_tasks_are_paginated_with_an_opaque_cursor(admin: httpx.Client) -> None:
     assert admin.get("/v1/tasks", params={"limit": 200, "search": prefix}).status_code == 200
     assert admin.get("/v1/jobs", params={"limit": 200}).status_code == 200
     assert admin.get("/v1/tasks", params={"limit": 201}).status_code == 422
+    # A full largest page and the one after it, over more rows than Prefect answers in one
+    # call: 205 jobs of one task, added in one call, a month ahead (none runs).
+    name, at = f"{prefix}-0", now() + dt.timedelta(days=30)
+    jobs = [{"at": (at + dt.timedelta(seconds=i)).isoformat()} for i in range(205)]
+    assert admin.post(f"/v1/tasks/{name}/jobs/bulk", json={"jobs": jobs}).status_code == 201
+    first = admin.get("/v1/jobs", params={"task": name, "limit": 200}).json()
+    assert len(first["items"]) == 200 and first["next_cursor"], len(first["items"])
+    rest = admin.get(
+        "/v1/jobs", params={"task": name, "limit": 200, "cursor": first["next_cursor"]}
+    ).json()
+    ids = [j["id"] for j in first["items"] + rest["items"]]
+    assert len(ids) == len(set(ids)) == 205 and rest["next_cursor"] is None
+    times = [j["scheduled_time"] for j in first["items"] + rest["items"]]
+    assert times == sorted(times, reverse=True), "newest first, across the pages"
     for i in range(3):
         admin.delete(f"/v1/tasks/{prefix}-{i}")
 

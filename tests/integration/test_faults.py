@@ -266,7 +266,13 @@ def test_fast_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
         first.wait(STOP_TIMEOUT)
         killed_at = now()
         second = fast_worker(faulty, unique("heir"))
-        ended = ts.wait(job.id, timeout=240, interval=1.0)
+        # Crashed is final for ``ts.wait``; the watchdog then retries it.
+        ended = wait_for(
+            lambda: settled(found := ts.job(job.id)) and found,
+            timeout=240,
+            interval=1.0,
+            what="the job retried to its end",
+        )
         crashed = [s for s in ended.timeline if s.name == "Crashed"]
         runs = executions(record)
         report(
