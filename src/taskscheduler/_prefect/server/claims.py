@@ -171,7 +171,7 @@ async def claim(
         return Claim([], limited, cancelled)
     now = rows.now()
     claimed: list[Claimed] = []
-    new_states: list[dict[str, Any]] = []
+    pending_states: dict[uuid.UUID, states.State] = {}
     for row in await _runs(db, session, ids):
         scheduled = row.state_details.scheduled_time or row.next_scheduled_start_time
         pending = rows.state(
@@ -181,9 +181,9 @@ async def claim(
             scheduled_time=scheduled,
             transition_id=transition_id,
         )
-        new_states.append(rows.state_row(pending, row.id))
+        pending_states[row.id] = pending
         claimed.append(_claimed(row, pending.id, scheduled))
-    await rows.write(db, session, new_states, now, extra={"next_scheduled_start_time": None})
+    await rows.write(db, session, pending_states, now, extra={"next_scheduled_start_time": None})
     return Claim(claimed, limited, cancelled)
 
 

@@ -73,7 +73,7 @@ async def cancel(
     await rows.write(
         db,
         session,
-        [rows.state_row(state, run_id) for run_id, state in cancelled.items()],
+        cancelled,
         now,
         # Prefect sets a start time on the final state of a run that never started, too.
         extra={

@@ -88,7 +88,7 @@ async def start(
     await rows.write(
         db,
         session,
-        [rows.state_row(state, run_id) for run_id, state in running.items()],
+        running,
         now,
         extra={
             "start_time": sa.func.coalesce(fr.c.start_time, now),
@@ -133,7 +133,7 @@ async def finish(
     await rows.write(
         db,
         session,
-        [rows.state_row(state, run_id) for run_id, state in completed.items()],
+        completed,
         now,
         extra={"end_time": now, "start_time": sa.func.coalesce(fr.c.start_time, now)},
         run_time_since={run_id: row.timestamp for run_id, row in running.items()},

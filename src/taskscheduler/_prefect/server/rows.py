@@ -49,18 +49,20 @@ def state(
 async def write(
     db: PrefectDBInterface,
     session: AsyncSession,
-    new_states: list[dict[str, Any]],
+    moved_to: dict[uuid.UUID, states.State],
     now: dt.datetime,
     *,
     extra: dict[str, Any],
     run_time_since: dict[uuid.UUID, dt.datetime] | None = None,
 ) -> None:
-    """Insert the new states and point each run at its own, in two statements for the set.
+    """Insert each run's new state (``moved_to``, all of one type) and point the run at it, in
+    two statements for the set.
 
     ``extra``: columns set alike on every run. ``run_time_since``: when each run entered the
     state it leaves, to add the time since to its ``total_run_time`` (``IncrementRunTime``).
     """
     fr = runs_table(db)
+    new_states = [state_row(state, run_id) for run_id, state in moved_to.items()]
     await session.execute(sa.insert(states_table(db)), new_states)
     since = run_time_since or {}
     moved = sa.values(
@@ -95,12 +97,12 @@ async def write(
     )
 
 
-def state_row(state: states.State, run_id: uuid.UUID, *, name: str | None = None) -> dict[str, Any]:
+def state_row(state: states.State, run_id: uuid.UUID) -> dict[str, Any]:
     """A ``flow_run_state`` row, as Prefect's ORM writes it from a state."""
     return {
         "id": state.id,
         "type": state.type,
-        "name": name or state.name,
+        "name": state.name,
         "timestamp": state.timestamp,
         "message": state.message,
         "state_details": state.state_details,
