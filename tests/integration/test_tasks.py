@@ -175,7 +175,10 @@ def test_schedule_at_runs_the_job_at_that_time(ts: TaskScheduler) -> None:
     assert job.state is JobState.PENDING and job.scheduled_time == at
     done = ts.wait(job.id, timeout=120)
     assert done.state is JobState.COMPLETED
-    assert done.start_time is not None and done.start_time >= at
+    # On Prefect's own path (this process lane) its WaitForScheduledTime rule rounds the wait to
+    # whole seconds, so Running is allowed up to half a second early (seen: 9 ms). The fast
+    # lane starts none before its time (test_fastlane).
+    assert done.start_time is not None and done.start_time >= at - dt.timedelta(seconds=0.5)
 
 
 def test_reschedule_moves_a_waiting_job_and_refuses_a_started_one(ts: TaskScheduler) -> None:

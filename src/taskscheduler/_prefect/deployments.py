@@ -185,13 +185,22 @@ class Deployments(GatewayBase):
         own route (``_prefect.server.deletion``) cancels those and deletes the deployment in
         one transaction, so a held job either started before the delete or never starts.
         """
+        client = session.client
         path = f"{DELETE_DEPLOYMENT}/{deployment_id}"
         try:
             # Our own route: not among the paths Prefect's client names.
-            await session.client.request("DELETE", cast(Any, path))
+            await client.request("DELETE", cast(Any, path))
         except PrefectHTTPStatusError as error:
             if error.response.status_code != 404:
                 raise
+            try:  # gone already, or a Prefect server without our routes?
+                await client.read_deployment(deployment_id)
+            except ObjectNotFound:
+                return
+            raise errors.PlatformUnavailable(
+                "the Prefect server has no taskscheduler routes: start it with"
+                " `python -m taskscheduler._prefect.server`"
+            ) from None
 
     async def work_pool_names(self, session: Session) -> list[str]:
         """The names of every work pool on the server."""
