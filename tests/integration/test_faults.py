@@ -203,7 +203,16 @@ def test_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
     killed = kill_worker_and_its_jobs(faulty)
     killed_at = now()
     faulty.start_worker()
-    ended = [ts.wait(j.id, timeout=240, interval=1.0) for j in jobs]
+    # Crashed is final for ``ts.wait``; the watchdog then retries it: wait past it.
+    ended = [
+        wait_for(
+            lambda j=j: settled(found := ts.job(j.id)) and found,  # type: ignore[misc]
+            timeout=240,
+            interval=1.0,
+            what=f"job {j.id} retried to its end",
+        )
+        for j in jobs
+    ]
     crash_delays = []
     for job in ended:
         detail = ts.job(job.id)
