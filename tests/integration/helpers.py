@@ -178,3 +178,15 @@ def settled(job: models.Job) -> bool:
     """Whether a job has ended for good. Crashed counts as failed (``is_final``), but the
     watchdog may still retry it: a probe that stopped there would judge a job mid-recovery."""
     return job.state.is_final and job.state_name != "Crashed"
+
+
+def finished(
+    ts: TaskScheduler, job_id: str, timeout: float = 60.0, interval: float = 0.3
+) -> models.Job:
+    """The job once it has ended for good (``settled``): past a Crashed the watchdog retries."""
+    return wait_for(
+        lambda: settled(j := ts.job(job_id)) and j,
+        timeout=timeout,
+        interval=interval,
+        what=f"job {job_id} to end",
+    )

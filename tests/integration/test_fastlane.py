@@ -25,6 +25,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from taskscheduler import JobState, TaskScheduler, errors, models
 from taskscheduler.platform import FAST_POOL, SANDBOX_POOL, LocalPlatform
 from tests.integration.helpers import (
+    finished,
     scheduler,
     settled,
     start_extra_worker,
@@ -77,14 +78,6 @@ def read_states(job_id: str) -> list[State]:
             return await client.read_flow_run_states(uuid.UUID(job_id))
 
     return sorted(asyncio.run(read()), key=lambda s: s.timestamp)
-
-
-def finished(ts: TaskScheduler, job_id: str, timeout: float = 60.0) -> models.Job:
-    return wait_for(
-        lambda: settled(j := ts.job(job_id)) and j,
-        timeout=timeout,
-        what=f"job {job_id} to end",
-    )
 
 
 def paused_and_ended(ts: TaskScheduler, name: str) -> list[models.Job]:

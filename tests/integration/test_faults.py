@@ -34,6 +34,7 @@ from taskscheduler.platform import (
 )
 from tests.integration.conftest import drop_database, free_port, pointing_at, throwaway_settings
 from tests.integration.helpers import (
+    finished,
     scheduler,
     settled,
     start_extra_worker,
@@ -204,15 +205,7 @@ def test_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
     killed_at = now()
     faulty.start_worker()
     # Crashed is final for ``ts.wait``; the watchdog then retries it: wait past it.
-    ended = [
-        wait_for(
-            lambda j=j: settled(found := ts.job(j.id)) and found,  # type: ignore[misc]
-            timeout=240,
-            interval=1.0,
-            what=f"job {j.id} retried to its end",
-        )
-        for j in jobs
-    ]
+    ended = [finished(ts, j.id, timeout=240, interval=1.0) for j in jobs]
     crash_delays = []
     for job in ended:
         detail = ts.job(job.id)
@@ -276,12 +269,7 @@ def test_fast_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
         killed_at = now()
         second = fast_worker(faulty, unique("heir"))
         # Crashed is final for ``ts.wait``; the watchdog then retries it.
-        ended = wait_for(
-            lambda: settled(found := ts.job(job.id)) and found,
-            timeout=240,
-            interval=1.0,
-            what="the job retried to its end",
-        )
+        ended = finished(ts, job.id, timeout=240, interval=1.0)
         crashed = [s for s in ended.timeline if s.name == "Crashed"]
         runs = executions(record)
         report(
