@@ -63,16 +63,22 @@ def scheduler() -> Iterator[TaskScheduler]:
 
 
 def wait_for(
-    probe: Callable[[], T | None], *, timeout: float = 90.0, interval: float = 0.3, what: str = ""
+    probe: Callable[[], T | None],
+    *,
+    timeout: float = 90.0,
+    interval: float = 0.3,
+    what: str | Callable[[], str] = "",
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``
+    (a callable ``what`` is asked then, so it can say what the probe last saw)."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or probe}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {said or probe}")
         time.sleep(interval)
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from taskscheduler import JobState, TaskScheduler, errors
-from taskscheduler.platform import LocalPlatform
+from taskscheduler.platform import LocalPlatform, _descendants
+from taskscheduler.platform.catalogue import DOCKER_WORKER
 from tests.integration.helpers import scheduler, unique, wait_for
 
 pytestmark = pytest.mark.slow
@@ -43,6 +47,18 @@ def main():
             facts["memory_max"] = open(limit).read().strip()
     print("PROBE " + json.dumps(facts))
     return "probed"
+"""
+
+# Says when it starts and when it ends, with its run's id: one of each for a job run once.
+STEPS = """
+import time
+from prefect.runtime import flow_run
+
+def main(seconds=15):
+    print(f"STEP start {flow_run.id}")
+    time.sleep(seconds)
+    print(f"STEP end {flow_run.id}")
+    return "slept"
 """
 
 SLEEP = "import time\ndef main():\n    print('sleeping')\n    time.sleep(300)\n"
@@ -160,3 +176,49 @@ def test_limits_outside_the_pool_bounds_are_refused(ts: TaskScheduler) -> None:
     assert "memory" in str(raised.value)
     with pytest.raises(errors.InvalidTask):
         ts.create({"name": unique("dock"), "code": PROBE, "pool": "process", "cpus": 1})
+
+
+def docker_worker_pid(platform: LocalPlatform) -> int:
+    """The docker worker's own process (the pid file names its respawn wrapper)."""
+    wrapper = platform._live_pid(DOCKER_WORKER)
+    assert wrapper is not None, "the docker worker is not running"
+    workers = [pid for pid in _descendants(wrapper) if _is_docker_worker(pid)]
+    assert len(workers) == 1, f"expected one docker worker below {wrapper}, found {workers}"
+    return workers[0]
+
+
+def _is_docker_worker(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"docker" in command and b"--pool" in command
+
+
+def test_docker_worker_killed_mid_job_leaves_the_job_to_finish_once(
+    ts: TaskScheduler, docker_platform: LocalPlatform
+) -> None:
+    """kill -9 of the docker worker while its job runs: the container carries on and reports
+    the job's end itself, the worker comes back (its respawn wrapper) and starts new jobs,
+    and nothing runs twice."""
+    name = unique("dock")
+    ts.create({"name": name, "code": STEPS, "pool": "docker"})
+    job = ts.run(name)
+    wait_for(lambda: ts.job(job.id).state is JobState.RUNNING, timeout=180, what="Running")
+    victim = docker_worker_pid(docker_platform)
+    os.kill(victim, signal.SIGKILL)
+
+    ended = ts.wait(job.id, timeout=180)
+    steps = [m for line in ts.logs(job.id) if (m := line.message).startswith("STEP ")]
+    assert ended.state is JobState.COMPLETED, (ended, steps)
+    assert steps == [f"STEP start {job.id}", f"STEP end {job.id}"], steps
+    assert ended.attempts == 1, ended
+
+    # The wrapper started a new worker, which takes the next job.
+    assert wait_for(
+        lambda: docker_worker_pid(docker_platform) != victim, timeout=60, what="a new worker"
+    )
+    after = ts.wait(ts.run(name, parameters={"seconds": 0}).id, timeout=180)
+    assert after.state is JobState.COMPLETED, after
+    assert ts.job(job.id).attempts == 1, "the killed worker's job did not run again"
+    wait_for(lambda: not containers(job.id), timeout=60, what="the first container gone")

@@ -525,6 +525,11 @@ def own_cluster() -> Iterator[tuple[str, int]]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+def _crashed_running(job: models.Job) -> bool:
+    """Crashed after its code started: without retries, the watchdog leaves it there."""
+    return job.state_name == "Crashed" and job.attempts > 0
+
+
 @SLOW_FAULT
 def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
     own_cluster: tuple[str, int], job_dir: Path
@@ -563,31 +568,42 @@ def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
             time.sleep(14)
             end = now()
 
+            seen: dict[str, str] = {}  # name: what the last look found, for a timeout's message
+
             def all_ended(name: str, every: int) -> list[models.Job] | None:
                 try:
                     jobs = [j for j in ts.jobs(task=name, limit=500)
                             if j.scheduled_time and start < j.scheduled_time <= end]  # fmt: skip
-                except Exception:  # the server may still be reconnecting
+                except Exception as exc:  # the server may still be reconnecting; said on timeout
+                    seen[name] = f"the SDK said {exc!r}"
                     return None
                 ticks = _ticks(start, end, every)
-                return jobs if len(jobs) >= len(ticks) and all(settled(j) for j in jobs) else None
+                # These tasks have no retries: a job that crashed once its code had started
+                # (its process lost the database mid-run) ends there; the watchdog retries only
+                # a crash before the code started (attempts 0), which settled() waits past.
+                waiting = [j for j in jobs if not (settled(j) or _crashed_running(j))]
+                seen[name] = f"{len(jobs)} jobs for {len(ticks)} ticks, not ended: " + ", ".join(
+                    f"{j.id} {j.state} (due {j.scheduled_time:%H:%M:%S})" for j in waiting
+                )
+                return jobs if len(jobs) >= len(ticks) and not waiting else None
 
             # A job the worker claimed while PostgreSQL was down can be left Pending; the
             # watchdog crashes it after TASKS_PENDING_TIMEOUT and it is retried.
             recovery = int(FAULT_ENV["TASKS_PENDING_TIMEOUT"]) + 120
-            lost = duplicated = offered = 0
+            lost = duplicated = offered = crashed_running = 0
             for name, (_, every, record) in streams.items():
                 jobs = wait_for(
                     lambda n=name, e=every: all_ended(n, e),  # type: ignore[misc]
                     timeout=recovery,
                     interval=2.0,
-                    what=f"the ticks of {name} ended",
+                    what=lambda n=name: f"the ticks of {n} ended; last seen: {seen.get(n)}",  # type: ignore[misc]
                 )
                 ts.pause(name)
                 ticks = _ticks(start, end, every)
                 runs = executions(record)
                 by_tick = collections.Counter(j.scheduled_time for j in jobs)
                 offered += len(ticks)
+                crashed_running += sum(1 for j in jobs if _crashed_running(j))
                 lost += sum(
                     1 for t in ticks if not any(j.scheduled_time == t and runs[j.id] for j in jobs)
                 )
@@ -608,6 +624,7 @@ def test_postgres_restart_under_load_loses_no_task_schedule_or_job(
                 tasks_kept=tasks_kept,
                 schedules_kept=schedules_kept,
                 api_after=api.status_code,
+                crashed_while_running=crashed_running,
                 lost=lost,
                 duplicated=duplicated,
             )
