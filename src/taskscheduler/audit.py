@@ -37,8 +37,9 @@ __all__ = [
 class AuditSink(Protocol):
     """Where audit entries go."""
 
-    async def record(self, entry: AuditEntry) -> None:
-        """Append one entry; raise if it cannot be kept."""
+    async def record(self, *entries: AuditEntry) -> None:
+        """Append the entries (one, or those of a call that acted on many tasks); raise if
+        they cannot be kept."""
 
 
 class DatabaseSink:
@@ -47,21 +48,23 @@ class DatabaseSink:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def record(self, entry: AuditEntry) -> None:
-        """Append one entry in its own transaction."""
+    async def record(self, *entries: AuditEntry) -> None:
+        """Append the entries in one transaction of their own."""
         try:
             async with self.engine.begin() as conn:
-                await append(conn, entry)
+                await append(conn, *entries)
         except OSError as exc:
             raise errors.PlatformUnavailable(f"cannot write the audit log: {exc}") from exc
 
 
-async def append(conn: AsyncConnection, entry: AuditEntry) -> None:
-    """Append one entry within the caller's transaction (e.g. with the token it concerns)."""
-    values = entry.model_dump(exclude={"id", "at"})
-    if values["detail"]:
-        values["detail"] = values["detail"][:MAX_DETAIL]
-    await conn.execute(insert(tables.audit_log).values(**values))
+async def append(conn: AsyncConnection, *entries: AuditEntry) -> None:
+    """Append entries within the caller's transaction (e.g. with the token it concerns)."""
+    rows = [entry.model_dump(exclude={"id", "at"}) for entry in entries]
+    for values in rows:
+        if values["detail"]:
+            values["detail"] = values["detail"][:MAX_DETAIL]
+    if rows:
+        await conn.execute(insert(tables.audit_log), rows)
 
 
 async def query(

@@ -1046,3 +1046,64 @@ def test_many_jobs_are_added_in_one_call_run_on_time_and_a_repeat_adds_none(
     bad = cli("add-jobs", name, "--at", "not a time", check=False)
     assert bad.returncode == 1 and bad.stderr.startswith("error:"), bad.stderr
     admin.delete(f"/v1/tasks/{name}")
+
+
+def test_many_tasks_are_created_in_one_call_all_of_them_or_none(
+    platform: LocalPlatform, admin: httpx.Client
+) -> None:
+    """``POST /v1/tasks/bulk``: three tasks of different schedules in one transaction of the
+    Prefect server, each then read like any other, with its first job made and its own audit
+    row; a taken name, a bad field, a name given twice, a missing pool or a pool the token may
+    not use refuses the whole call and leaves nothing behind, not even a code version."""
+    names = [unique("many") for _ in range(3)]
+    soon = (now() + dt.timedelta(minutes=30)).replace(microsecond=0)
+    bodies = [
+        {"name": names[0], "code": HELLO, "cron": "0 9 * * *", "timezone": "Asia/Kolkata"},
+        {"name": names[1], "code": HELLO, "every": "10m", "retries": 2, "tags": ["bulk"]},
+        {"name": names[2], "code": HELLO, "at": soon.isoformat(), "parameters": {"who": "all"}},
+    ]
+    made = admin.post("/v1/tasks/bulk", json={"tasks": bodies})
+    assert made.status_code == 201, made.text
+    items = made.json()["items"]
+    assert [t["name"] for t in items] == names
+    for item in items:
+        one = admin.get(f"/v1/tasks/{item['name']}").json()
+        assert (one["id"], one["version"], one["code_sha256"]) == (
+            item["id"], 1, item["code_sha256"]
+        )  # fmt: skip
+        assert item["next_runs"] and item["next_runs"][0] == one["next_runs"][0], (item, one)
+        rows = audit_rows(admin, task=item["name"], action="task.create")
+        assert [(r["outcome"], r["code_sha256_after"]) for r in rows] == [
+            ("ok", item["code_sha256"])
+        ]
+    assert items[0]["timezone"] == "Asia/Kolkata" and items[1]["spec"]["retries"] == 2
+    assert dt.datetime.fromisoformat(items[2]["next_runs"][0]) == soon
+    [job] = admin.get("/v1/jobs", params={"task": names[2]}).json()["items"]
+    assert dt.datetime.fromisoformat(job["scheduled_time"]) == soon, "made in the same call"
+
+    fresh = [unique("many") for _ in range(2)]
+
+    def batch(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"name": fresh[0], "code": HELLO}, *extra, {"name": fresh[1], "code": HELLO}]
+
+    taken = admin.post("/v1/tasks/bulk", json={"tasks": batch({"name": names[1], "code": HELLO})})
+    assert taken.status_code == 409 and names[1] in taken.json()["detail"], taken.text
+    bad = admin.post("/v1/tasks/bulk", json={"tasks": batch({"name": unique(), "code": "def ("})})
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["detail"][0]["loc"] == ["body", "tasks", "1", "code"], bad.text
+    twice = admin.post("/v1/tasks/bulk", json={"tasks": batch({"name": fresh[0], "code": HELLO})})
+    assert twice.status_code == 422 and "named more than once" in twice.text, twice.text
+    no_pool = {"name": unique(), "code": HELLO, "pool": "no-such-pool"}
+    missing = admin.post("/v1/tasks/bulk", json={"tasks": batch(no_pool)})
+    assert missing.status_code == 422 and "no-such-pool" in missing.text, missing.text
+    with client_with(platform, admin, "write", pools=["docker"]) as outsider:
+        refused = outsider.post(
+            "/v1/tasks/bulk", json={"tasks": [{**t, "pool": "fast"} for t in batch()]}
+        )
+    assert refused.status_code == 403, refused.text
+    assert admin.post("/v1/tasks/bulk", json={"tasks": []}).status_code == 422
+    for name in fresh:
+        assert admin.get(f"/v1/tasks/{name}").status_code == 404
+        assert asyncio.run(stored_in_prefect(name)) == ([], []), "no code version left behind"
+        outcomes = sorted(r["outcome"] for r in audit_rows(admin, task=name))
+        assert outcomes == ["conflict", "forbidden", "invalid", "invalid", "invalid"], outcomes

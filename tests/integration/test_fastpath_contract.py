@@ -535,3 +535,129 @@ def test_deleting_a_deployment_cancels_its_held_runs_as_a_forced_cancel_would(
     assert httpx.get(f"{server.api}/deployments/{deployment_id}").status_code == 404
     again = httpx.delete(f"{server.api}/taskscheduler/deployments/{deployment_id}", timeout=30)
     assert again.status_code == 404
+
+
+def _own_ids(value: Any, own: dict[Any, str]) -> Any:
+    """``value`` with each id of ``own`` replaced by its kind."""
+    if isinstance(value, dict):
+        return {k: _own_ids(v, own) for k, v in value.items()}
+    return own.get(str(value), value)
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any], own: set[str]) -> dict[str, Any]:
+    return {c: (a[c], b[c]) for c in a if c not in own and a[c] != b[c]}
+
+
+def test_deployments_created_in_bulk_have_the_rows_prefects_routes_write(server: Server) -> None:
+    """One deployment with a code document through Prefect's routes (``POST /block_documents/``,
+    ``POST /deployments/``, ``POST /deployments/{id}/schedule``), one through
+    ``/taskscheduler/deployments/bulk``: equal deployment, schedule, document, run and state rows
+    but for what is each one's own. A call naming a taken name creates nothing at all."""
+    pool = "contract-create"
+    httpx.post(f"{server.api}/work_pools/", json={"name": pool, "type": "process"})
+    flow_id = post(server, "flows/", {"name": "contract-create"})["id"]
+    block_type = post(server, "block_types/", {"name": "Contract code", "slug": "contract-code"})
+    schema = post(
+        server,
+        "block_schemas/",
+        {
+            "fields": {"title": "ContractCode", "type": "object", "properties": {}},
+            "block_type_id": block_type["id"],
+            "capabilities": [],
+        },
+    )
+
+    def document(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "data": {"source": "def main(): pass"},
+            "block_schema_id": schema["id"],
+            "block_type_id": block_type["id"],
+        }
+
+    def payload(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "flow_id": flow_id,
+            "work_pool_name": pool,
+            "version": "v1",
+            "parameters": {"task": name, "parameters": {"a": 1}},
+            "tags": ["taskscheduler", "contract"],
+            "concurrency_limit": 2,
+            "paused": False,
+            "schedules": [
+                {
+                    "schedule": {
+                        "interval": 3600.0,
+                        "timezone": "UTC",
+                        "anchor_date": "2026-01-01T00:30:00+00:00",
+                    },
+                    "active": True,
+                }
+            ],
+        }
+
+    since = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    post(server, "block_documents/", document("theirs-v1"))
+    theirs = post(server, "deployments/", payload("theirs"))["id"]
+    post(server, f"deployments/{theirs}/schedule", {"start_time": since.isoformat()})
+    body = {
+        "documents": [document("ours-v1")],
+        "deployments": [{"deployment": payload("ours"), "schedule_from": since.isoformat()}],
+    }
+    [ours] = post(server, "taskscheduler/deployments/bulk", body)["ids"]
+
+    def row(table: str, column: str, value: str) -> list[dict[str, Any]]:
+        return server.rows(f"SELECT * FROM {table} WHERE {column} = :v", v=value)
+
+    [a], [b] = row("deployment", "id", theirs), row("deployment", "id", ours)
+    own = {"id", "name", "created", "updated", "parameters", "created_by", "updated_by"}
+    assert _differing(a, b, own | {"concurrency_limit_id"}) == {}
+    [la], [lb] = (row("concurrency_limit_v2", "id", d["concurrency_limit_id"]) for d in (a, b))
+    assert _differing(la, lb, {"id", "name", "created", "updated"}) == {}
+    assert la["limit"] == 2
+    assert b["parameters"] == {"task": "ours", "parameters": {"a": 1}}
+    [sa], [sb] = (
+        row("deployment_schedule", "deployment_id", theirs),
+        row("deployment_schedule", "deployment_id", ours),
+    )
+    assert _differing(sa, sb, {"id", "created", "updated", "deployment_id"}) == {}
+    [da], [db] = (
+        row("block_document", "name", "theirs-v1"),
+        row("block_document", "name", "ours-v1"),
+    )
+    assert _differing(da, db, {"id", "name", "created", "updated", "data"}) == {}  # encrypted
+    data_a, data_b = (
+        httpx.get(f"{server.api}/block_documents/{d['id']}", timeout=30).json()["data"]
+        for d in (da, db)
+    )
+    assert data_a == data_b == {"source": "def main(): pass"}
+
+    ordered = "SELECT * FROM flow_run WHERE deployment_id = :v ORDER BY expected_start_time"
+    runs_a = server.rows(ordered, v=theirs)
+    runs_b = server.rows(ordered, v=ours)
+    assert runs_a and len(runs_a) == len(runs_b)
+    for ra, rb in zip(runs_a, runs_b, strict=True):
+        assert ra["expected_start_time"] == rb["expected_start_time"]
+        differing = _differing(ra, rb, RUN_OWN | {"deployment_id", "parameters"})
+        assert sorted(differing) == ["created_by", "labels"], differing  # name their own ...
+        for column in differing:  # ... deployment and schedule
+            mine = {str(sa["id"]): "schedule", str(sb["id"]): "schedule", theirs: "deployment",
+                    ours: "deployment"}  # fmt: skip
+            assert _own_ids(ra[column], mine) == _own_ids(rb[column], mine), column
+        [state_a], [state_b] = state_rows(server, ra["id"]), state_rows(server, rb["id"])
+        assert _differing(state_a, state_b, STATE_OWN | {"state_details"}) == {}
+
+    # All or none: a taken name refuses the call before anything is written.
+    refused = httpx.post(
+        f"{server.api}/taskscheduler/deployments/bulk",
+        json={
+            "documents": [document("fresh-v1")],
+            "deployments": [{"deployment": payload("fresh")}, {"deployment": payload("ours")}],
+        },
+        timeout=30,
+    )
+    assert refused.status_code == 409 and refused.json()["detail"] == {"taken": ["ours"]}
+    assert (
+        row("deployment", "name", "fresh") == [] and row("block_document", "name", "fresh-v1") == []
+    )

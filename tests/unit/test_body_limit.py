@@ -28,8 +28,8 @@ class RecordingSink:
     def __init__(self) -> None:
         self.entries: list[audit.AuditEntry] = []
 
-    async def record(self, entry: audit.AuditEntry) -> None:
-        self.entries.append(entry)
+    async def record(self, *entries: audit.AuditEntry) -> None:
+        self.entries.extend(entries)
 
 
 class Client:

@@ -6,13 +6,15 @@ import datetime as dt
 import functools
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
+import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas import filters, sorting
-from prefect.client.schemas.actions import DeploymentUpdate
+from prefect.client.schemas.actions import DeploymentCreate, DeploymentUpdate
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
@@ -20,11 +22,24 @@ from taskscheduler import errors, models, schedules
 from taskscheduler._prefect import automations, docker_pool, mapping
 from taskscheduler._prefect.records import Deployment
 from taskscheduler._prefect.session import PAGE, GatewayBase, Session
+from taskscheduler._prefect.versions import version_documents
 from taskscheduler.policy import FLOW_ENTRYPOINT
 from taskscheduler.sandbox import limits
 
-# The Prefect server's deletion of a deployment with its held runs (``_prefect.server.deletion``).
+# The Prefect server's deletion of a deployment with its held runs (``_prefect.server.deletion``)
+# and its creation of many deployments at once (``_prefect.server.new_deployments``).
 DELETE_DEPLOYMENT = "/taskscheduler/deployments"
+CREATE_DEPLOYMENTS = "/taskscheduler/deployments/bulk"
+
+
+@dataclass(frozen=True)
+class NewDeployment:
+    """A task to create: its definition, its schedule's plan, and from when its first jobs
+    are made."""
+
+    spec: models.TaskSpec
+    plan: schedules.Plan | None
+    since: dt.datetime
 
 
 class Deployments(GatewayBase):
@@ -62,6 +77,22 @@ class Deployments(GatewayBase):
             return False
         return True
 
+    async def deployments_by_id(
+        self, session: Session, ids: Sequence[uuid.UUID]
+    ) -> list[Deployment]:
+        """The deployments with these ids, in that order, read a page of ids at a time."""
+        found: dict[uuid.UUID, DeploymentResponse] = {}
+        for start in range(0, len(ids), PAGE):
+            page = ids[start : start + PAGE]
+            for deployment in await session.client.read_deployments(
+                deployment_filter=filters.DeploymentFilter(
+                    id=filters.DeploymentFilterId(any_=list(page))
+                ),
+                limit=len(page),
+            ):
+                found[deployment.id] = deployment
+        return [mapping.to_deployment(found[i]) for i in ids if i in found]
+
     async def list_deployments(
         self, session: Session, *, limit: int, offset: int, search: str | None = None
     ) -> list[Deployment]:
@@ -92,25 +123,75 @@ class Deployments(GatewayBase):
         pool = spec.pool or self.settings.default_pool
         await self._require_pool(client, pool)
         await automations.route_tasks(client, spec.notify)
+        fields = self._deployment_fields(await self._flow_id(client), spec, version, plan)
         with _pool_bounds():
-            return await client.create_deployment(
-                flow_id=await self._flow_id(client),
-                name=spec.name,
-                version=f"v{version}",
-                description=spec.description or None,
-                entrypoint=FLOW_ENTRYPOINT,
-                parameters=mapping.flow_parameters(spec, version),
-                parameter_openapi_schema=_flow_parameter_schema(),
-                schedules=mapping.schedule_create(plan),
-                work_pool_name=pool,
-                tags=mapping.deployment_tags(spec),
-                concurrency_limit=spec.concurrency,
-                concurrency_options=mapping.concurrency_options(spec),
-                pull_steps=[self._pull_step(pool)],
-                job_variables=self._job_variables(spec, pool),
-                enforce_parameter_schema=False,
-                paused=False,
-            )
+            return await client.create_deployment(**fields)
+
+    async def create_deployments(
+        self, session: Session, new: Sequence[NewDeployment]
+    ) -> list[uuid.UUID]:
+        """Create many tasks' deployments, with their first code versions and first jobs, in
+        one call and one transaction of the Prefect server (``_prefect.server.new_deployments``):
+        all of them or, if any is refused, none. Their ids in the order given."""
+        client = session.client
+        for blocks in sorted({tuple(n.spec.notify) for n in new}):
+            await automations.route_tasks(client, list(blocks))
+        flow_id = await self._flow_id(client)
+        documents = await version_documents(client, [(n.spec, 1) for n in new])
+        body = {
+            "documents": documents,
+            "deployments": [
+                {
+                    "deployment": DeploymentCreate(
+                        **self._deployment_fields(flow_id, n.spec, 1, n.plan)
+                    ).model_dump(mode="json", exclude_unset=True),
+                    "schedule_from": n.since.isoformat() if n.plan is not None else None,
+                }
+                for n in new
+            ],
+        }
+        try:
+            with _pool_bounds():
+                response = await client.request("POST", cast(Any, CREATE_DEPLOYMENTS), json=body)
+        except PrefectHTTPStatusError as error:
+            status, detail = error.response.status_code, _detail(error.response)
+            if status == 409 and isinstance(detail, dict) and detail.get("taken"):
+                raise errors.TaskAlreadyExists(", ".join(detail["taken"])) from None
+            if status == 404 and str(detail).startswith("Work pool"):
+                pool = str(detail).split('"')[1]
+                raise errors.InvalidTask("pool", f"no work pool named {pool!r}") from None
+            if status == 404:
+                raise _no_routes() from None
+            raise
+        return [uuid.UUID(i) for i in response.json()["ids"]]
+
+    def _deployment_fields(
+        self,
+        flow_id: uuid.UUID,
+        spec: models.TaskSpec,
+        version: int,
+        plan: schedules.Plan | None,
+    ) -> dict[str, Any]:
+        """The arguments of Prefect's ``create_deployment`` for a task's deployment."""
+        pool = spec.pool or self.settings.default_pool
+        return {
+            "flow_id": flow_id,
+            "name": spec.name,
+            "version": f"v{version}",
+            "description": spec.description or None,
+            "entrypoint": FLOW_ENTRYPOINT,
+            "parameters": mapping.flow_parameters(spec, version),
+            "parameter_openapi_schema": _flow_parameter_schema(),
+            "schedules": mapping.schedule_create(plan),
+            "work_pool_name": pool,
+            "tags": mapping.deployment_tags(spec),
+            "concurrency_limit": spec.concurrency,
+            "concurrency_options": mapping.concurrency_options(spec),
+            "pull_steps": [self._pull_step(pool)],
+            "job_variables": self._job_variables(spec, pool),
+            "enforce_parameter_schema": False,
+            "paused": False,
+        }
 
     async def update_deployment(
         self,
@@ -197,10 +278,7 @@ class Deployments(GatewayBase):
                 await client.read_deployment(deployment_id)
             except ObjectNotFound:
                 return
-            raise errors.PlatformUnavailable(
-                "the Prefect server has no taskscheduler routes: start it with"
-                " `python -m taskscheduler._prefect.server`"
-            ) from None
+            raise _no_routes() from None
 
     async def work_pool_names(self, session: Session) -> list[str]:
         """The names of every work pool on the server."""
@@ -262,6 +340,21 @@ def _pool_bounds() -> Iterator[None]:
             raise
         field = _JOB_VARIABLE_FIELDS.get(found[1], found[1])
         raise errors.InvalidTask(field, f"outside the work pool's bounds: {found[2]}") from exc
+
+
+def _no_routes() -> errors.PlatformUnavailable:
+    return errors.PlatformUnavailable(
+        "the Prefect server has no taskscheduler routes: start it with"
+        " `python -m taskscheduler._prefect.server`"
+    )
+
+
+def _detail(response: httpx.Response) -> Any:
+    """The ``detail`` of an error answer (None when it has none)."""
+    try:
+        return response.json().get("detail")
+    except ValueError:
+        return None
 
 
 @functools.cache

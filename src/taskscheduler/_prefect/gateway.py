@@ -16,7 +16,7 @@ from prefect.settings import PREFECT_API_AUTH_STRING
 
 from taskscheduler import errors
 from taskscheduler._prefect import rest
-from taskscheduler._prefect.deployments import Deployments
+from taskscheduler._prefect.deployments import Deployments, NewDeployment
 from taskscheduler._prefect.flow_runs import FlowRuns
 from taskscheduler._prefect.records import Deployment, Run, StoredVersion
 from taskscheduler._prefect.session import Session, api_url
@@ -53,6 +53,7 @@ class Gateway(Deployments, CodeVersions, FlowRuns):
 __all__ = [
     "Deployment",
     "Gateway",
+    "NewDeployment",
     "Run",
     "Session",
     "StoredVersion",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas import objects
@@ -108,3 +109,25 @@ class CodeVersions(GatewayBase):
             documents.extend(page)
             if len(page) < PAGE:
                 return documents
+
+
+async def version_documents(
+    client: PrefectClient, versions: Sequence[tuple[models.TaskSpec, int]]
+) -> list[dict[str, Any]]:
+    """Prefect's ``BlockDocumentCreate`` of each version, as JSON, for a server that creates
+    them together (``Deployments.create_deployments``); the block's type and schema are
+    registered once."""
+    await TaskCode.aregister_type_and_schema(client=client)
+    documents = []
+    for spec, version in versions:
+        block = mapping.version_block(spec, version)
+        document = block._to_block_document(  # Block.asave's own conversion
+            name=code_document(spec.name, version), include_secrets=True
+        )
+        documents.append(
+            document.model_dump(
+                mode="json",
+                include={"name", "block_schema_id", "block_type_id", "data", "is_anonymous"},
+            )
+        )
+    return documents

@@ -15,7 +15,7 @@ import base64
 import binascii
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 from taskscheduler import models
@@ -31,6 +31,7 @@ from taskscheduler.wire.bodies import (
     Preview,
     RunBody,
     ScheduleBody,
+    TaskList,
     TaskPage,
     TokenCreate,
     TokenGrant,
@@ -49,7 +50,9 @@ __all__ = [
     "Preview",
     "RunBody",
     "ScheduleBody",
+    "TaskBatch",
     "TaskCreate",
+    "TaskList",
     "TaskPage",
     "TaskUpdate",
     "TokenCreate",
@@ -81,6 +84,13 @@ TaskUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __config__=ConfigDict(extra="forbid"),
     __doc__="Fields to change; a schedule field set to null removes the schedule.",
     **{name: _optional(info) for name, info in models.TaskSpec.model_fields.items()},
+)
+
+TaskBatch: type[BaseModel] = create_model(
+    "TaskBatch",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="New tasks, created together: all of them, or none if any is refused.",
+    tasks=(list[TaskCreate], Field(min_length=1, max_length=models.MAX_NEW_TASKS)),
 )
 
 

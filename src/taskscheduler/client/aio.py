@@ -7,7 +7,7 @@ import asyncio
 import builtins
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -110,6 +110,10 @@ class AsyncClient:
     async def create(self, task: calls.TaskInput) -> models.Task:
         """Create a task from a ``TaskSpec`` or a dict of its fields."""
         return await self.send(calls.create_task(task))
+
+    async def create_many(self, tasks: Sequence[calls.TaskInput]) -> builtins.list[models.Task]:
+        """Create up to 500 tasks in one call: all of them, or none if any is refused."""
+        return await self.send(calls.create_tasks(tasks))
 
     async def update(self, name: str, changes: Mapping[str, Any]) -> models.Task:
         """Change the given fields."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -122,6 +122,16 @@ def get_task(name: str) -> Call[models.Task]:
 def create_task(task: TaskInput) -> Call[models.Task]:
     """``POST /v1/tasks``."""
     return Call("POST", "/v1/tasks", _model(models.Task), body=_task_body(task))
+
+
+def create_tasks(tasks: Sequence[TaskInput]) -> Call[list[models.Task]]:
+    """``POST /v1/tasks/bulk``: up to 500 tasks, created together or not at all."""
+    return Call(
+        "POST",
+        "/v1/tasks/bulk",
+        lambda response: bodies.TaskList.model_validate_json(response.content).items,
+        body={"tasks": [_task_body(task) for task in tasks]},
+    )
 
 
 def update_task(name: str, changes: Mapping[str, Any]) -> Call[models.Task]:

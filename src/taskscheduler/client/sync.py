@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -109,6 +109,10 @@ class Client:
     def create(self, task: calls.TaskInput) -> models.Task:
         """Create a task from a ``TaskSpec`` or a dict of its fields."""
         return self.send(calls.create_task(task))
+
+    def create_many(self, tasks: Sequence[calls.TaskInput]) -> builtins.list[models.Task]:
+        """Create up to 500 tasks in one call: all of them, or none if any is refused."""
+        return self.send(calls.create_tasks(tasks))
 
     def update(self, name: str, changes: Mapping[str, Any]) -> models.Task:
         """Change the given fields."""

@@ -55,7 +55,7 @@ from taskscheduler.models.spec import (
     build_spec,
     check_source,
 )
-from taskscheduler.models.tasks import CodeVersion, Task
+from taskscheduler.models.tasks import MAX_NEW_TASKS, CodeVersion, Task
 
 __all__ = [
     "EARLIEST",
@@ -66,6 +66,7 @@ __all__ = [
     "MAX_INT",
     "MAX_MEMORY_MB",
     "MAX_NEW_JOBS",
+    "MAX_NEW_TASKS",
     "MAX_PARAMETERS_BYTES",
     "MAX_PARAMETERS_DEPTH",
     "MAX_RETRIES",

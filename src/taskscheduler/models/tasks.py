@@ -10,6 +10,9 @@ from taskscheduler.models.fields import UtcDateTime
 from taskscheduler.models.jobs import Job
 from taskscheduler.models.spec import TaskSpec
 
+# The most tasks one call creates together (one transaction of the Prefect server).
+MAX_NEW_TASKS = 500
+
 
 class CodeVersion(BaseModel):
     """One stored version of a task's code (a block document)."""

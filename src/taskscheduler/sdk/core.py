@@ -11,7 +11,7 @@ import contextvars
 import datetime as dt
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,7 +58,7 @@ def audited(
     ) -> Callable[Concatenate[S, P], Awaitable[T]]:
         async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
             fields: dict[str, str | None] = {"task": None, "job": None}
-            fields["job" if action.startswith("job.") else "task"] = _target(
+            fields["job" if action.startswith("job.") else "task"] = audit_target(
                 args[0] if args else None
             )
             token = _pending.set(fields)
@@ -90,7 +90,7 @@ def audited(
     return decorate
 
 
-def _target(value: object) -> str | None:
+def audit_target(value: object) -> str | None:
     """The task name or job id a call is about, from its first argument."""
     if isinstance(value, models.TaskSpec):
         return value.name
@@ -137,16 +137,26 @@ class SchedulerCore:
     async def _record(
         self, action: str, outcome: str, fields: dict[str, str | None], detail: str | None = None
     ) -> None:
-        if self._audit_sink is None:
-            self._owned_engine = store.create_engine(self.settings, pooled=False)
-            self._audit_sink = audit.DatabaseSink(self._owned_engine)
         values = dict(fields)
         if detail is not None:
             values["detail"] = detail
-        entry = audit.AuditEntry.of(
-            self.actor, action, outcome, request_id=self.request_id, **values
+        await self._record_each(action, outcome, [values])
+
+    async def _record_each(
+        self, action: str, outcome: str, each: Sequence[dict[str, str | None]]
+    ) -> None:
+        """One audit entry per item of ``each`` (the fields of one), written together."""
+        if self._audit_sink is None:
+            self._owned_engine = store.create_engine(self.settings, pooled=False)
+            self._audit_sink = audit.DatabaseSink(self._owned_engine)
+        await self._audit_sink.record(
+            *(
+                audit.AuditEntry.of(
+                    self.actor, action, outcome, request_id=self.request_id, **fields
+                )
+                for fields in each
+            )
         )
-        await self._audit_sink.record(entry)
 
     async def aclose(self) -> None:
         """Release the database engine of the default audit sink, if one was opened."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -70,6 +70,10 @@ class TaskScheduler:
     def create(self, task: TaskInput) -> models.Task:
         """See ``AsyncTaskScheduler.create``."""
         return self._run(self.aio.create, task)
+
+    def create_many(self, tasks: Sequence[TaskInput]) -> builtins.list[models.Task]:
+        """See ``AsyncTaskScheduler.create_many``."""
+        return self._run(self.aio.create_many, tasks)
 
     def get(self, name: str) -> models.Task:
         """See ``AsyncTaskScheduler.get``."""

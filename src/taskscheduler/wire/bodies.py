@@ -80,6 +80,12 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
+class TaskList(BaseModel):
+    """Tasks, in the order they were asked for."""
+
+    items: list[models.Task]
+
+
 class JobPage(BaseModel):
     """One page of jobs, newest scheduled time first."""
 

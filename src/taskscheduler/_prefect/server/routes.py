@@ -1,10 +1,10 @@
 """Our set-based endpoints, mounted into the Prefect API (``/api/taskscheduler``): the fast
-lane's claim, start and finish, the creation of many one-off jobs, and the deletion of a
-deployment with its held runs.
+lane's claim, start and finish, the creation of many one-off jobs and of many deployments, and
+the deletion of a deployment with its held runs.
 
 They sit behind the API's own authentication and CSRF checks, in the same process and database
 as Prefect's routes, and use Prefect's database interface; the work is done in ``fastpath``,
-``creation`` and ``deletion``.
+``creation``, ``new_deployments`` and ``deletion``.
 """
 
 from __future__ import annotations
@@ -13,14 +13,17 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, status
 from prefect.server.database import PrefectDBInterface, provide_database_interface
+from prefect.server.schemas.actions import BlockDocumentCreate, DeploymentCreate
 from pydantic import BaseModel, Field
 
-from taskscheduler._prefect.server import creation, deletion, fastpath
+from taskscheduler._prefect.server import creation, deletion, fastpath, new_deployments
 
 PREFIX = "/taskscheduler"
 MAX_RUNS = 1000
+MAX_DEPLOYMENTS = 500
 
 router = APIRouter(prefix=PREFIX, tags=["taskscheduler"])
 
@@ -136,6 +139,50 @@ async def create_jobs(body: CreateBody, db: PrefectDBInterface = Database) -> Cr
     except creation.DeploymentNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Deployment not found") from None
     return CreateAnswer(ids=ids, created=created)
+
+
+class NewDeployment(BaseModel):
+    """A deployment as Prefect's ``POST /deployments/`` takes it, and from when to make its
+    schedules' first runs (as ``POST /deployments/{id}/schedule`` would)."""
+
+    deployment: DeploymentCreate
+    schedule_from: dt.datetime | None = None
+
+
+class DeploymentsBody(BaseModel):
+    """Block documents, then deployments that may use them, all created or none."""
+
+    documents: list[BlockDocumentCreate] = Field(default_factory=list, max_length=MAX_DEPLOYMENTS)
+    deployments: list[NewDeployment] = Field(min_length=1, max_length=MAX_DEPLOYMENTS)
+
+
+class DeploymentsAnswer(BaseModel):
+    """The deployments' ids, in the order asked."""
+
+    ids: list[uuid.UUID]
+
+
+@router.post("/deployments/bulk", status_code=status.HTTP_201_CREATED)
+async def create_deployments(
+    body: DeploymentsBody, db: PrefectDBInterface = Database
+) -> DeploymentsAnswer:
+    """Create the documents and deployments, and their first runs, in one transaction; 409
+    naming the names already taken, 404 naming a missing work pool."""
+    wanted = [
+        new_deployments.NewDeployment(d.deployment, d.schedule_from) for d in body.deployments
+    ]
+    try:
+        async with db.session_context(begin_transaction=True) as session:
+            ids = await new_deployments.create_deployments(db, session, body.documents, wanted)
+    except new_deployments.NamesTaken as taken:
+        raise HTTPException(status.HTTP_409_CONFLICT, {"taken": taken.names}) from None
+    except sa.exc.IntegrityError:  # a code document's name, as Prefect's own route says
+        raise HTTPException(status.HTTP_409_CONFLICT, "Block already exists") from None
+    except new_deployments.PoolNotFound as missing:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f'Work pool "{missing}" not found.'
+        ) from None
+    return DeploymentsAnswer(ids=ids)
 
 
 @router.delete("/deployments/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -25,6 +25,20 @@ async def create_task(body: schemas.TaskCreate, ts: Scheduler) -> models.Task:
     return await ts.create(body.model_dump(exclude_unset=True))
 
 
+@router.post(
+    "/bulk",
+    status_code=201,
+    response_model=schemas.TaskList,
+    name="task.create_many",
+    responses=CONFLICT,
+)
+async def create_tasks(body: schemas.TaskBatch, ts: Scheduler) -> schemas.TaskList:
+    """Create up to 500 tasks in one call: all, or none if any is refused (409 naming the
+    names taken, 422 naming each bad field as ``tasks.N.field``)."""
+    tasks = [t.model_dump(exclude_unset=True) for t in body.tasks]  # type: ignore[attr-defined]
+    return schemas.TaskList(items=await ts.create_many(tasks))
+
+
 @router.get("", response_model=schemas.TaskPage, name="task.list")
 async def list_tasks(
     ts: Scheduler,
