@@ -1,15 +1,21 @@
-"""``python -m bench.creation``: adding one-off jobs through the REST API, one by one and in bulk.
+"""``python -m bench.creation``: creating jobs and tasks through the REST API, one by one and in
+bulk.
 
-One tuned platform (two API processes, Redis) on a throwaway database, one task on the fast
-pool; its jobs are due in a day, so none runs while they are counted. Side by side, in turns:
+One tuned platform (two API processes, Redis) on a throwaway database. Side by side, in turns,
+each for ``--seconds`` with ``--clients`` callers at once:
 
-- **one by one**: ``POST /v1/tasks/{name}/schedule``, ``--clients`` callers at once, for
-  ``--seconds``: each job a call, Prefect's ``create_flow_run`` (one orchestrated transaction);
-- **bulk**: ``POST /v1/tasks/{name}/jobs/bulk`` with 1,000 jobs a call, the same callers: each
-  call one transaction of the Prefect server that inserts the rows as its scheduler does.
+- **jobs one by one**: ``POST /v1/tasks/{name}/schedule`` on one task of the fast pool, its
+  jobs due in a day (none runs while they are counted): each job a call, Prefect's
+  ``create_flow_run`` (one orchestrated transaction);
+- **jobs bulk**: ``POST /v1/tasks/{name}/jobs/bulk``, 1,000 jobs a call: each call one
+  transaction of the Prefect server that inserts the rows as its scheduler does;
+- **tasks one by one**: ``POST /v1/tasks``, a task every 5 minutes on the fast pool (as the
+  recurring scenario's), about ten calls to the Prefect API each;
+- **tasks bulk**: ``POST /v1/tasks/bulk``, ``--tasks-per-call`` tasks a call: their code
+  versions, deployments and first runs in one transaction of the Prefect server.
 
-Reported: jobs added a second, and CPU per job of the server tier (Prefect's API and services),
-our API and PostgreSQL, from /proc. Asserts nothing: it reports.
+Reported: items created a second, and CPU per item of the server tier (Prefect's API and
+services), our API and PostgreSQL, from /proc. Asserts nothing: it reports.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import datetime as dt
 import json
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,33 +41,67 @@ TOPOLOGY = "tuned-2"
 BULK = 1000
 
 
-async def add(
-    http: httpx.AsyncClient, task: str, *, bulk: bool, seconds: float, clients: int
-) -> tuple[int, float]:
-    """Jobs added by ``clients`` callers for ``seconds``; (jobs, elapsed seconds)."""
+# One call of a caller: (caller number, its call number) -> items created.
+Call = Callable[[int, int], Awaitable[int]]
+CODE = "def main(i=0):\n    return i\n"
+
+
+async def add(call: Call, *, seconds: float, clients: int) -> tuple[int, float]:
+    """Items created by ``clients`` callers for ``seconds``; (items, elapsed seconds)."""
     stop = time.monotonic() + seconds
     added = 0
-    due = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
 
     async def caller(n: int) -> None:
         nonlocal added
         calls = 0
         while time.monotonic() < stop:
-            at = (due + dt.timedelta(seconds=n, milliseconds=calls)).isoformat()
-            if bulk:
-                jobs = [{"at": at, "parameters": {"i": k}} for k in range(BULK)]
-                answer = await http.post(f"/v1/tasks/{task}/jobs/bulk", json={"jobs": jobs})
-                answer.raise_for_status()
-                added += len(answer.json()["job_ids"])
-            else:
-                answer = await http.post(f"/v1/tasks/{task}/schedule", json={"at": at})
-                answer.raise_for_status()
-                added += 1
+            added += await call(n, calls)
             calls += 1
 
     started = time.monotonic()
     await asyncio.gather(*(caller(n) for n in range(clients)))
     return added, time.monotonic() - started
+
+
+def ways(http: httpx.AsyncClient, task: str, stamp: str, per_call: int) -> dict[str, Call]:
+    """The four ways to create, each as one call of a caller."""
+    due = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+
+    def at(n: int, calls: int) -> str:
+        return (due + dt.timedelta(seconds=n, milliseconds=calls)).isoformat()
+
+    def new_task(n: int, calls: int, k: int = 0) -> JSON:
+        name = f"bench-new-{stamp}-{n}-{calls}-{k}"
+        return {"name": name, "code": CODE, "every": "5m", "pool": "fast"}
+
+    async def post(path: str, body: JSON) -> JSON:
+        answer = await http.post(path, json=body)
+        answer.raise_for_status()
+        made: JSON = answer.json()
+        return made
+
+    async def one_job(n: int, calls: int) -> int:
+        await post(f"/v1/tasks/{task}/schedule", {"at": at(n, calls)})
+        return 1
+
+    async def bulk_jobs(n: int, calls: int) -> int:
+        jobs = [{"at": at(n, calls), "parameters": {"i": k}} for k in range(BULK)]
+        return len((await post(f"/v1/tasks/{task}/jobs/bulk", {"jobs": jobs}))["job_ids"])
+
+    async def one_task(n: int, calls: int) -> int:
+        await post("/v1/tasks", new_task(n, calls))
+        return 1
+
+    async def bulk_tasks(n: int, calls: int) -> int:
+        tasks = [new_task(n, calls, k) for k in range(per_call)]
+        return len((await post("/v1/tasks/bulk", {"tasks": tasks}))["items"])
+
+    return {
+        "jobs one by one": one_job,
+        "jobs bulk": bulk_jobs,
+        "tasks one by one": one_task,
+        "tasks bulk": bulk_tasks,
+    }
 
 
 async def scenarios(p: LocalPlatform, args: argparse.Namespace) -> JSON:
@@ -69,30 +110,30 @@ async def scenarios(p: LocalPlatform, args: argparse.Namespace) -> JSON:
     async with httpx.AsyncClient(
         base_url=p.service_api_url, headers={"Authorization": f"Bearer {token}"}, timeout=300
     ) as http:
-        task = f"bench-create-{int(time.time())}"
-        made = await http.post(
-            "/v1/tasks",
-            json={"name": task, "code": "def main(i=0):\n    return i\n", "pool": "fast"},
-        )
+        stamp = str(int(time.time()))
+        task = f"bench-create-{stamp}"
+        made = await http.post("/v1/tasks", json={"name": task, "code": CODE, "pool": "fast"})
         made.raise_for_status()
+        chosen = ways(http, task, stamp, args.tasks_per_call)
+        wanted = [w for w in chosen if w.split()[0] in args.what]
         for round_ in range(args.rounds):
-            for name, bulk in (("one by one", False), ("bulk", True)):
+            for name in wanted:
                 print(f"   {name}, round {round_ + 1}", flush=True)
                 async with Probe(p) as probe:
-                    jobs, elapsed = await add(
-                        http, task, bulk=bulk, seconds=args.seconds, clients=args.clients
+                    count, elapsed = await add(
+                        chosen[name], seconds=args.seconds, clients=args.clients
                     )
-                cpu = probe.report(jobs)
+                cpu = probe.report(count)
                 api_cpu = cpu.get("our api", {}).get("cpu_ms_per_job")
                 results.setdefault(name, []).append(
                     {
-                        "jobs": jobs,
+                        "items": count,
                         "seconds": round(elapsed, 1),
-                        "jobs_per_s": round(jobs / elapsed, 1),
-                        "server_ms_per_job": cpu.get("server", {}).get("cpu_ms_per_job"),
-                        "api_ms_per_job": api_cpu,
-                        "postgres_ms_per_job": cpu.get("postgres", {}).get("cpu_ms_per_job"),
-                        "machine_ms_per_job": cpu["machine"]["cpu_ms_per_job"],
+                        "per_s": round(count / elapsed, 1),
+                        "server_ms_per_item": cpu.get("server", {}).get("cpu_ms_per_job"),
+                        "api_ms_per_item": api_cpu,
+                        "postgres_ms_per_item": cpu.get("postgres", {}).get("cpu_ms_per_job"),
+                        "machine_ms_per_item": cpu["machine"]["cpu_ms_per_job"],
                     }
                 )
     return results
@@ -103,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--tasks-per-call", type=int, default=250)
+    parser.add_argument("--what", nargs="+", choices=["jobs", "tasks"], default=["jobs", "tasks"])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     report = report_start(args)
@@ -123,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, rounds in report["results"].items():
         for r in rounds:
             print(
-                f"{name:<11} {r['jobs']:>7} jobs {r['jobs_per_s']:>8,.1f}/s  server"
-                f" {r['server_ms_per_job']} ms/job, api {r['api_ms_per_job']}, postgres"
-                f" {r['postgres_ms_per_job']}, machine {r['machine_ms_per_job']}"
+                f"{name:<16} {r['items']:>7} {r['per_s']:>8,.1f}/s  server"
+                f" {r['server_ms_per_item']} ms each, api {r['api_ms_per_item']}, postgres"
+                f" {r['postgres_ms_per_item']}, machine {r['machine_ms_per_item']}"
             )
     return 0
 

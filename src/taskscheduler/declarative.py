@@ -7,7 +7,7 @@ editable as Python.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +42,12 @@ def updated(before: models.Task, after: models.Task, file: Path) -> Applied:
         "unchanged" if after.version == before.version else "updated"
     )
     return Applied(name=after.name, action=action, file=str(file))
+
+
+def batches(specs: Sequence[models.TaskSpec]) -> Iterator[list[models.TaskSpec]]:
+    """``specs`` in slices one ``create_many`` takes."""
+    for start in range(0, len(specs), models.MAX_NEW_TASKS):
+        yield list(specs[start : start + models.MAX_NEW_TASKS])
 
 
 def load(path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:

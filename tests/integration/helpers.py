@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -164,6 +165,40 @@ def start_extra_worker(
             cwd=platform.settings.project_dir,
             start_new_session=True,
         )
+
+
+STOP_TIMEOUT = 20.0  # s: a worker stopped or killed is reaped within this
+
+
+def online_fast_worker(platform: LocalPlatform, name: str) -> subprocess.Popen[bytes]:
+    """Another fast worker on the ``fast`` pool (``start_extra_worker``), once it is online."""
+    from taskscheduler.platform import DEFAULT_POOL_TYPE, FAST_POOL
+
+    platform.workers.server.ensure_work_pool(FAST_POOL, DEFAULT_POOL_TYPE)
+    log = platform.log_dir / f"{name}.log"
+    process = start_extra_worker(platform, "fast", FAST_POOL, name, log)
+    wait_for(
+        lambda: platform._worker_online(FAST_POOL, name) or process.poll() is not None,
+        timeout=60,
+        what=f"fast worker {name}",
+    )
+    assert process.poll() is None, log.read_text()[-3000:]
+    return process
+
+
+@contextmanager
+def extra_fast_worker(platform: LocalPlatform, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``online_fast_worker``, stopped afterwards (SIGTERM, then SIGKILL of its group)."""
+    process = online_fast_worker(platform, name)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(STOP_TIMEOUT)
 
 
 def worker_of(ts: TaskScheduler, job_id: str, workers: tuple[str, ...]) -> str | None:

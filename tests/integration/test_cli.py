@@ -142,9 +142,17 @@ def test_apply_is_an_idempotent_upsert(platform: LocalPlatform, tmp_path: Path) 
     assert [r["action"] for r in cli_json("apply", str(tmp_path))] == ["created"]
     assert [r["action"] for r in cli_json("apply", str(tmp_path))] == ["unchanged"]
     spec.write_text(spec.read_text().replace("every: 10m", "every: 15m"))
-    assert [r["action"] for r in cli_json("apply", str(tmp_path))] == ["updated"]
+    # Two new tasks in another file: created together, after the update.
+    more = [unique() for _ in range(2)]
+    (tmp_path / "more.yaml").write_text(
+        "\n---\n".join(f"name: {n}\ncode_file: code.py\ncron: '0 3 * * *'\n" for n in more)
+    )
+    applied = {r["name"]: r["action"] for r in cli_json("apply", str(tmp_path))}
+    assert applied == {name: "updated", more[0]: "created", more[1]: "created"}, applied
     shown = cli_json("show", name)
     assert shown["version"] == 2 and shown["spec"]["every"] == 900.0
+    for new in more:
+        assert cli_json("show", new)["spec"]["cron"] == "0 3 * * *"
 
 
 def test_json_output_is_exactly_one_document(platform: LocalPlatform) -> None:

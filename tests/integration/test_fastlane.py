@@ -7,9 +7,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
-import os
-import signal
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -25,10 +22,10 @@ from prefect.exceptions import PrefectHTTPStatusError
 from taskscheduler import JobState, TaskScheduler, errors, models
 from taskscheduler.platform import FAST_POOL, SANDBOX_POOL, LocalPlatform
 from tests.integration.helpers import (
+    extra_fast_worker,
     finished,
     scheduler,
     settled,
-    start_extra_worker,
     unique,
     wait_for,
     worker_of,
@@ -37,7 +34,6 @@ from tests.integration.helpers import (
 # Prefect stamps start_time on the server and the worker holds on the same machine's clock, so
 # a start "before" the scheduled time can only be rounding of the clocks, never a real one.
 CLOCK_GRANULARITY = 0.005
-STOP_TIMEOUT = 20.0
 
 # The first test also pays for starting the session's platform, which takes minutes on a
 # loaded two-core machine.
@@ -93,28 +89,6 @@ def paused_and_ended(ts: TaskScheduler, name: str) -> list[models.Job]:
     )
 
 
-@contextlib.contextmanager
-def second_fast_worker(platform: LocalPlatform, name: str) -> Iterator[None]:
-    """Another fast worker on the same pool, stopped (by its PID) afterwards."""
-    log = platform.log_dir / f"{name}.log"
-    process = start_extra_worker(platform, "fast", FAST_POOL, name, log)
-    try:
-        wait_for(
-            lambda: platform._worker_online(FAST_POOL, name) or process.poll() is not None,
-            timeout=60,
-            what="the second fast worker",
-        )
-        assert process.poll() is None, log.read_text()[-3000:]
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(STOP_TIMEOUT)
-
-
 def test_two_fast_workers_run_each_job_exactly_once(
     ts: TaskScheduler, platform: LocalPlatform, job_dir: Path
 ) -> None:
@@ -124,7 +98,7 @@ def test_two_fast_workers_run_each_job_exactly_once(
     )
     name = fast_task(ts, code)
     second = f"second-{uuid.uuid4().hex[:6]}"
-    with second_fast_worker(platform, second):
+    with extra_fast_worker(platform, second):
         # Due now: both workers see every run in the same poll and race to claim it.
         jobs = [ts.run(name, {"i": i}).id for i in range(30)]
         # Due together a little later: claimed ahead, held, released in one batch.

@@ -26,7 +26,6 @@ import pytest
 
 from taskscheduler import JobState, TaskScheduler, models, schedules
 from taskscheduler.platform import (
-    DEFAULT_POOL_TYPE,
     FAST_POOL,
     WORKER,
     LocalPlatform,
@@ -34,7 +33,9 @@ from taskscheduler.platform import (
 )
 from tests.integration.conftest import drop_database, free_port, pointing_at, throwaway_settings
 from tests.integration.helpers import (
+    STOP_TIMEOUT,
     finished,
+    online_fast_worker,
     scheduler,
     settled,
     start_extra_worker,
@@ -136,7 +137,6 @@ def ts(faulty: LocalPlatform) -> Iterator[TaskScheduler]:
 
 # Jobs here start one interpreter each on two loaded cores: these tests take minutes.
 SLOW_FAULT = pytest.mark.timeout(600)
-STOP_TIMEOUT = 20.0  # s: a killed worker is reaped within this
 
 
 def kill_worker_and_its_jobs(platform: LocalPlatform) -> int:
@@ -229,21 +229,6 @@ def test_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
     assert lost == 0 and duplicated == 0
 
 
-def fast_worker(platform: LocalPlatform, name: str) -> subprocess.Popen[bytes]:
-    """A fast worker of this test's own on the ``fast`` pool (the module's platform runs none),
-    online."""
-    platform.workers.server.ensure_work_pool(FAST_POOL, DEFAULT_POOL_TYPE)
-    log = platform.log_dir / f"{name}.log"
-    process = start_extra_worker(platform, "fast", FAST_POOL, name, log)
-    wait_for(
-        lambda: platform._worker_online(FAST_POOL, name) or process.poll() is not None,
-        timeout=60,
-        what=f"fast worker {name}",
-    )
-    assert process.poll() is None, log.read_text()[-3000:]
-    return process
-
-
 @SLOW_FAULT
 def test_fast_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
     faulty: LocalPlatform, ts: TaskScheduler, job_dir: Path
@@ -252,7 +237,7 @@ def test_fast_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
     the job is Crashed within ~zombie_after, retried on the worker that takes over, and its
     code runs to its end once."""
     name, record = unique("fast-kill"), job_dir / "fast-runs.txt"
-    first = fast_worker(faulty, unique("doomed"))
+    first = online_fast_worker(faulty, unique("doomed"))
     second: subprocess.Popen[bytes] | None = None
     try:
         ts.create(
@@ -267,7 +252,7 @@ def test_fast_worker_killed_mid_job_crashes_within_bound_then_is_retried_once(
         os.killpg(first.pid, signal.SIGKILL)  # the worker, its wrapper and its warm processes
         first.wait(STOP_TIMEOUT)
         killed_at = now()
-        second = fast_worker(faulty, unique("heir"))
+        second = online_fast_worker(faulty, unique("heir"))
         # Crashed is final for ``ts.wait``; the watchdog then retries it.
         ended = finished(ts, job.id, timeout=240, interval=1.0)
         crashed = [s for s in ended.timeline if s.name == "Crashed"]

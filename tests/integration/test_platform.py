@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -16,10 +18,18 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import WorkerStatus
 
+from taskscheduler import models
 from taskscheduler.models import JobState
-from taskscheduler.platform import FAST_POOL, SERVICES, LocalPlatform
+from taskscheduler.platform import FAST_POOL, SERVER, SERVICES, LocalPlatform, _descendants
 from tests.integration.conftest import pointing_at, throwaway_platform
-from tests.integration.helpers import scheduler, unique
+from tests.integration.helpers import (
+    extra_fast_worker,
+    scheduler,
+    settled,
+    unique,
+    wait_for,
+    worker_of,
+)
 
 SLEEPY_FLOW = """
 import time
@@ -40,14 +50,6 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2] != "Z"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition()`` every 0.2 s until true, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_server_answers_health_and_serves_the_ui(platform: LocalPlatform) -> None:
@@ -215,18 +217,39 @@ def start_sleepy_flow_run(platform: LocalPlatform, flow_dir: Path) -> list[int]:
                 state = client.read_flow_run(flow_run.id).state
                 return state is not None and state.is_running()
 
-            wait_for(started, 120, "the flow run to start")
+            wait_for(started, timeout=120, interval=0.2, what="the flow run to start")
     server_and_worker = {platform.status().server_pid, platform.status().worker_pid}
     pids = [pid for pid in platform.processes() if pid not in server_and_worker]
     assert pids, "the flow run's process is a descendant of the worker"
     return pids
 
 
-@pytest.mark.timeout(600)
-def test_two_api_processes_start_on_a_fresh_database_and_run_a_job(tmp_path: Path) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def api_processes(server_pid: int) -> list[int]:
+    """The API processes uvicorn started below the Prefect server's (``--workers N``)."""
+    found = []
+    for pid in _descendants(server_pid):
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"multiprocessing.spawn" in command and b"resource_tracker" not in command:
+                found.append(pid)
+    return found
+
+
+@pytest.mark.timeout(900)
+def test_two_api_processes_and_two_fast_workers_start_each_job_once_under_load(
+    tmp_path: Path, job_dir: Path
+) -> None:
     """``TASKS_API_WORKERS=2``: Prefect's migrations and block types are done once, before the
     API processes start (started together they raced for them, and 2 of 5 starts here stopped
-    the server); the services run apart; a fast-lane job runs through Redis-backed messaging."""
+    the server); the services run apart. Then the scale-out shape of issue 14 under load: two
+    API processes carrying the set-based routes and two fast workers, 400 jobs due over 20 s
+    (1,200 a minute): each started once, both workers and both API processes took part."""
     tuned_env = {
         "TASKS_API_WORKERS": "2",
         "TASKS_REDIS_URL": "redis://127.0.0.1:6379/12",
@@ -241,6 +264,52 @@ def test_two_api_processes_start_on_a_fresh_database_and_run_a_job(tmp_path: Pat
         with SyncPrefectClient(tuned.api_url, auth_string=tuned.prefect_auth_string) as client:
             assert client.read_block_type_by_slug("secret").slug == "secret"
         name = unique("tuned")
-        ts.create({"name": name, "code": "def main():\n    return 42\n", "pool": FAST_POOL})
+        hits = job_dir / "hits"
+        code = (
+            f"def main(i=-1):\n    with open({str(hits)!r}, 'a') as f:\n"
+            "        f.write(f'{i}\\n')\n"
+        )
+        ts.create({"name": name, "code": code, "pool": FAST_POOL})
         job = ts.wait(ts.run(name).id, timeout=120)
         assert job.state is JobState.COMPLETED, (job.state_name, job.detail)
+
+        server = tuned._live_pid(SERVER)
+        assert server is not None
+        apis = api_processes(server)
+        assert len(apis) == 2, apis
+        second = unique("second")
+        with extra_fast_worker(tuned, second):
+            before = {pid: cpu_seconds(pid) for pid in apis}
+            first = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)
+            jobs = [{"at": (first + dt.timedelta(milliseconds=50 * i)).isoformat(),
+                     "parameters": {"i": i}} for i in range(400)]  # fmt: skip
+            ids = set(ts.add_jobs(name, {"jobs": jobs}).job_ids)
+
+            def all_ended() -> list[models.Job] | None:
+                found = [j for j in ts.jobs(task=name, limit=500) if j.id in ids]
+                return found if len(found) == len(ids) and all(map(settled, found)) else None
+
+            # Reading 400 jobs costs the server too: not before the last is due.
+            time.sleep(max(0.0, (first - dt.datetime.now(dt.UTC)).total_seconds()) + 25)
+            ended = wait_for(all_ended, timeout=300, interval=5.0, what="the 400 jobs ended")
+            used = {pid: cpu_seconds(pid) - before[pid] for pid in apis}
+        workers = (tuned.workers.fast_name, second)
+        ran_by = Counter(worker_of(ts, j.id, workers) for j in ended)
+        delays = sorted(
+            (j.start_time - j.scheduled_time).total_seconds()
+            for j in ended
+            if j.start_time and j.scheduled_time
+        )
+        print(
+            f"SCALE-OUT jobs=400 ran_by={dict(ran_by)} api_cpu_s="
+            f"{[round(u, 2) for u in used.values()]} delay_p50={delays[200]:.3f}"
+            f" p99={delays[395]:.3f} max={delays[-1]:.3f}"
+        )
+        assert [j.state for j in ended] == [JobState.COMPLETED] * 400
+        assert all(j.attempts == 1 for j in ended), "run once each"
+        assert Counter(hits.read_text().split()) == Counter(
+            [*(str(i) for i in range(400)), "-1"]
+        ), "each job's code ran once"
+        assert ran_by[second] > 0 and ran_by[workers[0]] > 0, ran_by
+        # Each API process did a tenth of their work at least: an idle one does next to none.
+        assert min(used.values()) >= 0.1 * sum(used.values()), used

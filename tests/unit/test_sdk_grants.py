@@ -127,6 +127,32 @@ async def test_creating_in_the_default_pool_is_refused_before_prefect_and_audite
         )
 
 
+async def test_creating_many_checks_every_task_before_prefect_and_audits_each() -> None:
+    """A bulk create refused for one task is refused whole, before any Prefect call, naming
+    the task by its place; every task named gets its audit row."""
+    ts, sink = _sdk(ReadsOnly("docker"))
+    ok = {"name": "first", "code": HELLO, "pool": "docker"}
+    with pytest.raises(errors.PermissionDenied, match="may not use work pool 'process'"):
+        await ts.create_many([ok, {"name": "second", "code": HELLO, "pool": "process"}])
+    with pytest.raises(errors.InvalidTask, match=r"^tasks\.1\.cron: "):
+        await ts.create_many([ok, {"name": "second", "code": HELLO, "cron": "99 * * * *"}])
+    with pytest.raises(errors.InvalidTask, match="named more than once: first"):
+        await ts.create_many([ok, ok])
+    with pytest.raises(errors.InvalidTask, match="give 1 to 500 tasks, not 0"):
+        await ts.create_many([])
+    assert [(e.outcome, e.task) for e in sink.entries] == [
+        ("forbidden", "first"),
+        ("forbidden", "second"),
+        ("invalid", "first"),
+        ("invalid", "second"),
+        ("invalid", "first"),
+    ]
+    assert all(e.action == "task.create" and "refused" in (e.detail or "") for e in sink.entries)
+    # Within the grants the SDK goes on to Prefect (first: the Secret blocks named).
+    with pytest.raises(ReachedPrefect, match="require_secrets"):
+        await ts.create_many([ok, {**ok, "name": "second"}])
+
+
 @pytest.mark.parametrize(
     ("pool", "spec", "changes", "refusal"),
     [

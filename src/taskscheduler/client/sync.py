@@ -124,18 +124,21 @@ class Client:
 
     def apply(self, path: Path | str) -> builtins.list[Applied]:
         """Create or update every task defined in a folder (or file) of task files, as the
-        SDK's ``apply`` does; idempotent."""
+        SDK's ``apply`` does (the new ones together, after the updates); idempotent."""
         results = []
+        new: builtins.list[models.TaskSpec] = []
         for file, data in declarative.load(Path(path)):
             spec = models.build_spec(data)
             try:
                 before = self.get(spec.name)
             except errors.TaskNotFound:
-                self.create(spec)
+                new.append(spec)
                 results.append(Applied(name=spec.name, action="created", file=str(file)))
                 continue
             after = self.update(spec.name, declarative.replacing(before, spec))
             results.append(declarative.updated(before, after, file))
+        for batch in declarative.batches(new):
+            self.create_many(batch)
         return results
 
     def pause(self, name: str) -> models.Task:

@@ -218,16 +218,20 @@ class TaskOperations(SchedulerCore):
             await gw.delete_versions(session, name)
 
     async def apply(self, path: Path | str) -> builtins.list[Applied]:
-        """Create or update every task defined in a folder (or file); idempotent."""
+        """Create or update every task defined in a folder (or file); idempotent. The new
+        tasks are created together, ``create_many`` by ``create_many``, after the updates."""
         results = []
+        new: builtins.list[models.TaskSpec] = []
         for file, data in declarative.load(Path(path)):
             spec = models.build_spec(data)
             try:
                 before = await self.get(spec.name)
             except errors.TaskNotFound:
-                await self.create(spec)
+                new.append(spec)
                 results.append(Applied(name=spec.name, action="created", file=str(file)))
                 continue
             after = await self.update(spec.name, declarative.replacing(before, spec))
             results.append(declarative.updated(before, after, file))
+        for batch in declarative.batches(new):
+            await self.create_many(batch)
         return results
