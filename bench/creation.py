@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import itertools
 import json
 import tempfile
 import time
@@ -70,8 +71,10 @@ def ways(http: httpx.AsyncClient, task: str, stamp: str, per_call: int) -> dict[
     def at(n: int, calls: int) -> str:
         return (due + dt.timedelta(seconds=n, milliseconds=calls)).isoformat()
 
-    def new_task(n: int, calls: int, k: int = 0) -> JSON:
-        name = f"bench-new-{stamp}-{n}-{calls}-{k}"
+    numbers = itertools.count()
+
+    def new_task() -> JSON:
+        name = f"bench-new-{stamp}-{next(numbers)}"
         return {"name": name, "code": CODE, "every": "5m", "pool": "fast"}
 
     async def post(path: str, body: JSON) -> JSON:
@@ -89,11 +92,11 @@ def ways(http: httpx.AsyncClient, task: str, stamp: str, per_call: int) -> dict[
         return len((await post(f"/v1/tasks/{task}/jobs/bulk", {"jobs": jobs}))["job_ids"])
 
     async def one_task(n: int, calls: int) -> int:
-        await post("/v1/tasks", new_task(n, calls))
+        await post("/v1/tasks", new_task())
         return 1
 
     async def bulk_tasks(n: int, calls: int) -> int:
-        tasks = [new_task(n, calls, k) for k in range(per_call)]
+        tasks = [new_task() for _ in range(per_call)]
         return len((await post("/v1/tasks/bulk", {"tasks": tasks}))["items"])
 
     return {

@@ -605,7 +605,8 @@ def test_deployments_created_in_bulk_have_the_rows_prefects_routes_write(server:
         "documents": [document("ours-v1")],
         "deployments": [{"deployment": payload("ours"), "schedule_from": since.isoformat()}],
     }
-    [ours] = post(server, "taskscheduler/deployments/bulk", body)["ids"]
+    answer = post(server, "taskscheduler/deployments/bulk", body)
+    [ours] = answer["ids"]
 
     def row(table: str, column: str, value: str) -> list[dict[str, Any]]:
         return server.rows(f"SELECT * FROM {table} WHERE {column} = :v", v=value)
@@ -637,6 +638,7 @@ def test_deployments_created_in_bulk_have_the_rows_prefects_routes_write(server:
     runs_a = server.rows(ordered, v=theirs)
     runs_b = server.rows(ordered, v=ours)
     assert runs_a and len(runs_a) == len(runs_b)
+    assert dt.datetime.fromisoformat(answer["first_runs"][ours]) == runs_b[0]["expected_start_time"]
     for ra, rb in zip(runs_a, runs_b, strict=True):
         assert ra["expected_start_time"] == rb["expected_start_time"]
         differing = _differing(ra, rb, RUN_OWN | {"deployment_id", "parameters"})

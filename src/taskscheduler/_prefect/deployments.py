@@ -129,10 +129,11 @@ class Deployments(GatewayBase):
 
     async def create_deployments(
         self, session: Session, new: Sequence[NewDeployment]
-    ) -> list[uuid.UUID]:
+    ) -> tuple[list[uuid.UUID], dict[uuid.UUID, dt.datetime]]:
         """Create many tasks' deployments, with their first code versions and first jobs, in
         one call and one transaction of the Prefect server (``_prefect.server.new_deployments``):
-        all of them or, if any is refused, none. Their ids in the order given."""
+        all of them or, if any is refused, none. Their ids in the order given, and when each
+        one's first job is due (those that have one)."""
         client = session.client
         for blocks in sorted({tuple(n.spec.notify) for n in new}):
             await automations.route_tasks(client, list(blocks))
@@ -163,7 +164,10 @@ class Deployments(GatewayBase):
             if status == 404:
                 raise _no_routes() from None
             raise
-        return [uuid.UUID(i) for i in response.json()["ids"]]
+        answer = response.json()
+        first = answer["first_runs"]
+        due = {uuid.UUID(i): dt.datetime.fromisoformat(t) for i, t in first.items()}
+        return [uuid.UUID(i) for i in answer["ids"]], due
 
     def _deployment_fields(
         self,

@@ -101,10 +101,9 @@ class TaskOperations(SchedulerCore):
         gw = self._gateway
         async with gw.session() as session:
             await gw.require_secrets(session, secrets)
-            ids = await gw.create_deployments(session, new)
+            ids, upcoming = await gw.create_deployments(session, new)
             deployments = await gw.deployments_by_id(session, ids)
             stored = await gw.current_versions(session, deployments)
-            upcoming = await gw.next_run_times(session, deployments)
         made = [mapping.to_task(d, s) for d, s in zip(deployments, stored, strict=True)]
         for one, deployment in zip(made, deployments, strict=True):
             if first := upcoming.get(deployment.id):

@@ -95,6 +95,22 @@ async def create_deployments(
     return ids
 
 
+async def first_runs(
+    db: PrefectDBInterface, session: AsyncSession, deployment_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dt.datetime]:
+    """When each deployment's first Scheduled run is due (those that have one), in one query:
+    what the caller would otherwise read back deployment by deployment."""
+    found = await session.execute(
+        sa.select(db.FlowRun.deployment_id, sa.func.min(db.FlowRun.expected_start_time))
+        .where(
+            db.FlowRun.deployment_id.in_(deployment_ids),
+            db.FlowRun.state_type == "SCHEDULED",
+        )
+        .group_by(db.FlowRun.deployment_id)
+    )
+    return {i: when for i, when in found.all() if i is not None and when is not None}
+
+
 async def _refuse_taken(
     db: PrefectDBInterface,
     session: AsyncSession,

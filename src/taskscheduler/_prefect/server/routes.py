@@ -157,9 +157,10 @@ class DeploymentsBody(BaseModel):
 
 
 class DeploymentsAnswer(BaseModel):
-    """The deployments' ids, in the order asked."""
+    """The deployments' ids, in the order asked, and when each one's first run is due."""
 
     ids: list[uuid.UUID]
+    first_runs: dict[uuid.UUID, dt.datetime]
 
 
 @router.post("/deployments/bulk", status_code=status.HTTP_201_CREATED)
@@ -174,6 +175,7 @@ async def create_deployments(
     try:
         async with db.session_context(begin_transaction=True) as session:
             ids = await new_deployments.create_deployments(db, session, body.documents, wanted)
+            first = await new_deployments.first_runs(db, session, ids)
     except new_deployments.NamesTaken as taken:
         raise HTTPException(status.HTTP_409_CONFLICT, {"taken": taken.names}) from None
     except sa.exc.IntegrityError:  # a code document's name, as Prefect's own route says
@@ -182,7 +184,7 @@ async def create_deployments(
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f'Work pool "{missing}" not found.'
         ) from None
-    return DeploymentsAnswer(ids=ids)
+    return DeploymentsAnswer(ids=ids, first_runs=first)
 
 
 @router.delete("/deployments/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT)
