@@ -156,10 +156,11 @@ class Deployments(GatewayBase):
                 response = await client.request("POST", cast(Any, CREATE_DEPLOYMENTS), json=body)
         except PrefectHTTPStatusError as error:
             status, detail = error.response.status_code, _detail(error.response)
-            if status == 409 and isinstance(detail, dict) and detail.get("taken"):
-                raise errors.TaskAlreadyExists(", ".join(detail["taken"])) from None
-            if status == 404 and str(detail).startswith("Work pool"):
-                pool = str(detail).split('"')[1]
+            said = detail if isinstance(detail, dict) else {}
+            if status == 409 and said.get("taken"):
+                raise errors.TaskAlreadyExists(", ".join(said["taken"])) from None
+            if status == 404 and said.get("missing_pool"):
+                pool = said["missing_pool"]
                 raise errors.InvalidTask("pool", f"no work pool named {pool!r}") from None
             if status == 404:
                 raise _no_routes() from None
@@ -338,7 +339,7 @@ def _pool_bounds() -> Iterator[None]:
     try:
         yield
     except PrefectHTTPStatusError as exc:
-        detail = str(exc.response.json().get("detail", "")) if exc.response.content else ""
+        detail = str(_detail(exc.response) or "")
         found = re.search(r"Validation failed for field '(\w+)'\. Failure reason: (.*)", detail)
         if exc.response.status_code != 422 or found is None:
             raise

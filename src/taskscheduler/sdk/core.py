@@ -65,10 +65,7 @@ def audited(
             try:
                 result = await method(self, *args, **kwargs)
             except Exception as exc:
-                try:
-                    await self._record(action, audit.outcome_of(exc), fields, detail=str(exc))
-                except Exception:  # noqa: BLE001 - the caller must see the original error
-                    _log.exception("could not write the audit entry of a refused %s", action)
+                await self._record_refused(action, exc, [fields], str(exc))
                 raise
             finally:
                 _pending.reset(token)
@@ -141,6 +138,22 @@ class SchedulerCore:
         if detail is not None:
             values["detail"] = detail
         await self._record_each(action, outcome, [values])
+
+    async def _record_refused(
+        self,
+        action: str,
+        exc: Exception,
+        each: Sequence[dict[str, str | None]],
+        detail: str,
+    ) -> None:
+        """Audit a refused call, one entry per item of ``each``; a failure to write them is
+        logged, not raised: the caller must see the original error."""
+        try:
+            await self._record_each(
+                action, audit.outcome_of(exc), [{**fields, "detail": detail} for fields in each]
+            )
+        except Exception:  # noqa: BLE001 - the caller must see the original error
+            _log.exception("could not write the audit entries of a refused %s", action)
 
     async def _record_each(
         self, action: str, outcome: str, each: Sequence[dict[str, str | None]]

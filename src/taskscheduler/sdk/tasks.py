@@ -5,13 +5,12 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import functools
-import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from taskscheduler import _compensation, audit, declarative, errors, models, schedules
+from taskscheduler import _compensation, declarative, errors, models, schedules
 from taskscheduler._prefect import gateway, mapping
 from taskscheduler.declarative import Applied
 from taskscheduler.sdk.core import (
@@ -24,8 +23,6 @@ from taskscheduler.sdk.core import (
     spec_of,
 )
 from taskscheduler.sdk.schedules import refuse_past_at, since
-
-_log = logging.getLogger(__name__)
 
 # The fields of a task that make its schedule: changing one re-plans its runs.
 _SCHEDULE_FIELDS = ("cron", "every", "at", "rrule", "timezone", "start", "end")
@@ -65,12 +62,10 @@ class TaskOperations(SchedulerCore):
         try:
             created = await self._create_many(tasks)
         except Exception as exc:
-            why = f"{len(tasks)} tasks refused: {exc}"
-            refused = [{"task": name, "detail": why} for name in names]
-            try:
-                await self._record_each("task.create", audit.outcome_of(exc), refused)
-            except Exception:  # noqa: BLE001 - the caller must see the original error
-                _log.exception("could not write the audit entries of a refused bulk create")
+            refused: builtins.list[dict[str, str | None]] = [{"task": name} for name in names]
+            await self._record_refused(
+                "task.create", exc, refused, f"{len(tasks)} tasks refused: {exc}"
+            )
             raise
         together = f"one of {len(created)} created together"
         made = [{"task": t.name, "code_sha256_after": t.code_sha256, "detail": together}

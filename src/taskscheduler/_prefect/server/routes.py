@@ -19,11 +19,12 @@ from prefect.server.database import PrefectDBInterface, provide_database_interfa
 from prefect.server.schemas.actions import BlockDocumentCreate, DeploymentCreate
 from pydantic import BaseModel, Field
 
+from taskscheduler import models
 from taskscheduler._prefect.server import creation, deletion, fastpath, new_deployments
 
 PREFIX = "/taskscheduler"
 MAX_RUNS = 1000
-MAX_DEPLOYMENTS = 500
+MAX_DEPLOYMENTS = models.MAX_NEW_TASKS
 
 router = APIRouter(prefix=PREFIX, tags=["taskscheduler"])
 
@@ -168,7 +169,8 @@ async def create_deployments(
     body: DeploymentsBody, db: PrefectDBInterface = Database
 ) -> DeploymentsAnswer:
     """Create the documents and deployments, and their first runs, in one transaction; 409
-    naming the names already taken, 404 naming a missing work pool."""
+    naming the names already taken (``taken``), 404 naming a missing work pool
+    (``missing_pool``)."""
     wanted = [
         new_deployments.NewDeployment(d.deployment, d.schedule_from) for d in body.deployments
     ]
@@ -181,9 +183,7 @@ async def create_deployments(
     except sa.exc.IntegrityError:  # a code document's name, as Prefect's own route says
         raise HTTPException(status.HTTP_409_CONFLICT, "Block already exists") from None
     except new_deployments.PoolNotFound as missing:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f'Work pool "{missing}" not found.'
-        ) from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, {"missing_pool": str(missing)}) from None
     return DeploymentsAnswer(ids=ids, first_runs=first)
 
 
