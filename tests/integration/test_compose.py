@@ -138,6 +138,11 @@ class Stack:
         wait_for(self.ready, timeout=UP_TIMEOUT, interval=3, what="the stack behind the proxy")
 
     def ready(self) -> bool:
+        """Every service with a health check healthy (the docker worker's comes after it has
+        created its pool), and both APIs answering through the proxy."""
+        health = [c["State"].get("Health", {}).get("Status") for c in self.containers()]
+        if not health or any(status not in (None, "healthy") for status in health):
+            return False
         try:
             with self.client() as client:
                 return (
