@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -663,3 +664,37 @@ def test_deployments_created_in_bulk_have_the_rows_prefects_routes_write(server:
     assert (
         row("deployment", "name", "fresh") == [] and row("block_document", "name", "fresh-v1") == []
     )
+
+    # The created events, as automations and the Prefect UI see them: equal but for what is
+    # each one's own (ids and names).
+    own = {str(theirs): "<deployment>", str(ours): "<deployment>", str(da["id"]): "<document>",
+           str(db["id"]): "<document>", str(la["id"]): "<limit>", str(lb["id"]): "<limit>",
+           '"theirs': '"<name>', '"ours': '"<name>'}  # fmt: skip
+
+    def created(kind: str, resource_id: Any) -> dict[str, Any] | None:
+        found = post(
+            server,
+            "events/filter",
+            {
+                "filter": {
+                    "event": {"name": [f"prefect.{kind}.created"]},
+                    "resource": {"id": [f"prefect.{kind}.{resource_id}"]},
+                    "occurred": {"since": since.isoformat()},
+                },
+                "limit": 5,
+            },
+        )["events"]
+        if not found:
+            return None
+        [event] = found
+        seen = json.dumps({k: event[k] for k in ("event", "resource", "related", "payload")})
+        for value, kind_of in own.items():
+            seen = seen.replace(value, kind_of)
+        return dict(json.loads(seen))
+
+    for kind, a_id, b_id in (("deployment", theirs, ours), ("block-document", da["id"], db["id"])):
+        deadline = time.monotonic() + 60
+        while None in (pair := (created(kind, a_id), created(kind, b_id))):
+            assert time.monotonic() < deadline, f"no {kind} created events within 60 s: {pair}"
+            time.sleep(0.5)
+        assert pair[0] == pair[1], kind

@@ -180,10 +180,15 @@ async def create_deployments(
             first = await new_deployments.first_runs(db, session, ids)
     except new_deployments.NamesTaken as taken:
         raise HTTPException(status.HTTP_409_CONFLICT, {"taken": taken.names}) from None
-    except sa.exc.IntegrityError:  # a code document's name, as Prefect's own route says
-        raise HTTPException(status.HTTP_409_CONFLICT, "Block already exists") from None
+    except sa.exc.IntegrityError:  # a name taken by a call at the same time
+        async with db.session_context() as session:
+            names = await new_deployments.taken_names(db, session, [w.deployment for w in wanted])
+        detail = {"taken": names} if names else "A code document's name is taken"
+        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
     except new_deployments.PoolNotFound as missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, {"missing_pool": str(missing)}) from None
+    except LookupError as missing:  # a document's block type or schema
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(missing)) from None
     return DeploymentsAnswer(ids=ids, first_runs=first)
 
 
