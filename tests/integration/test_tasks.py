@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -13,8 +15,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from taskscheduler import JobState, TaskScheduler, errors
-from taskscheduler._prefect import gateway
+from taskscheduler import JobState, Task, TaskScheduler, errors
 from taskscheduler.platform import LocalPlatform
 from tests.integration.helpers import scheduler, stored_in_prefect, unique, wait_for
 
@@ -415,31 +416,33 @@ def test_list_jobs_filters_by_task_and_state(ts: TaskScheduler) -> None:
 # ---- a write that fails part-way leaves nothing behind ----------------------------------------
 
 
-class InjectedFailure(Exception):
-    """A failure a test injects into one step of a write."""
-
-
-def test_a_create_that_fails_after_its_deployment_exists_leaves_nothing_behind(
-    ts: TaskScheduler, monkeypatch: pytest.MonkeyPatch
+def test_creates_of_one_name_at_once_make_one_task_and_refuse_the_others(
+    ts: TaskScheduler,
 ) -> None:
-    name = unique("atomic")
-    seen: list[tuple[list[str], list[str]]] = []
+    """A create is one transaction of the Prefect server: of four creates of one name sent
+    together, one makes the task and each other is refused as taken, whether it lost the
+    name check or, having passed it, the insert (a 409 then names the name too); one
+    deployment and one code version exist afterwards."""
+    name = unique("race")
 
-    async def failing_schedule_now(self: object, client: object, *args: object) -> None:
-        seen.append(await stored_in_prefect(name))  # what existed when the step after it failed
-        raise InjectedFailure("the Prefect server failed to schedule")
+    def create(retries: int) -> Task:
+        with TaskScheduler() as own:  # a client each: one's event loop serves one thread
+            return own.create({"name": name, "code": HELLO, "every": "1h", "retries": retries})
 
-    monkeypatch.setattr(gateway.Gateway, "schedule_now", failing_schedule_now)
-    with pytest.raises(InjectedFailure):
-        ts.create({"name": name, "code": HELLO, "every": "1h"})
-    assert seen == [([name], [f"{name}-v1"])], "the failure came after both writes"
-    assert asyncio.run(stored_in_prefect(name)) == ([], [])
-    with pytest.raises(errors.TaskNotFound):
-        ts.get(name)
-
-    monkeypatch.undo()
-    task = ts.create({"name": name, "code": HELLO, "every": "1h"})
-    assert task.version == 1 and [v.version for v in task.versions] == [1]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # each with the test's settings
+        futures = [pool.submit(contextvars.copy_context().run, create, n) for n in range(4)]
+    made, refused = [], []
+    for future in futures:
+        try:
+            made.append(future.result())
+        except errors.TaskAlreadyExists as exc:
+            refused.append(str(exc))
+    assert len(made) == 1 and len(refused) == 3, (made, refused)
+    assert all(name in message for message in refused), refused
+    assert asyncio.run(stored_in_prefect(name)) == ([name], [f"{name}-v1"])
+    task = ts.get(name)
+    assert task.version == 1 and task.spec is not None and task.spec == made[0].spec
+    assert task.next_runs, "the winner's first jobs were made"
     ts.delete(name)
 
 

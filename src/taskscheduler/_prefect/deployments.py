@@ -69,14 +69,6 @@ class Deployments(GatewayBase):
         except ObjectNotFound:
             raise errors.TaskNotFound(str(deployment_id)) from None
 
-    async def exists(self, session: Session, name: str) -> bool:
-        """Whether any deployment is named ``name``."""
-        try:
-            await self._find_deployment(session.client, name)
-        except errors.TaskNotFound:
-            return False
-        return True
-
     async def deployments_by_id(
         self, session: Session, ids: Sequence[uuid.UUID]
     ) -> list[Deployment]:
@@ -110,22 +102,6 @@ class Deployments(GatewayBase):
             found.extend(page)
             if len(page) < want or len(found) >= limit:
                 return [mapping.to_deployment(d) for d in found]
-
-    async def create_deployment(
-        self,
-        session: Session,
-        spec: models.TaskSpec,
-        version: int,
-        plan: schedules.Plan | None,
-    ) -> uuid.UUID:
-        """Create the task's deployment of the generic flow, with its schedule."""
-        client = session.client
-        pool = spec.pool or self.settings.default_pool
-        await self._require_pool(client, pool)
-        await automations.route_tasks(client, spec.notify)
-        fields = self._deployment_fields(await self._flow_id(client), spec, version, plan)
-        with _pool_bounds():
-            return await client.create_deployment(**fields)
 
     async def create_deployments(
         self, session: Session, new: Sequence[NewDeployment]

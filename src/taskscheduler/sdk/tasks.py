@@ -33,25 +33,17 @@ class TaskOperations(SchedulerCore):
 
     @audited("task.create")
     async def create(self, task: TaskInput) -> models.Task:
-        """Create a task: its first code version, its deployment and its upcoming jobs."""
+        """Create a task: its first code version, its deployment and its upcoming jobs, in one
+        call and one transaction of the Prefect server (as ``create_many`` creates many)."""
         when = now()
         spec, plan = self._new_task(task, when)
         gw = self._gateway
         async with gw.session() as session:
-            if await gw.exists(session, spec.name):
-                raise errors.TaskAlreadyExists(spec.name)
             await gw.require_secrets(session, spec.secrets)
-            # A create that fails part-way leaves nothing behind.
-            async with _compensation.Compensation("task.create") as undo:
-                document = await gw.save_version(session, spec, 1)
-                undo.push("code version", functools.partial(gw.delete_version, session, document))
-                deployment_id = await gw.create_deployment(session, spec, 1, plan)
-                undo.push(
-                    "deployment", functools.partial(gw.delete_deployment, session, deployment_id)
-                )
-                if plan is not None:
-                    await gw.schedule_now(session, deployment_id, since(spec, when))
-                return await self._read_task(session, spec.name, detail=True)
+            await gw.create_deployments(
+                session, [gateway.NewDeployment(spec, plan, since(spec, when))]
+            )
+            return await self._read_task(session, spec.name, detail=True)
 
     async def create_many(self, tasks: Sequence[TaskInput]) -> builtins.list[models.Task]:
         """Create up to 500 tasks (``models.MAX_NEW_TASKS``) in one call and one transaction of
