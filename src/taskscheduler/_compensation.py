@@ -1,9 +1,9 @@
 """Taking back what a multi-step write did when a later step fails, newest first.
 
-Prefect has no transaction across calls: a new task is a code-version block document, then a
-deployment, then its first runs, each its own request. When a later step failed, the earlier
-ones stayed: a create that answered 500 (a cron that never fires, refused by Prefect's scheduler
-only once the deployment existed) still left the task behind. Each step that wrote something
+Prefect has no transaction across calls: a task's update is a new code-version block document,
+then the deployment's update, then its next runs, each its own request. When a later step
+failed, the earlier ones stayed (a create once left its task behind this way; creating is now
+one transaction of our server extension, ``_prefect/server/new_deployments.py``). Each step that wrote something
 says how to take it back; when the block fails, those undo steps run in reverse order, each on
 its own (one failing is logged and does not stop the others), to the end even when the caller
 is cancelled meanwhile, and then the original error goes on as if nothing had been caught.
