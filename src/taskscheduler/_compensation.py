@@ -3,10 +3,11 @@
 Prefect has no transaction across calls: a task's update is a new code-version block document,
 then the deployment's update, then its next runs, each its own request. When a later step
 failed, the earlier ones stayed (a create once left its task behind this way; creating is now
-one transaction of our server extension, ``_prefect/server/new_deployments.py``). Each step that wrote something
-says how to take it back; when the block fails, those undo steps run in reverse order, each on
-its own (one failing is logged and does not stop the others), to the end even when the caller
-is cancelled meanwhile, and then the original error goes on as if nothing had been caught.
+one transaction of our server extension, ``_prefect/server/new_deployments.py``). Each step
+that wrote something says how to take it back; when the block fails, those undo steps run in
+reverse order, each on its own (one failing is logged and does not stop the others), to the end
+even when the caller is cancelled meanwhile, and then the original error goes on as if nothing
+had been caught.
 """
 
 from __future__ import annotations

@@ -118,10 +118,10 @@ async def test_creating_in_the_default_pool_is_refused_before_prefect_and_audite
         ("task.create", "forbidden", "new-task"),
     ]
     # Within the grants the SDK goes on to Prefect (first: do its Secret blocks exist?).
-    with pytest.raises(ReachedPrefect, match="^require_secrets$"):
+    with pytest.raises(ReachedPrefect, match=r"^require_secrets$"):
         await ts.create({"name": "new-task", "code": HELLO, "pool": "docker"})
     ts, _ = _sdk(ReadsOnly("docker"), grants.Grants(pools=frozenset({"docker"}), secrets=None))
-    with pytest.raises(ReachedPrefect, match="^require_secrets$"):
+    with pytest.raises(ReachedPrefect, match=r"^require_secrets$"):
         await ts.create(
             {"name": "new-task", "code": HELLO, "pool": "docker", "secrets": {"DB": "db-pw"}}
         )

@@ -102,19 +102,22 @@ def _tls_context(insecure: bool, cafile: str | None) -> ssl.SSLContext:
 
 @contextmanager
 def _settings_with(updates: dict[Setting, Any]) -> Iterator[None]:
-    """Prefect's ``temporary_settings(updates=...)``, with the updated settings made once for
-    the same current settings and updates (building them validates every Prefect setting: about
-    a quarter of our API's CPU per request, 167 of 693 samples)."""
+    """Prefect's ``temporary_settings(updates=...)``, with the updated settings kept while the
+    current settings and the updates stay the same (building them validates every Prefect
+    setting: about a quarter of our API's CPU per request, 167 of 693 samples). One is kept:
+    a process of the platform talks to one Prefect API."""
+    global _last
     current = prefect.context.get_settings_context()
-    key = (id(current.settings), tuple(sorted((s.name, v) for s, v in updates.items())))
-    cached = _updated.get(key)
-    if cached is None or cached[0] is not current.settings:
-        updated = current.settings.copy_with_update(updates=cast(Any, updates))
-        cached = (current.settings, updated)
-        _updated.clear()  # one entry: the platform's processes talk to one Prefect API
-        _updated[key] = cached
-    with prefect.context.SettingsContext(profile=current.profile, settings=cached[1]):
+    wanted = tuple(sorted((s.name, v) for s, v in updates.items()))
+    if _last is None or _last[0] is not current.settings or _last[1] != wanted:
+        _last = (
+            current.settings,
+            wanted,
+            current.settings.copy_with_update(updates=cast(Any, updates)),
+        )
+    with prefect.context.SettingsContext(profile=current.profile, settings=_last[2]):
         yield
 
 
-_updated: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[Any, Any]] = {}
+# The settings the last session started from, its updates, and the settings made of them.
+_last: tuple[Any, tuple[tuple[str, Any], ...], Any] | None = None
