@@ -24,7 +24,7 @@ help:
 	@echo "make up       start PostgreSQL, the Prefect server and a worker; apply deployments/"
 	@echo "make down     stop every process 'make up' started (data stays in PostgreSQL)"
 	@echo "make status   show what runs and where"
-	@echo "make test     run the tests (unit and integration)"
+	@echo "make test     lint, then run the tests (unit and integration)"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make images   start Docker if needed; build the job image unless it exists"
 	@echo "make browser  install Debian's chromium and chromedriver for the web page's tests"
@@ -62,7 +62,8 @@ status:
 
 # The docker tests need the engine and the job image; building them (minutes on a fresh
 # machine) happens here, not inside a test's time limit. A failure stops the run, saying why.
-test: install test-images browser
+# Lint comes first: CI runs only `make test`, and a red lint must fail it (half a minute).
+test: lint test-images browser
 	$(VENV)/bin/pytest
 
 lint: install

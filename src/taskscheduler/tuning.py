@@ -14,6 +14,11 @@ platform starts in the topology measured in ``docs/performance.md``:
   five minutes and at most 10 runs keep 10,000 recurring tasks at ≤ 100,000 rows, while the
   fast lane still sees every run long before its ``lookahead``. A 10 s loop (default 60 s)
   refills the horizon in small steps, and larger batches let one loop cover 10,000 deployments.
+- **Event consumers** of the services read up to ``events_read_batch`` events a Redis round-trip
+  (Prefect's default: one, so every event costs the persister, the triggers and the task-run
+  recorder an ``XREADGROUP`` and an ``XACK`` each), and the persister writes up to
+  ``events_write_batch`` events an INSERT (default 20). A read returns as soon as one event is
+  there, so neither adds delay; they only stop paying per event what can be paid per batch.
 - **Late runs** checked every 5 s (default 5 s as well; written down so a change is deliberate).
 - **Database pool** per API process sized for the concurrent bulk calls of two workers:
   ``pool_size`` 10 + ``max_overflow`` 10 (default 5 + 10); N API processes + services must stay
@@ -37,6 +42,9 @@ import functools
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Prefect's services that read the events stream and take a read batch size from a setting.
+EVENT_CONSUMERS = ("EVENT_PERSISTER", "TRIGGERS", "TASK_RUN_RECORDER")
 
 
 class TuningSettings(BaseSettings):
@@ -86,6 +94,14 @@ class TuningSettings(BaseSettings):
     scheduler_insert_batch_size: int = Field(
         default=1000, ge=1, description="Runs inserted per scheduler statement (default 500)."
     )
+    events_read_batch: int = Field(
+        default=100,
+        ge=1,
+        description="Events the persister, triggers and task-run recorder read a call (default 1).",
+    )
+    events_write_batch: int = Field(
+        default=200, ge=1, description="Events the persister inserts a statement (default 20)."
+    )
     late_runs_loop_seconds: float = Field(
         default=5.0, gt=0, description="Seconds between checks for late runs."
     )
@@ -113,6 +129,11 @@ class TuningSettings(BaseSettings):
                 self.scheduler_insert_batch_size
             ),
             "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": str(self.late_runs_loop_seconds),
+            **{
+                f"PREFECT_SERVER_SERVICES_{service}_READ_BATCH_SIZE": str(self.events_read_batch)
+                for service in EVENT_CONSUMERS
+            },
+            "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": str(self.events_write_batch),
             "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": str(self.db_pool_size),
             "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": str(self.db_max_overflow),
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from taskscheduler.tuning import TuningSettings
 
 
@@ -33,3 +35,29 @@ def test_one_tuned_process_needs_no_redis() -> None:
 
 def test_every_setting_is_described() -> None:
     assert all(f.description for f in TuningSettings.model_fields.values())
+
+
+def test_the_event_batch_sizes_reach_prefects_own_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A contract with Prefect: each event consumer reads the batch size we set for it."""
+    from prefect.settings import Settings
+
+    tuned = TuningSettings(tuned=True, events_read_batch=37, events_write_batch=211)
+    for name, value in tuned.server_env().items():
+        monkeypatch.setenv(name, value)
+    services = Settings().server.services
+    for service in (services.event_persister, services.triggers, services.task_run_recorder):
+        assert service.read_batch_size == 37
+    assert services.event_persister.batch_size == 211
+
+
+def test_prefects_event_consumers_take_their_read_batch_size_from_settings() -> None:
+    """The consumers we size are the ones Prefect builds with ``read_batch_size`` from settings;
+    an upgrade that reads it elsewhere (or stops reading it) fails here."""
+    import inspect
+
+    from prefect.server.events.services import event_persister, triggers
+    from prefect.server.services import task_run_recorder
+
+    for module in (event_persister, triggers, task_run_recorder):
+        source = inspect.getsource(module)
+        assert "read_batch_size=self.service_settings().read_batch_size" in source, module
