@@ -12,6 +12,8 @@ Configurations, each on its own throwaway database, port and Redis db index:
   ``fast`` lane on the set-based path (``_prefect.server.fastpath``).
 - **tuned-2@TASKS_FAST_SET_BASED=false**: the same fast lane on Prefect's bulk REST
   orchestration, the lane before the set-based path; measured beside it in one invocation.
+- **tuned-2@BENCH_ZOMBIE_AUTOMATION=true**: with Prefect's zombie automation added, as the
+  platform had it before the watchdog crashed silent jobs itself (``_platform``).
 - **tuned-1**: the same with one API process: the API throughput comparison, and the fast lane
   too with ``--fast-on tuned-1,tuned-2``.
 
@@ -55,6 +57,7 @@ from taskscheduler.platform import (
     WORKER,
     LocalPlatform,
 )
+from taskscheduler.reliability import ReliabilitySettings
 
 RESULTS = Path(__file__).parent / "results"
 JSON = dict[str, Any]
@@ -425,6 +428,8 @@ async def scenarios(topology: str, args: argparse.Namespace, p: LocalPlatform, h
     # unless turned off; stock Prefect creates them through its own REST path.
     set_based = p.env().get("TASKS_FAST_SET_BASED", "true").lower() not in ("false", "0", "no")
     skip = set(args.skip)
+    if p.env().get(_platform.ZOMBIE_AUTOMATION, "").lower() == "true":
+        await _platform.add_zombie_automation(ReliabilitySettings().zombie_after.total_seconds())
     if topology == "stock":
         if "steady" not in skip:
             print(f"   steady {args.stock_rate}/min x {args.stock_minutes} min", flush=True)

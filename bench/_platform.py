@@ -83,3 +83,42 @@ def platform(
             started.down()
         finally:
             drop_database(settings.database_url)
+
+
+# ``tuned-2@BENCH_ZOMBIE_AUTOMATION=true``: the platform as it was before 2026-12-02, with
+# Prefect's documented "detect zombie flows" automation beside the watchdog's crash rule, to
+# measure what that automation cost per job side by side with the platform without it.
+ZOMBIE_AUTOMATION = "BENCH_ZOMBIE_AUTOMATION"
+
+
+async def add_zombie_automation(after_seconds: float) -> None:
+    """Create the automation the platform used to create (its definition of 2026-12-01)."""
+    import datetime as dt
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    automation = AutomationCore(
+        name="bench: crash zombie jobs (retired)",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=dt.timedelta(seconds=after_seconds),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="No heartbeat")],
+    )
+    async with get_client() as client:
+        await client.create_automation(automation)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskscheduler import durations
 
 # 90, "90", "1m30s": the same duration forms as task fields.
 Duration = Annotated[dt.timedelta, BeforeValidator(durations.parse_duration)]
+# A heartbeat is seen once Prefect's event persister has written it (it flushes every 5 s):
+# a live job's silence may reach ``heartbeat_seconds`` plus this, never ``zombie_after``.
+HEARTBEAT_SLACK = dt.timedelta(seconds=10)
 
 
 class ReliabilitySettings(BaseSettings):
@@ -35,7 +38,7 @@ class ReliabilitySettings(BaseSettings):
     zombie_after: Duration = Field(
         default=dt.timedelta(seconds=90),
         description="A running job without a heartbeat for this long is marked Crashed "
-        "(the Prefect automation `up` creates).",
+        "(by the watchdog; keep it above heartbeat_seconds plus a few seconds).",
     )
     misfire_grace: Duration = Field(
         default=dt.timedelta(seconds=60),
@@ -82,6 +85,16 @@ class ReliabilitySettings(BaseSettings):
         default=dt.timedelta(days=1),
         description="Flow-run heartbeat events (the bulk of all events) are kept this long.",
     )
+
+    @model_validator(mode="after")
+    def _zombie_after_outlasts_a_heartbeat(self) -> Self:
+        least = dt.timedelta(seconds=self.heartbeat_seconds) + HEARTBEAT_SLACK
+        if self.zombie_after < least:
+            raise ValueError(
+                f"zombie_after must be at least heartbeat_seconds + {HEARTBEAT_SLACK.seconds}s"
+                f" ({least.total_seconds():g}s), or live jobs would be marked Crashed"
+            )
+        return self
 
     def server_env(self) -> dict[str, str]:
         """Prefect server settings that put retention, late detection and the wait for a

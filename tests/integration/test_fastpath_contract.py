@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from taskscheduler._prefect.rest import run_heartbeat_events
 from taskscheduler.platform import drop_database, free_port
 from taskscheduler.policy import TASK_DELETED
 
@@ -330,6 +331,49 @@ def test_the_fast_path_publishes_the_running_and_terminal_events_prefect_publish
     (_, our_running), (_, our_completed) = found["Running"], found["Completed"]
     assert our_running.get("follows") is None
     assert our_completed["follows"] == our_running["id"]
+
+
+def test_silent_jobs_are_the_running_ones_with_no_heartbeat_since(server: Server) -> None:
+    """The watchdog's crash rule, on Prefect's own rows: a running job is silent since a time
+    when its Running state began before it and none of its heartbeats (sent as the fast worker
+    sends them, stored by Prefect's event persister) occurred after it."""
+    deployment_id = deployment(server, "contract-silence")
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    quiet, beating, ended, later = (scheduled_run(server, deployment_id, due) for _ in range(4))
+
+    def move(run_id: str, *states: str) -> None:
+        for state in states:
+            answer = post(server, f"flow_runs/{run_id}/set_state", {"state": {"type": state}})
+            assert answer["status"] == "ACCEPT", answer
+
+    for run_id in (quiet, beating, ended):
+        move(run_id, "PENDING", "RUNNING")
+    move(ended, "COMPLETED")
+    time.sleep(0.1)
+    since = dt.datetime.now(dt.UTC)
+    time.sleep(0.1)
+    move(later, "PENDING", "RUNNING")
+    post(server, "events", run_heartbeat_events([beating], time.time()))
+
+    def silent() -> set[str]:
+        response = httpx.get(
+            f"{server.api}/taskscheduler/jobs/silent", params={"since": since.isoformat()}
+        )
+        assert response.is_success, response.text
+        return set(response.json()["runs"])
+
+    deadline = time.monotonic() + 60  # the persister writes the heartbeat within seconds
+    while beating in silent() and time.monotonic() < deadline:
+        time.sleep(1)
+    found = silent()
+    assert quiet in found
+    assert beating not in found, "a heartbeat after `since` is a sign of life"
+    assert later not in found, "a Running state after `since` is a sign of life"
+    assert ended not in found, "only running jobs can be silent"
+    naive = httpx.get(
+        f"{server.api}/taskscheduler/jobs/silent", params={"since": "2026-01-01T00:00:00"}
+    )
+    assert naive.status_code == 422, naive.text
 
 
 def test_a_run_cancelled_while_held_never_starts(server: Server) -> None:

@@ -198,3 +198,25 @@ def test_notify_naming_a_missing_block_is_refused(ts: TaskScheduler) -> None:
         ts.create({"name": unique("nope"), "code": "def main():\n    pass\n",
                    "notify": ["no-such-block"]})  # fmt: skip
     assert refused.value.field == "notify"
+
+
+def test_set_up_deletes_the_retired_zombie_automation(platform: LocalPlatform) -> None:
+    """Platforms set up before the watchdog crashed silent jobs itself kept Prefect's zombie
+    automation; set-up deletes it, so one crash detector runs, not two."""
+    from prefect.events.actions import DoNothing
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    retired = AutomationCore(
+        name=notifications.RETIRED_ZOMBIE_AUTOMATION,
+        trigger=EventTrigger(expect={"never.happens"}, posture=Posture.Reactive, threshold=1),
+        actions=[DoNothing()],
+    )
+
+    async def set_up_over_it() -> tuple[int, int]:
+        async with get_client() as client:
+            await client.create_automation(retired)
+            before = len(await client.read_automations_by_name(retired.name))
+            await notifications.ensure_platform_automations(client, [])
+            return before, len(await client.read_automations_by_name(retired.name))
+
+    assert asyncio.run(set_up_over_it()) == (1, 0)

@@ -1,20 +1,27 @@
-"""The watchdog's pure rules: when a Pending job counts as stuck, how crashes are retried,
-when a job is over its SLA."""
+"""The watchdog's rules: which silent jobs it crashes, when a Pending job counts as stuck, how
+crashes are retried, when a job is over its SLA."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+from typing import Any, cast
+
+import pytest
+from pydantic import ValidationError
 
 from taskscheduler import policy
 from taskscheduler._prefect.runbook import RunFacts
 from taskscheduler.reliability import ReliabilitySettings
 from taskscheduler.services.watchdog import (
     INFRA_RETRIES,
+    Watchdog,
     crash_retries,
     crash_retry_delay,
     over_sla,
     stuck_pending,
+    write_atomically,
 )
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -82,3 +89,52 @@ def test_a_job_is_over_its_sla_only_past_its_tasks_max_runtime() -> None:
     assert over_sla(within, NOW) is None
     over = run_in("RUNNING", dt.timedelta(0), started=dt.timedelta(seconds=90), max_runtime=60)
     assert over_sla(over, NOW) == "running for 90s, over the task's max_runtime of 60s"
+
+
+class SilentJobs:
+    """A session of the runbook that knows two silent jobs, and refuses to crash one."""
+
+    def __init__(self) -> None:
+        self.asked: list[dt.datetime] = []
+        self.crashed: list[tuple[uuid.UUID, str]] = []
+        self.ids = [uuid.uuid4(), uuid.uuid4()]
+
+    async def silent_since(self, since: dt.datetime) -> list[uuid.UUID]:
+        self.asked.append(since)
+        return self.ids
+
+    async def crash(self, run_id: uuid.UUID, message: str) -> bool:
+        self.crashed.append((run_id, message))
+        return run_id == self.ids[0]  # the other ended meanwhile: Prefect refused
+
+
+def test_jobs_silent_for_zombie_after_are_crashed_and_only_accepted_crashes_count() -> None:
+    watchdog = Watchdog("http://unused", ReliabilitySettings(zombie_after="45s"))  # type: ignore[arg-type]
+    session = SilentJobs()
+    before = dt.datetime.now(dt.UTC)
+    assert asyncio.run(watchdog.crash_silent(cast(Any, session))) == 1
+    [since] = session.asked
+    assert (
+        before - dt.timedelta(seconds=45)
+        <= since
+        <= dt.datetime.now(dt.UTC) - dt.timedelta(seconds=45)
+    )
+    assert [run_id for run_id, _ in session.crashed] == session.ids
+    assert session.crashed[0][1] == "No heartbeat for 45s: the job's process died (the watchdog)"
+    assert watchdog.silenced == 1
+
+
+def test_zombie_after_must_outlast_a_heartbeat_and_its_persisting() -> None:
+    assert ReliabilitySettings(heartbeat_seconds=30, zombie_after="40s").zombie_after  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="at least heartbeat_seconds"):
+        ReliabilitySettings(heartbeat_seconds=30, zombie_after="35s")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="at least heartbeat_seconds"):
+        ReliabilitySettings(heartbeat_seconds=120)  # the default 90 s would crash live jobs
+
+
+def test_the_ready_file_is_replaced_whole(tmp_path: Any) -> None:
+    ready = tmp_path / "watchdog.ready"
+    write_atomically(ready, "first")
+    write_atomically(ready, "second")
+    assert ready.read_text() == "second"
+    assert [p.name for p in tmp_path.iterdir()] == ["watchdog.ready"]

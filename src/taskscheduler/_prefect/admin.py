@@ -14,7 +14,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.workers.base import BaseWorker
 
 from taskscheduler import errors
-from taskscheduler._prefect import automations, docker_pool
+from taskscheduler._prefect import docker_pool
 
 
 class Admin:
@@ -61,8 +61,3 @@ class Admin:
             except ObjectNotFound:
                 return False  # the worker creates the pool if it has to; not there yet
         return any(w.name == name and w.status == WorkerStatus.ONLINE for w in workers)
-
-    def zombie_automation_exists(self) -> bool:
-        """Whether the watchdog has set up its crash-detection automation."""
-        with self._client() as client:
-            return bool(client.read_automations_by_name(automations.ZOMBIE_AUTOMATION))

@@ -7,9 +7,11 @@ Routes, all Prefect automations (visible and editable in the Prefect UI, Automat
   (``taskscheduler: notify ops-slack``) matches the events of every run tagged for it.
 - **global** — ``TASKS_NOTIFY='["ops-mail"]'``: one automation per block matching every run
   of the generic flow (``taskscheduler: notify all via ops-mail``), created by ``up``.
-- **zombies** — ``taskscheduler: crash zombie jobs``: a running job whose heartbeats stop for
-  ``TASKS_ZOMBIE_AFTER`` is marked Crashed (Prefect's documented "detect zombie flows"
-  automation), which in turn notifies and lets the watchdog retry it.
+
+A running job whose heartbeats stop for ``TASKS_ZOMBIE_AFTER`` is marked Crashed by the watchdog
+(``services.watchdog``), which notifies through these routes. Earlier platforms did it with
+Prefect's documented "detect zombie flows" automation (``taskscheduler: crash zombie jobs``);
+it cost the triggers service a locked transaction per job event, and ``up`` now deletes it.
 
 Events notified: ``prefect.flow-run.Failed``, ``.Crashed``, ``.Late`` (Prefect's late-runs
 service, after ``TASKS_LATE_AFTER``) and ``taskscheduler.job.sla-exceeded`` (the watchdog, when
@@ -39,7 +41,7 @@ from taskscheduler import errors, policy
 
 TAG_PREFIX = "notify:"
 AUTOMATION_PREFIX = "taskscheduler: "
-ZOMBIE_AUTOMATION = f"{AUTOMATION_PREFIX}crash zombie jobs"
+RETIRED_ZOMBIE_AUTOMATION = f"{AUTOMATION_PREFIX}crash zombie jobs"
 SLA_EVENT = "taskscheduler.job.sla-exceeded"
 NOTIFIED_EVENTS = frozenset(
     {
@@ -137,42 +139,6 @@ def _notify_automation(name: str, block_id: uuid.UUID, related: dict[str, str]) 
     )
 
 
-def zombie_automation(after: dt.timedelta) -> Any:
-    """Prefect's documented "detect zombie flows" automation (no heartbeat for ``after``),
-    armed by the Running event too: the fast lane beats every 30 s for all its running jobs at
-    once, so a job whose worker died before its first beat would otherwise stay Running."""
-    from prefect.client.schemas.objects import StateType
-    from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
-    from prefect.events.schemas.events import ResourceSpecification
-
-    return AutomationCore(
-        name=ZOMBIE_AUTOMATION,
-        description="A running job that stops sending heartbeats is marked Crashed.",
-        trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
-            expect={
-                "prefect.flow-run.heartbeat",
-                "prefect.flow-run.Completed",
-                "prefect.flow-run.Failed",
-                "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed",
-            },
-            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=after,
-        ),
-        actions=[
-            ChangeFlowRunState(
-                state=StateType.CRASHED,
-                message=f"No heartbeat for {after.total_seconds():g}s: the job's process died.",
-            )
-        ],
-    )
-
-
 async def _block_id(client: Any, name: str) -> uuid.UUID:
     """The notification block document named ``name`` (any notification block type)."""
     response = await client.request(
@@ -228,11 +194,11 @@ async def route_all(client: Any, blocks: list[str]) -> None:
         )
 
 
-async def ensure_platform_automations(
-    client: Any, zombie_after: dt.timedelta, blocks: list[str]
-) -> None:
-    """What ``up`` sets up: zombie detection and the global routes."""
-    await _ensure(client, zombie_automation(zombie_after))
+async def ensure_platform_automations(client: Any, blocks: list[str]) -> None:
+    """What ``up`` sets up: the global routes; and the retired zombie automation removed, so a
+    platform set up before keeps one crash detector (the watchdog), not two."""
+    for retired in await client.read_automations_by_name(RETIRED_ZOMBIE_AUTOMATION):
+        await client.delete_automation(retired.id)
     await route_all(client, blocks)
 
 

@@ -278,27 +278,12 @@ class Api:
     async def run_heartbeats(self, run_ids: Sequence[str]) -> None:
         """``prefect.flow-run.heartbeat`` events for running runs, in one call.
 
-        Prefect's zombie detection (an automation expecting a heartbeat after each heartbeat)
-        then also covers fast-lane jobs that run long: if this worker dies, they are marked
-        Crashed. Jobs shorter than one interval never send one and are never watched.
+        The watchdog's crash rule (``_prefect.server.silence``) then also covers fast-lane jobs
+        that run long: if this worker dies, they are marked Crashed. A job shorter than
+        ``TASKS_ZOMBIE_AFTER`` needs none: its Running state is sign of life enough.
         """
-        if not run_ids:
-            return
-        occurred = iso(time.time())
-        await self._post(
-            "events",
-            [
-                {
-                    "id": str(uuid.uuid4()),
-                    "occurred": occurred,
-                    "event": "prefect.flow-run.heartbeat",
-                    "resource": {"prefect.resource.id": f"prefect.flow-run.{run_id}"},
-                    "related": [],
-                    "payload": {},
-                }
-                for run_id in run_ids
-            ],
-        )
+        if run_ids:
+            await self._post("events", run_heartbeat_events(run_ids, time.time()))
 
     async def create_logs(self, logs: list[JSON]) -> None:
         """Store log lines of any runs in one call."""
@@ -327,3 +312,19 @@ class Api:
         response.raise_for_status()
         data: JSON = response.json()["data"]
         return data
+
+
+def run_heartbeat_events(run_ids: Sequence[str], at: float) -> list[JSON]:
+    """The heartbeat events of running runs at ``at`` (epoch seconds), as Prefect takes them."""
+    occurred = iso(at)
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "occurred": occurred,
+            "event": "prefect.flow-run.heartbeat",
+            "resource": {"prefect.resource.id": f"prefect.flow-run.{run_id}"},
+            "related": [],
+            "payload": {},
+        }
+        for run_id in run_ids
+    ]

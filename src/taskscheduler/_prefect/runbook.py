@@ -8,7 +8,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas import filters, objects, sorting
@@ -21,6 +21,8 @@ from taskscheduler import policy
 from taskscheduler._prefect import automations
 
 PAGE = 200
+# The Prefect server's query for running jobs gone silent (``_prefect.server.silence``).
+SILENT_JOBS = "/taskscheduler/jobs/silent"
 _EVENT_NAMESPACE = uuid.UUID("0f6c3f55-1c71-4c43-9d1f-6f7a43f3bd1e")
 
 
@@ -78,9 +80,9 @@ class Session:
     def __init__(self, client: PrefectClient) -> None:
         self.client = client
 
-    async def ensure_platform_automations(self, zombie_after: dt.timedelta, notify: Any) -> None:
-        """The zombie automation and the global notification routes (``automations``)."""
-        await automations.ensure_platform_automations(self.client, zombie_after, notify)
+    async def ensure_platform_automations(self, notify: Any) -> None:
+        """The global notification routes (``automations``)."""
+        await automations.ensure_platform_automations(self.client, notify)
 
     async def pending_since_before(self, before: dt.datetime) -> list[RunFacts]:
         """Jobs in Pending expected to start before ``before`` (a retry keeps its first
@@ -97,6 +99,14 @@ class Session:
             sort=sorting.FlowRunSort.END_TIME_DESC,
             end_time=filters.FlowRunFilterEndTime(after_=since),
         )
+
+    async def silent_since(self, since: dt.datetime) -> list[uuid.UUID]:
+        """Up to a page of running jobs with no Running state nor heartbeat since ``since``."""
+        # Our own route: not among the paths Prefect's client names.
+        response = await self.client.request(
+            "GET", cast(Any, SILENT_JOBS), params={"since": since.isoformat(), "limit": PAGE}
+        )
+        return [uuid.UUID(i) for i in response.json()["runs"]]
 
     async def running(self) -> list[RunFacts]:
         """Jobs running now."""

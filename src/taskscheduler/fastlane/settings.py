@@ -137,8 +137,8 @@ class FastLaneSettings(BaseSettings):
         default=30.0,
         gt=0,
         description=(
-            "Seconds between prefect.flow-run.heartbeat events of running jobs (Prefect's"
-            " zombie detection marks a job Crashed when they stop)."
+            "Seconds between prefect.flow-run.heartbeat events of running jobs (the watchdog"
+            " marks a job Crashed when they stop for TASKS_ZOMBIE_AFTER)."
         ),
     )
     shutdown_grace: float = Field(

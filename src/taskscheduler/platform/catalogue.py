@@ -22,7 +22,7 @@ SERVICES = "prefect-services"
 API = "taskscheduler-api"
 # The job gateway (taskscheduler.gate): the one door from a job to the platform.
 GATE = "taskscheduler-gate"
-# The watchdog (taskscheduler.services.watchdog): crash retries, SLA events, zombie automation,
+# The watchdog (taskscheduler.services.watchdog): crash detection and retries, SLA events,
 # canary.
 WATCHDOG = "taskscheduler-watchdog"
 

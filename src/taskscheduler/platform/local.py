@@ -81,7 +81,7 @@ class LocalPlatform:
         self.docker_lane = DockerLane(self.settings, self.environments, self.server, self.workers)
         self.gate = Gate(self.settings, self.supervisor, self.environments)
         self.api = RestApi(self.addresses, self.supervisor, self.environments)
-        self.watchdog = Watchdog(self.supervisor, self.environments, self.server)
+        self.watchdog = Watchdog(self.supervisor, self.environments)
         self.prefect = self.server.executable
         self.worker_name = self.workers.process_name
 

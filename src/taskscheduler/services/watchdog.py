@@ -3,9 +3,21 @@
 ``python -m taskscheduler.services.watchdog`` (started by ``up``), every
 ``TASKS_WATCHDOG_INTERVAL``:
 
-1. **Crash retries.** A job's retries are Prefect task retries *inside* its flow run, so a job
-   whose process died (marked Crashed by the zombie automation, or by its worker) would never
-   be retried. The watchdog puts a Crashed job of a task with retries left back to
+1. **Silent jobs.** A running job with neither its Running state nor a heartbeat in the last
+   ``TASKS_ZOMBIE_AFTER`` — its process died, and with it whoever would have reported the end
+   — is marked Crashed. The rule of Prefect's "detect zombie flows" automation, read from the
+   flow runs and the persisted heartbeat events in one query a round
+   (``_prefect.server.silence``) instead of a locked transaction per event of every job.
+2. **Stuck in Pending.** A job claimed by a worker that then died, or whose process could not
+   reach the server to start (the server was down), stays Pending for good: Prefect has no
+   bound on it. Pending longer than ``TASKS_PENDING_TIMEOUT`` (10 min) — against seconds for a
+   live worker, whose fast lane holds a run at most its look-ahead — it is marked Crashed
+   ("stuck in Pending"), and rule 3 runs it again (its code never started: run count 0). The
+   bound is what keeps this from running a job twice: only a process that took longer than it
+   to start its code could still do so.
+3. **Crash retries.** A job's retries are Prefect task retries *inside* its flow run, so a job
+   whose process died (marked Crashed by rule 1 or 2, or by its worker) would never be
+   retried. The watchdog puts a Crashed job of a task with retries left back to
    ``AwaitingRetry`` (a Scheduled state) after the task's retry delay, doubling per crash:
    the *same* flow run runs again, so the job keeps its id, its timeline shows every attempt,
    and no second job can appear. A job is retried after at most ``retries`` crashes; a job
@@ -13,19 +25,13 @@
    since running it cannot duplicate anything.
    Why a service and not an automation: an automation cannot count attempts, so it would
    retry forever or never.
-2. **Stuck in Pending.** A job claimed by a worker that then died, or whose process could not
-   reach the server to start (the server was down), stays Pending for good: Prefect has no
-   bound on it. Pending longer than ``TASKS_PENDING_TIMEOUT`` (10 min) — against seconds for a
-   live worker, whose fast lane holds a run at most its look-ahead — it is marked Crashed
-   ("stuck in Pending"), and rule 1 runs it again (its code never started: run count 0). The
-   bound is what keeps this from running a job twice: only a process that took longer than it
-   to start its code could still do so.
-3. **SLA.** A running job of a task with ``max_runtime`` that has run longer emits the event
+4. **SLA.** A running job of a task with ``max_runtime`` that has run longer emits the event
    ``taskscheduler.job.sla-exceeded`` (once: its id is derived from the job's), which the
    notification automations pick up.
 
 Everything it decides is read from Prefect each round and every action is idempotent, so a
-restart, or two watchdogs at once, change nothing.
+restart, or two watchdogs at once, change nothing. It writes the time of each round that
+went through to ``--ready-file``: the platform counts it up once the first one has.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import datetime as dt
 import logging
 import os
 import signal
+from pathlib import Path
 
 from taskscheduler import errors
 from taskscheduler._prefect.runbook import RunBook, RunFacts, Session
@@ -50,24 +57,30 @@ LOOKBACK = dt.timedelta(hours=1)
 INFRA_RETRIES = 3
 CRASH_RETRY_MESSAGE = "Retry {n} of {retries} after a crash (the watchdog)"
 STUCK_MESSAGE = "Stuck in Pending for {seconds:.0f}s: its worker never started it (the watchdog)"
+SILENT_MESSAGE = "No heartbeat for {seconds:g}s: the job's process died (the watchdog)"
 
 
 class Watchdog:
-    """One round at a time: stuck Pending jobs, crash retries, then SLA checks."""
+    """One round at a time: silent and stuck jobs crashed, crash retries, then SLA checks."""
 
-    def __init__(self, api_url: str, settings: ReliabilitySettings | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        settings: ReliabilitySettings | None = None,
+        ready_file: Path | None = None,
+    ) -> None:
         self.runbook = RunBook(api_url)
         self.settings = settings or get_reliability_settings()
+        self.ready_file = ready_file
+        self.silenced = 0
         self.retried = 0
         self.unstuck = 0
         self.sla_events = 0
 
     async def setup(self) -> None:
-        """Create what the platform relies on: the zombie automation, global routes, canary."""
+        """Create what the platform relies on: the global notification routes, the canary."""
         async with self.runbook.session() as session:
-            await session.ensure_platform_automations(
-                self.settings.zombie_after, self.settings.notify
-            )
+            await session.ensure_platform_automations(self.settings.notify)
         await ensure_canary(self.settings.canary_every)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -82,17 +95,31 @@ class Watchdog:
         while not stop.is_set():
             try:
                 await self.round()
+                if self.ready_file is not None:
+                    write_atomically(self.ready_file, dt.datetime.now(dt.UTC).isoformat())
             except Exception:
                 log.exception("watchdog round failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.watchdog_interval)
 
     async def round(self) -> None:
-        """One pass over pending, crashed and running jobs."""
+        """One pass over running, pending and crashed jobs."""
         async with self.runbook.session() as session:
+            await self.crash_silent(session)
             await self.crash_stuck_pending(session)
             await self.retry_crashed(session)
             await self.check_sla(session)
+
+    async def crash_silent(self, session: Session) -> int:
+        """Mark Crashed the running jobs silent for ``zombie_after``; return how many."""
+        after = self.settings.zombie_after
+        count = 0
+        for run_id in await session.silent_since(dt.datetime.now(dt.UTC) - after):
+            if await session.crash(run_id, SILENT_MESSAGE.format(seconds=after.total_seconds())):
+                count += 1
+                log.warning("job %s silent for %gs: marked Crashed", run_id, after.total_seconds())
+        self.silenced += count
+        return count
 
     async def crash_stuck_pending(self, session: Session) -> int:
         """Mark Crashed the jobs Pending for longer than the pending timeout; return how many."""
@@ -149,6 +176,13 @@ class Watchdog:
         )
         self.sla_events += len(late)
         return len(late)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path``'s content at once (a reader never sees half of it)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def stuck_pending(run: RunFacts, now: dt.datetime, timeout: dt.timedelta) -> bool:
@@ -228,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m taskscheduler.services.watchdog``: run until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m taskscheduler.services.watchdog")
     parser.add_argument("--api-url", default=None, help="Prefect API (default PREFECT_API_URL).")
+    parser.add_argument(
+        "--ready-file", type=Path, default=None, help="Written with the time of each round."
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
@@ -239,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         log.info("watchdog watching %s", api_url)
-        await Watchdog(api_url).run(stop)
+        await Watchdog(api_url, ready_file=args.ready_file).run(stop)
 
     asyncio.run(serve())
     return 0

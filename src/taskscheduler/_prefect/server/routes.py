@@ -1,10 +1,10 @@
 """Our set-based endpoints, mounted into the Prefect API (``/api/taskscheduler``): the fast
-lane's claim, start and finish, the creation of many one-off jobs and of many deployments, and
-the deletion of a deployment with its held runs.
+lane's claim, start and finish, the creation of many one-off jobs and of many deployments, the
+deletion of a deployment with its held runs, and the running jobs that went silent.
 
 They sit behind the API's own authentication and CSRF checks, in the same process and database
 as Prefect's routes, and use Prefect's database interface; the work is done in ``fastpath``,
-``creation``, ``new_deployments`` and ``deletion``.
+``creation``, ``new_deployments``, ``deletion`` and ``silence``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from prefect.server.database import PrefectDBInterface, provide_database_interface
 from prefect.server.schemas.actions import BlockDocumentCreate, DeploymentCreate
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from taskscheduler import models
-from taskscheduler._prefect.server import creation, deletion, fastpath, new_deployments
+from taskscheduler._prefect.server import creation, deletion, fastpath, new_deployments, silence
 
 PREFIX = "/taskscheduler"
 MAX_RUNS = 1000
@@ -199,6 +199,23 @@ async def delete_deployment(deployment_id: uuid.UUID, db: PrefectDBInterface = D
         found = await deletion.delete_deployment(db, session, deployment_id)
     if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Deployment not found")
+
+
+class SilentAnswer(BaseModel):
+    """Running jobs with neither their Running state nor a heartbeat since the time asked."""
+
+    runs: list[uuid.UUID]
+
+
+@router.get("/jobs/silent")
+async def silent_jobs(
+    since: AwareDatetime,
+    limit: int = Query(default=200, ge=1, le=MAX_RUNS),
+    db: PrefectDBInterface = Database,
+) -> SilentAnswer:
+    """The running jobs silent since ``since`` (the watchdog crashes them: ``silence``)."""
+    async with db.session_context() as session:
+        return SilentAnswer(runs=await silence.silent_since(session, since, limit))
 
 
 @router.post("/fast/claim")
