@@ -18,6 +18,8 @@ from taskscheduler import durations
 
 # 90, "90", "1m30s": the same duration forms as task fields.
 Duration = Annotated[dt.timedelta, BeforeValidator(durations.parse_duration)]
+# What a running job's process (or its fast worker) sends to say it lives.
+HEARTBEAT_EVENT = "prefect.flow-run.heartbeat"
 # A heartbeat is seen once Prefect's event persister has written it (it flushes every 5 s):
 # a live job's silence may reach ``heartbeat_seconds`` plus this, never ``zombie_after``.
 HEARTBEAT_SLACK = dt.timedelta(seconds=10)
@@ -101,7 +103,7 @@ class ReliabilitySettings(BaseSettings):
         concurrency slot in force."""
         heartbeats = int(self.heartbeat_event_retention.total_seconds())
         events = int(self.event_retention.total_seconds())
-        heartbeat_override = f'{{"prefect.flow-run.heartbeat": {heartbeats}}}'
+        heartbeat_override = f'{{"{HEARTBEAT_EVENT}": {heartbeats}}}'
         return {
             "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
             "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(

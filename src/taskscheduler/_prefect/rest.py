@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from taskscheduler.fastlane.settings import BULK_LIMIT
+from taskscheduler.reliability import HEARTBEAT_EVENT
 
 JSON = dict[str, Any]
 # The most objects a filter call returns (Prefect's default API limit).
@@ -321,7 +322,7 @@ def run_heartbeat_events(run_ids: Sequence[str], at: float) -> list[JSON]:
         {
             "id": str(uuid.uuid4()),
             "occurred": occurred,
-            "event": "prefect.flow-run.heartbeat",
+            "event": HEARTBEAT_EVENT,
             "resource": {"prefect.resource.id": f"prefect.flow-run.{run_id}"},
             "related": [],
             "payload": {},

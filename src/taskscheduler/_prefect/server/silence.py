@@ -22,7 +22,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-HEARTBEAT = "prefect.flow-run.heartbeat"
+from taskscheduler.reliability import HEARTBEAT_EVENT
 
 _SILENT = sa.text(
     """
@@ -43,5 +43,7 @@ _SILENT = sa.text(
 
 async def silent_since(session: AsyncSession, since: dt.datetime, limit: int) -> list[uuid.UUID]:
     """Up to ``limit`` running flow runs silent since ``since``, the longest running first."""
-    found = await session.execute(_SILENT, {"since": since, "heartbeat": HEARTBEAT, "limit": limit})
+    found = await session.execute(
+        _SILENT, {"since": since, "heartbeat": HEARTBEAT_EVENT, "limit": limit}
+    )
     return [row[0] for row in found]
