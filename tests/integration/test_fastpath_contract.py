@@ -742,3 +742,77 @@ def test_deployments_created_in_bulk_have_the_rows_prefects_routes_write(server:
             assert time.monotonic() < deadline, f"no {kind} created events within 60 s: {pair}"
             time.sleep(0.5)
         assert pair[0] == pair[1], kind
+
+
+def test_a_claim_marks_its_pool_polled_and_its_deployments_ready_as_a_workers_poll_does(
+    server: Server,
+) -> None:
+    """A pool polled by a Prefect worker (``get_scheduled_flow_runs``) and one claimed from by
+    the fast lane: both queues end up ready with a recorded poll, both deployments ready with a
+    ``last_polled`` and their ``updated`` untouched, and both publish the same ready events."""
+    since = dt.datetime.now(dt.UTC)
+    theirs, ours = "contract-ready-worker", "contract-ready-fast"
+    deployments = {theirs: deployment(server, theirs), ours: deployment(server, ours)}
+    before = {
+        pool: server.rows("SELECT * FROM deployment WHERE id = :id", id=d)[0]
+        for pool, d in deployments.items()
+    }
+    assert {row["status"] for row in before.values()} == {"NOT_READY"}
+    post(server, f"work_pools/{theirs}/get_scheduled_flow_runs", {})
+    post(server, "taskscheduler/fast/claim", {"pool": ours, "before": since.isoformat()})
+
+    def marked(pool: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        [row] = server.rows("SELECT * FROM deployment WHERE id = :id", id=deployments[pool])
+        [queue] = server.rows(
+            "SELECT wq.* FROM work_queue wq JOIN work_pool wp ON wp.id = wq.work_pool_id"
+            " WHERE wp.name = :pool",
+            pool=pool,
+        )
+        done = row["status"] == "READY" and queue["last_polled"] is not None
+        return (row, queue) if done else None
+
+    deadline = time.monotonic() + 60
+    while not (marked(theirs) and marked(ours)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    found: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for pool in (theirs, ours):
+        rows = marked(pool)
+        assert rows is not None, (pool, server.rows("SELECT status, last_polled FROM deployment"))
+        found[pool] = rows
+    for pool, (row, queue) in found.items():
+        assert row["last_polled"] > since and row["updated"] == before[pool]["updated"], pool
+        assert queue["status"] == "READY" and queue["last_polled"] > since, pool
+
+    def ready_events(name: str, resource: str) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            events = post(
+                server,
+                "events/filter",
+                {
+                    "filter": {
+                        "event": {"name": [name]},
+                        "resource": {"id": [resource]},
+                        "occurred": {"since": since.isoformat()},
+                    }
+                },
+            )["events"]
+            if events:
+                return list(events)
+            time.sleep(0.5)
+        raise AssertionError(f"no {name} event of {resource}")
+
+    def shape(event: dict[str, Any]) -> tuple[list[str], list[str]]:
+        roles = sorted(r["prefect.resource.role"] for r in event["related"])
+        return sorted(event["resource"]), roles
+
+    [a], [b] = (
+        ready_events("prefect.deployment.ready", f"prefect.deployment.{deployments[pool]}")
+        for pool in (theirs, ours)
+    )
+    assert shape(a) == shape(b) and a["payload"] == b["payload"]
+    [qa], [qb] = (
+        ready_events("prefect.work-queue.ready", f"prefect.work-queue.{found[pool][1]['id']}")
+        for pool in (theirs, ours)
+    )
+    assert shape(qa) == shape(qb)

@@ -4,7 +4,7 @@ deletion of a deployment with its held runs, and the running jobs that went sile
 
 They sit behind the API's own authentication and CSRF checks, in the same process and database
 as Prefect's routes, and use Prefect's database interface; the work is done in ``fastpath``,
-``creation``, ``new_deployments``, ``deletion`` and ``silence``.
+``creation``, ``new_deployments``, ``deletion``, ``silence`` and ``readiness``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,20 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, status
 from prefect.server.database import PrefectDBInterface, provide_database_interface
 from prefect.server.schemas.actions import BlockDocumentCreate, DeploymentCreate
 from pydantic import AwareDatetime, BaseModel, Field
 
 from taskscheduler import models
-from taskscheduler._prefect.server import creation, deletion, fastpath, new_deployments, silence
+from taskscheduler._prefect.server import (
+    creation,
+    deletion,
+    fastpath,
+    new_deployments,
+    readiness,
+    silence,
+)
 
 PREFIX = "/taskscheduler"
 MAX_RUNS = 1000
@@ -219,8 +226,11 @@ async def silent_jobs(
 
 
 @router.post("/fast/claim")
-async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnswer:
-    """Scheduled → Pending for up to ``limit`` due runs, in one transaction."""
+async def claim(
+    body: ClaimBody, background: BackgroundTasks, db: PrefectDBInterface = Database
+) -> ClaimAnswer:
+    """Scheduled → Pending for up to ``limit`` due runs, in one transaction; then, after the
+    answer and at most every ``readiness.REFRESH``, the pool is shown as polled."""
     transition = body.transition_id
     async with db.session_context(begin_transaction=True) as session:
         found = await fastpath.claim(
@@ -232,6 +242,8 @@ async def claim(body: ClaimBody, db: PrefectDBInterface = Database) -> ClaimAnsw
             transition_id=transition,
             repeat=body.repeat,
         )
+    if readiness.due(body.pool):
+        background.add_task(readiness.refresh, db, body.pool)
     return ClaimAnswer(
         claimed=found.claimed,
         limited=found.limited,
