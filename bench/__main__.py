@@ -47,6 +47,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import _drive, _platform, _probe
+from taskscheduler._prefect import rest as _api
 from taskscheduler.platform import (
     API,
     DOCKER_WORKER,
@@ -296,6 +297,44 @@ async def run_burst(
     return result
 
 
+async def worker_polls(p: LocalPlatform, api: _api.Api, pool: str, polls: int = 8) -> JSON:
+    """What a Prefect worker's poll of ``pool`` costs (``get_scheduled_flow_runs``, which marks
+    every deployment of the pool ready), one a second: deployment rows updated and CPU a poll,
+    the CPU over that of as long a window without polls (the scheduler's loop and the fast
+    lane's idle claims run in both). Measured before the recurring tasks' first tick, after one
+    poll that makes every deployment ready (its ready events are a one-off cost). Prefect runs
+    one marking of a pool at a time and drops the polls' markings that come meanwhile."""
+    await api._post(f"work_pools/{pool}/get_scheduled_flow_runs", {})
+    await asyncio.sleep(3.0)
+    window = polls + 2.0  # Prefect marks in a background task after the answer
+    async with Probe(p) as idle:
+        await asyncio.sleep(window)
+    updated = await _drive.deployment_updates(p)
+    async with Probe(p) as probe:
+        for _ in range(polls):
+            await api._post(f"work_pools/{pool}/get_scheduled_flow_runs", {})
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(window - polls)
+    await asyncio.sleep(1.0)  # PostgreSQL publishes its statistics at most once a second
+    busy, quiet = probe.report(1), idle.report(1)
+
+    def per_poll(tier: str) -> float | None:
+        spent, base = (r.get(tier, {}).get("cpu_ms_per_job") for r in (busy, quiet))
+        return None if spent is None or base is None else round((spent - base) / polls, 1)
+
+    return {
+        "polls": polls,
+        "deployment_rows_updated_per_poll": round(
+            (await _drive.deployment_updates(p) - updated) / polls
+        ),
+        "server_ms_per_poll": per_poll("server"),
+        "postgres_ms_per_poll": per_poll("postgres"),
+        "idle_server_ms_per_s": round(
+            (quiet.get("server", {}).get("cpu_ms_per_job") or 0) / window
+        ),
+    }
+
+
 async def run_recurring(
     p: LocalPlatform,
     pool: str,
@@ -309,9 +348,7 @@ async def run_recurring(
     load = loadavg()
     try:
         started = time.time()
-        deployments, first = await _drive.recurring(
-            api, pool, count, interval, hits, spread, lead=30.0
-        )
+        deployments, first = await _drive.recurring(pool, count, interval, hits, spread, lead=45.0)
         created = time.time() - started
         # Observe from the first tick, or from now if creating the tasks took longer.
         to_first_tick = first.timestamp() - time.time()
@@ -319,6 +356,7 @@ async def run_recurring(
             print(
                 f"   creating the tasks left {to_first_tick:.0f} s to their first tick", flush=True
             )
+        polls = await worker_polls(p, api, pool) if to_first_tick > 30 else None
         since = max(time.time() + 5, first.timestamp())
         await asyncio.sleep(max(0.0, since - time.time()))
         async with Probe(p) as probe:
@@ -337,6 +375,7 @@ async def run_recurring(
         spread=spread,
         create_s=round(created, 1),
         first_tick_after_create_s=round(to_first_tick, 1),
+        prefect_worker_poll=polls,
         drain_s=round(drain, 1),
         expected_jobs=expected,
         cpu=probe.report(result["jobs"]),
@@ -507,6 +546,16 @@ def table(report: JSON) -> str:
                 f"{ms(r['delay']['p90']):>8}{ms(r['delay']['p99']):>8}{ms(r['delay']['max']):>8}"
                 f"{r['lost']:>6}{r['not_ended']:>8}{r['run_twice']:>6}{cpus:>24}"
                 f"{mems:>21}"
+            )
+    for config, scenarios in report["configurations"].items():
+        recurring = scenarios.get("recurring") or {}
+        if polls := recurring.get("prefect_worker_poll"):
+            lines.append(
+                f"{config}: {recurring['tasks']:,} tasks created in {recurring['create_s']:,.0f} s;"
+                f" a Prefect worker's poll of their pool updated"
+                f" {polls['deployment_rows_updated_per_poll']:,} deployment rows and cost"
+                f" {polls['server_ms_per_poll'] or 0:,.0f} ms server +"
+                f" {polls['postgres_ms_per_poll'] or 0:,.0f} ms PostgreSQL CPU"
             )
     for line in report.get("ratios", []):
         lines.append(line)

@@ -9,11 +9,10 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskscheduler import AsyncTaskScheduler, schedules
+from taskscheduler import AsyncTaskScheduler
 from taskscheduler._prefect import rest as _api
 from taskscheduler.platform import LocalPlatform
 
@@ -137,7 +136,6 @@ async def burst(
 
 
 async def recurring(
-    api: _api.Api,
     pool: str,
     count: int,
     interval: int,
@@ -145,82 +143,57 @@ async def recurring(
     spread: bool,
     lead: float,
 ) -> tuple[list[str], dt.datetime]:
-    """``count`` deployments every ``interval`` s, together or spread evenly; their ids and
+    """``count`` tasks every ``interval`` s, together or spread evenly; their deployment ids and
     their first tick, ``lead`` s after the last of them is expected to exist.
 
-    Each has the schedule ``tasks create --every … --start …`` gives (an RRULE whose DTSTART is
-    the start), so none fires while the others are still being created: the first ticks are
-    set from the rate at which a pilot of 200 was created (those get their schedules last).
-    Created directly with the API (one call each, 8 at a time): the SDK's per-task block and
-    schedule calls would make 10,000 tasks take longer than the benchmark itself. They share one
-    code version, which the fast lane fetches once.
+    Created as users create many tasks: ``create_many`` (``POST /v1/tasks/bulk``), ``PER_CALL``
+    tasks a call, two calls at a time. Each task's schedule is ``--every … --start …``, so none
+    fires while the others are still being created: the first tick is set from the rate at
+    which one call of ``PER_CALL`` pilot tasks was created (the pilots tick from tomorrow on, so
+    they never run in the window).
     """
+    prefix = f"bench-r{uuid.uuid4().hex[:6]}"
+    code = job_code(hits)
     ts = AsyncTaskScheduler()
+    semaphore = asyncio.Semaphore(2)
     try:
-        seed = await ts.create(
-            {"name": f"bench-seed-{uuid.uuid4().hex[:6]}", "code": job_code(hits), "pool": pool}
+
+        async def create(names: range, first: dt.datetime, tag: str) -> list[str]:
+            specs = [
+                {
+                    "name": f"{prefix}-{tag}{n}",
+                    "code": code,
+                    "pool": pool,
+                    **tick_spec(n, count, interval, first, spread),
+                }
+                for n in names
+            ]
+            async with semaphore:
+                return [t.deployment_id for t in await ts.create_many(specs)]
+
+        started = time.time()
+        tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        await create(range(min(count, PER_CALL)), tomorrow, "pilot-")
+        per_task = (time.time() - started) / min(count, PER_CALL)
+        first = dt.datetime.fromtimestamp(
+            round(time.time() + count * per_task * 1.1 + lead), dt.UTC
         )
+        calls = [range(n, min(count, n + PER_CALL)) for n in range(0, count, PER_CALL)]
+        made = await asyncio.gather(*(create(names, first, "") for names in calls))
     finally:
         await ts.aclose()
-    base = await api.http.get(f"deployments/{seed.deployment_id}")
-    template: JSON = base.json()
-    semaphore = asyncio.Semaphore(8)
-    ids: dict[int, str] = {}
-
-    async def call(path: str, body: Any, tries: int = 3) -> Any:
-        """One POST, repeated on failure only when ``tries`` > 1 (an idempotent call)."""
-        async with semaphore:
-            for attempt in range(tries):
-                try:
-                    return await api._post(path, body)
-                except httpx.HTTPError:
-                    if attempt == tries - 1:
-                        raise
-                    await asyncio.sleep(1)
-
-    def schedule(n: int, first: dt.datetime) -> JSON:
-        return {"schedule": tick_schedule(n, count, interval, first, spread), "active": True}
-
-    async def create(n: int, first: dt.datetime | None) -> None:
-        body = {
-            "name": f"{template['name']}-r{n}",
-            "flow_id": template["flow_id"],
-            "entrypoint": template["entrypoint"],
-            "parameters": template["parameters"],
-            "work_pool_name": pool,
-            "pull_steps": template["pull_steps"],
-            "enforce_parameter_schema": False,
-            "schedules": [schedule(n, first)] if first else [],
-        }
-        # Creating a deployment is an upsert by name: repeating it is safe.
-        ids[n] = str((await call("deployments/", body))["id"])
-
-    pilot = min(count, 200)
-    started = time.time()
-    await asyncio.gather(*(create(n, None) for n in range(pilot)))
-    per_task = (time.time() - started) / pilot
-    # The rest, then the pilot's schedules: (count - pilot) + pilot calls of about the same cost.
-    first = dt.datetime.fromtimestamp(round(time.time() + count * per_task * 1.1 + lead), dt.UTC)
-    await asyncio.gather(*(create(n, first) for n in range(pilot, count)))
-    await asyncio.gather(
-        *(call(f"deployments/{ids[n]}/schedules", [schedule(n, first)], 1) for n in range(pilot))
-    )
-    return [ids[n] for n in range(count)], first
+    return [d for ids in made for d in ids], first
 
 
-def tick_schedule(n: int, count: int, interval: int, first: dt.datetime, spread: bool) -> JSON:
-    """The Prefect schedule of recurring task ``n`` of ``count``: every ``interval`` s from
-    ``first``, or from ``first`` plus its share of the interval when ``spread``."""
+PER_CALL = 250  # tasks a bulk creation call (at most models.MAX_NEW_TASKS)
+
+
+def tick_spec(n: int, count: int, interval: int, first: dt.datetime, spread: bool) -> JSON:
+    """The schedule of recurring task ``n`` of ``count``, as a task's fields: every
+    ``interval`` s from ``first``, or from ``first`` plus its share of the interval when
+    ``spread``."""
     offset = dt.timedelta(seconds=interval * n // count) if spread else dt.timedelta(0)
-    plan = schedules.plan(
-        "every",
-        f"{interval}s",
-        timezone="UTC",
-        start=first + offset,
-        end=None,
-        now=dt.datetime.now(dt.UTC),
-    )
-    return {"rrule": plan.rrule, "timezone": plan.timezone}
+    return {"every": f"{interval}s", "start": (first + offset).isoformat(), "timezone": "UTC"}
 
 
 async def api_throughput(
@@ -296,6 +269,19 @@ async def query(platform: LocalPlatform, sql: str, **params: Any) -> list[Any]:
             return list((await conn.execute(text(sql), bound)).all())
     finally:
         await engine.dispose()
+
+
+async def deployment_updates(platform: LocalPlatform) -> int:
+    """Rows of Prefect's ``deployment`` table updated so far (PostgreSQL's statistics)."""
+    engine = create_async_engine(platform.settings.asyncpg_url)
+    try:
+        async with engine.connect() as conn:
+            count = await conn.scalar(
+                text("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'deployment'")
+            )
+    finally:
+        await engine.dispose()
+    return int(count or 0)
 
 
 async def outcome(

@@ -16,6 +16,7 @@ import pytest
 
 from bench import __main__ as bench
 from bench import _drive
+from taskscheduler import models
 
 T0 = 1_800_000_000.0
 
@@ -71,24 +72,29 @@ def test_one_start_has_no_rate() -> None:
     assert _drive.summarise([row("COMPLETED", 0, 0.1)], since=T0)["rate_per_min"] is None
 
 
+def _ticks(spec: dict[str, str], now: dt.datetime) -> list[dt.datetime]:
+    """The first three ticks of a task with these schedule fields, as the platform plans them."""
+    task = models.TaskSpec.model_validate(
+        {"name": "bench-unit", "code": "def main():\n    pass\n", **spec}
+    )
+    plan = task.schedule_plan(now)
+    assert plan is not None and plan.timezone == "UTC"
+    rule = dateutil.rrule.rrulestr(plan.rrule)
+    return [rule[i] for i in range(3)]  # type: ignore[index]
+
+
 def test_recurring_tasks_never_fire_before_their_first_tick() -> None:
     first = dt.datetime(2026, 11, 27, 18, 0, 0, 500_000, tzinfo=dt.UTC)
-    together = [_drive.tick_schedule(n, 4, 600, first, spread=False) for n in range(4)]
+    together = [_drive.tick_spec(n, 4, 600, first, spread=False) for n in range(4)]
     assert all(s == together[0] for s in together)
-    assert together[0]["timezone"] == "UTC"
-    rule = dateutil.rrule.rrulestr(together[0]["rrule"])
-    ticks = [rule[i] for i in range(3)]  # type: ignore[index]
-    assert ticks == [
+    assert _ticks(together[0], first - dt.timedelta(minutes=5)) == [
         dt.datetime(2026, 11, 27, 18, 0, 1) + dt.timedelta(minutes=10 * i) for i in range(3)
     ]
 
 
 def test_spread_recurring_tasks_share_the_interval_evenly() -> None:
     first = dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC)
-    starts = [
-        dateutil.rrule.rrulestr(_drive.tick_schedule(n, 4, 600, first, spread=True)["rrule"])[0]  # type: ignore[index]
-        for n in range(4)
-    ]
+    starts = [_ticks(_drive.tick_spec(n, 4, 600, first, spread=True), first)[0] for n in range(4)]
     assert [(s - starts[0]).total_seconds() for s in starts] == [0, 150, 300, 450]
 
 
