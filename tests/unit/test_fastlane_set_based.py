@@ -156,8 +156,10 @@ class RecordingChild:
         self.sent.append(message["id"])
 
 
-def worker_on(api: SetApi, processes: int = 4) -> tuple[FastWorker, list[RecordingChild]]:
-    worker = FastWorker(FastLaneSettings(processes=processes), cast(_api.Api, api))
+def worker_on(
+    api: SetApi, processes: int = 4, **settings: Any
+) -> tuple[FastWorker, list[RecordingChild]]:
+    worker = FastWorker(FastLaneSettings(processes=processes, **settings), cast(_api.Api, api))
     children = [RecordingChild() for _ in range(processes)]
     for child in children:
         worker.children.alive.add(child)  # type: ignore[arg-type]
@@ -264,3 +266,28 @@ async def test_logs_and_completions_go_in_one_finish_and_are_kept_if_it_fails() 
     # The resent lines carry the ids they were first sent with: the server stores them once.
     ids = [line["id"] for line in api.finished_logs]
     assert len(set(ids)) == 2 and ids[:2] == ids[2:]
+
+
+class SlowStartApi(SetApi):
+    """Answers each start after ``delay`` seconds, as a busy server does."""
+
+    delay = 0.3
+
+    async def fast_start(self, runs: list[JSON], transition_id: str) -> dict[str, str]:
+        await asyncio.sleep(self.delay)
+        return await super().fast_start(runs, transition_id)
+
+
+async def _starts_of_runs_due_apart(start_calls: int) -> list[list[str]]:
+    """The start calls' runs for four runs due 50 ms apart on a server answering in 300 ms."""
+    now = time.time()
+    api = SlowStartApi({name: now + 0.2 + 0.05 * n for n, name in enumerate("abcd")})
+    worker, _ = worker_on(api, start_calls=start_calls)
+    await worker.poll()
+    await release_for(worker, 1.5)
+    return [call["runs"] for kind, call in api.calls if kind == "start"]
+
+
+async def test_runs_due_while_a_start_is_answered_go_together_in_the_next() -> None:
+    assert await _starts_of_runs_due_apart(start_calls=1) == [["a"], ["b", "c", "d"]]
+    assert await _starts_of_runs_due_apart(start_calls=4) == [["a"], ["b"], ["c"], ["d"]]

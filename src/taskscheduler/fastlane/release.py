@@ -2,7 +2,10 @@
 
 A timer on the earliest held run: at its instant (wall clock, never early) every due run that
 has a free warm process is moved ``Pending → Running`` in one call; the server stamps
-``start_time`` as it accepts, and the code starts only after it did.
+``start_time`` as it accepts, and the code starts only after it did. At most ``start_calls``
+such calls are in flight: runs that come due meanwhile wait for an answer and go together in
+the next call, so the busier the server, the fewer and larger the calls (without the
+bound, a steady stream whose jobs each have an instant of their own made one call a job).
 
 On the set-based path that call is a conditional update: a run starts only if it is still in
 the Pending state its claim wrote, so a run cancelled (or changed in any way) while held never
@@ -64,6 +67,7 @@ class Release:
         self.reporter = reporter
         self.held: dict[str, Job] = {}
         self.heap: list[tuple[float, str]] = []  # (due, id); entries of unheld runs are dropped
+        self.starting = 0  # start calls in flight
 
     def hold(self, job: Job) -> None:
         """Hold ``job`` until ``job.due``."""
@@ -106,7 +110,7 @@ class Release:
             if self.heap[0][0] > now:
                 await self.loop.wait(self.heap[0][0] - now)
                 continue
-            if not self.children.idle:
+            if not self.children.idle or self.starting >= self.settings.start_calls:
                 await self.loop.wait(None)
                 continue
             batch: list[Job] = []
@@ -117,7 +121,16 @@ class Release:
                 if job is not None:
                     self.children.take(job)
                     batch.append(job)
-            self.loop.track(self.start(batch))
+            self.starting += 1
+            self.loop.track(self.start_counted(batch))
+
+    async def start_counted(self, batch: list[Job]) -> None:
+        """``start``, counted among the start calls in flight (``start_calls``)."""
+        try:
+            await self.start(batch)
+        finally:
+            self.starting -= 1
+            self.loop.wake.set()
 
     async def check(self) -> None:
         """Check the held runs next in line, due within ``check_ahead``, to be still Pending.

@@ -113,6 +113,16 @@ class FastLaneSettings(BaseSettings):
         ge=1,
         description="Stop claiming while this many runs are held or running here.",
     )
+    start_calls: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Start calls in flight at once. Runs that come due while they are answered go"
+            " together in the next call, so a busy server gets fewer and larger calls; at a"
+            " low rate a run waits at most for one call's answer."
+        ),
+    )
     flush_interval: float = Field(
         default=0.2,
         gt=0,
