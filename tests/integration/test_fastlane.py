@@ -19,7 +19,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.exceptions import PrefectHTTPStatusError
 
-from taskscheduler import JobState, TaskScheduler, errors, models
+from taskscheduler import JobState, TaskScheduler, errors, models, policy
+from taskscheduler._prefect import rest
 from taskscheduler.platform import FAST_POOL, SANDBOX_POOL, LocalPlatform
 from tests.integration.helpers import (
     extra_fast_worker,
@@ -600,3 +601,26 @@ def test_a_burst_of_failing_jobs_does_not_starve_a_healthy_task(
     assert attempts == 2 * len(burst)
     assert completed == len(healthy) and all(runs[j.id] == 1 for j in healthy)
     assert delays[-1] < 30, "healthy jobs keep starting while the burst retries"
+
+
+def test_the_code_of_many_tasks_is_read_in_one_call(
+    ts: TaskScheduler, platform: LocalPlatform
+) -> None:
+    """What the fast worker reads ahead for the runs it claims: each code version's document,
+    as reading it alone gives it, and nothing for a name that has none."""
+    names = [fast_task(ts, f"def main():\n    return {n}\n") for n in range(3)]
+    documents = [policy.code_document(name, 1) for name in names]
+
+    async def read() -> tuple[dict[str, Any], list[Any]]:
+        api = rest.Api(platform.api_url, timeout=30, headers=rest.from_prefect_settings()[1])
+        try:
+            together = await api.code_blocks([*documents, "no-such-task-v1"])
+            alone = [await api.code_block(d) for d in documents]
+        finally:
+            await api.close()
+        return together, alone
+
+    together, alone = asyncio.run(read())
+    assert sorted(together) == sorted(documents)  # the missing one is absent
+    assert [together[d] for d in documents] == alone
+    assert all(data and "def main()" in str(data) for data in alone)

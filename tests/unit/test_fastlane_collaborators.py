@@ -58,6 +58,10 @@ class Api:
     async def concurrency_limit_names(self) -> list[str]:
         return []
 
+    async def code_blocks(self, names: Sequence[str]) -> dict[str, JSON]:
+        self.calls.append(("codes", list(names)))
+        return {n: {"source": n} for n in names if n != "gone-v1"}
+
 
 def job(attempt: int = 1, **params: Any) -> Job:
     return Job(
@@ -115,6 +119,16 @@ def test_a_claimed_run_becomes_a_typed_job_held_to_its_own_time() -> None:
     }
     with pytest.raises(ValueError, match="no task"):
         Job.claimed_run({**run, "parameters": {"name": "other-flow"}}, claimed=NOW)
+
+
+async def test_the_code_of_held_jobs_is_read_once_in_one_call() -> None:
+    api, _, _, jobs = collaborators()
+    jobs.codes["greet-v1"] = {"source": "cached"}
+    held = [job(code=name) for name in ("greet-v1", "greet-v2", "other-v1", "greet-v2", "gone-v1")]
+    await jobs.load_codes([*held, job(entrypoint="flows/a.py:main")])
+    await jobs.load_codes(held[:3])  # all known now: no call
+    assert api.calls == [("codes", ["gone-v1", "greet-v2", "other-v1"])]
+    assert sorted(jobs.codes) == ["greet-v1", "greet-v2", "other-v1"]
 
 
 def test_the_run_message_prefers_the_code_blocks_entry() -> None:

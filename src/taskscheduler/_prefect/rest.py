@@ -25,6 +25,8 @@ JSON = dict[str, Any]
 PAGE_LIMIT = 200
 
 ACCEPT = "ACCEPT"
+# Our block type of a task's code versions (``_prefect.blocks``).
+CODE_BLOCK_TYPE = "task-code"
 # The set-based endpoints our server adds to Prefect's API (``_prefect.server.routes``).
 FAST = "taskscheduler/fast"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -302,10 +304,29 @@ class Api:
         # As Prefect's Secret.get() would give it, then str() as the job runtime does.
         return value if isinstance(value, str) else str(value)
 
+    async def code_blocks(self, names: Sequence[str]) -> dict[str, JSON]:
+        """The data of the ``task-code`` block documents ``names`` that exist, by name: one
+        call for up to ``PAGE_LIMIT`` of them."""
+        found: dict[str, JSON] = {}
+        names = list(names)
+        for first in range(0, len(names), PAGE_LIMIT):
+            chunk = names[first : first + PAGE_LIMIT]
+            documents = await self._post(
+                "block_documents/filter",
+                {
+                    "block_documents": {"name": {"any_": chunk}},
+                    "block_types": {"slug": {"any_": [CODE_BLOCK_TYPE]}},
+                    "include_secrets": True,
+                    "limit": len(chunk),
+                },
+            )
+            found.update((d["name"], d["data"]) for d in documents)
+        return found
+
     async def code_block(self, name: str) -> JSON | None:
         """The data of the ``task-code`` block document ``name`` (immutable once written)."""
         response = await self.http.get(
-            f"block_types/slug/task-code/block_documents/name/{name}",
+            f"block_types/slug/{CODE_BLOCK_TYPE}/block_documents/name/{name}",
             params={"include_secrets": "true"},
         )
         if response.status_code == 404:

@@ -142,16 +142,13 @@ class Jobs:
     # ---- before the start -------------------------------------------------------------------
 
     async def load_codes(self, jobs: list[Job]) -> None:
-        """Fetch the code versions of newly held jobs while they wait (documents are immutable)."""
-        names = {j.params.code for j in jobs if j.params.code} - set(self.codes)
-        for name in names:
+        """Fetch the code versions of newly held jobs while they wait, in one call for up to 200
+        (documents are immutable)."""
+        if names := sorted({j.params.code for j in jobs if j.params.code} - set(self.codes)):
             try:
-                data = await self.api.code_block(name)
-            except httpx.HTTPError as exc:
-                log.warning("reading code %s failed: %s", name, exc)
-                continue
-            if data is not None:
-                self.codes[name] = data
+                self.codes.update(await self.api.code_blocks(names))
+            except httpx.HTTPError as exc:  # each job then reads its code as it starts
+                log.warning("reading %d code versions failed: %s", len(names), exc)
         for job in jobs:
             await self.load_secrets(job)
 
