@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import pytest
+from prefect.server.database import PrefectDBInterface
+
 from taskscheduler._prefect.server import readiness
 
 
@@ -24,3 +29,31 @@ def test_the_refresh_keeps_well_inside_the_foremans_timeouts() -> None:
         foreman.work_queue_last_polled_timeout_seconds,
     )
     assert timeout >= readiness.REFRESH * 3
+
+
+async def test_a_full_round_asks_for_the_next_and_a_failed_one_waits(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    marked = iter([readiness.MAX_DEPLOYMENTS, 3])
+
+    async def mark_polled(db: object, pool: str) -> int:
+        return next(marked)
+
+    monkeypatch.setattr(readiness, "mark_polled", mark_polled)
+    db = cast(PrefectDBInterface, None)
+    pool = "unit-rounds"
+    assert readiness.due(pool)
+    await readiness.refresh(db, pool)  # a full round: some are left
+    assert readiness.due(pool)
+    await readiness.refresh(db, pool)  # the last few
+    assert not readiness.due(pool)
+
+    async def timed_out(db: object, pool: str) -> int:
+        raise TimeoutError
+
+    monkeypatch.setattr(readiness, "mark_polled", timed_out)
+    pool = "unit-timeout"
+    assert readiness.due(pool)
+    await readiness.refresh(db, pool)  # logged, not raised into the claim's answer
+    assert not readiness.due(pool)
+    assert "marking pool 'unit-timeout' polled failed" in caplog.text

@@ -14,7 +14,8 @@ it ready. Here, at most every ``REFRESH`` per pool and API process, after a clai
 - the pool's queues get their poll recorded, and those not ready (not paused ones) are marked
   ready, with their ``prefect.work-queue.ready`` events (Prefect's ``mark_work_queues_ready``);
 - the pool's deployments that are not ready, at most ``MAX_DEPLOYMENTS`` a round, are marked
-  ready, with their ``prefect.deployment.ready`` events (Prefect's ``mark_deployments_ready``).
+  ready, with their ``prefect.deployment.ready`` events (Prefect's ``mark_deployments_ready``);
+  while some are left, the next claim starts the next round.
 
 Both writes are Prefect's own functions, so the rows and events are those of a Prefect worker's
 poll; only which rows are written, and how often, differ.
@@ -33,7 +34,10 @@ from prefect.server.schemas.statuses import DeploymentStatus, WorkQueueStatus
 
 # Well inside the foreman's timeouts (60 s each by default), so a polled pool never flaps.
 REFRESH = 10.0
-MAX_DEPLOYMENTS = 1000
+# Deployments marked a round: Prefect's function locks their rows (``FOR UPDATE``, which waits
+# for the scheduler's inserts of their runs and holds those up) while it reads each one's
+# related objects for its event, so rounds stay small; a full round asks for the next at once.
+MAX_DEPLOYMENTS = 200
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +91,10 @@ async def mark_polled(db: PrefectDBInterface, pool: str) -> int:
 
 
 async def refresh(db: PrefectDBInterface, pool: str) -> None:
-    """``mark_polled`` after a claim's answer: a failure is logged and the next round, one
-    ``REFRESH`` later, tries again (a claim never fails for it)."""
+    """``mark_polled`` after a claim's answer: a failure (a lock or statement timeout) is logged
+    and the next round, one ``REFRESH`` later, tries again; a claim never fails for it."""
     try:
-        await mark_polled(db, pool)
-    except sa.exc.SQLAlchemyError as exc:
-        log.warning("marking pool %r polled failed: %s", pool, exc)
+        if await mark_polled(db, pool) >= MAX_DEPLOYMENTS:
+            _last_round.pop(pool, None)
+    except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.warning("marking pool %r polled failed: %r", pool, exc)
