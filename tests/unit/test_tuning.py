@@ -61,3 +61,10 @@ def test_prefects_event_consumers_take_their_read_batch_size_from_settings() -> 
     for module in (event_persister, triggers, task_run_recorder):
         source = inspect.getsource(module)
         assert "read_batch_size=self.service_settings().read_batch_size" in source, module
+
+
+def test_tuned_fast_workers_keep_more_warm_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert TuningSettings().fast_lane_env() == {}  # untuned: the worker's own default
+    assert TuningSettings(tuned=True).fast_lane_env() == {"TASKS_FAST_PROCESSES": "16"}
+    monkeypatch.setenv("TASKS_FAST_PROCESSES", "8")  # the worker's own setting wins
+    assert TuningSettings(api_workers=2).fast_lane_env() == {"TASKS_FAST_PROCESSES": "8"}

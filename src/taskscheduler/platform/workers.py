@@ -80,6 +80,9 @@ class Workers:
                 command += ["--limit", str(self.settings.worker_limit)]
         command += ["--name", name]
         env = self.environments.lane(self.run_user.home, mints=lane == "process")
+        if lane == "fast":
+            for name, value in self.environments.tuning().fast_lane_env().items():
+                env.setdefault(name, value)
         if lane == "sandbox":
             command += [catalogue.SINGLE_USE_FLAG]
             env.setdefault("TASKS_FAST_PROCESSES", str(SANDBOX_PROCESSES))
