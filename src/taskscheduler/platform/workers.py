@@ -81,8 +81,8 @@ class Workers:
         command += ["--name", name]
         env = self.environments.lane(self.run_user.home, mints=lane == "process")
         if lane == "fast":
-            for name, value in self.environments.tuning().fast_lane_env().items():
-                env.setdefault(name, value)
+            for key, value in self.environments.tuning().fast_lane_env().items():
+                env.setdefault(key, value)
         if lane == "sandbox":
             command += [catalogue.SINGLE_USE_FLAG]
             env.setdefault("TASKS_FAST_PROCESSES", str(SANDBOX_PROCESSES))
