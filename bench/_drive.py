@@ -146,11 +146,11 @@ async def recurring(
     """``count`` tasks every ``interval`` s, together or spread evenly; their deployment ids and
     their first tick, ``lead`` s after the last of them is expected to exist.
 
-    Created as users create many tasks: ``create_many`` (``POST /v1/tasks/bulk``), ``PER_CALL``
-    tasks a call, two calls at a time. Each task's schedule is ``--every … --start …``, so none
-    fires while the others are still being created: the first tick is set from the rate at
-    which one call of ``PER_CALL`` pilot tasks was created (the pilots tick from tomorrow on, so
-    they never run in the window).
+    Created as users create many tasks: the SDK's ``create_many`` (what ``POST /v1/tasks/bulk``
+    calls), in the benchmark's process, ``PER_CALL`` tasks a call, two calls at a time. Each
+    task's schedule is ``--every … --start …``, so none fires while the others are still being
+    created: the first tick is set from the rate at which one call of ``PER_CALL`` pilot tasks
+    was created (the pilots tick from tomorrow on, so they never run in the window).
     """
     prefix = f"bench-r{uuid.uuid4().hex[:6]}"
     code = job_code(hits)
@@ -273,15 +273,8 @@ async def query(platform: LocalPlatform, sql: str, **params: Any) -> list[Any]:
 
 async def deployment_updates(platform: LocalPlatform) -> int:
     """Rows of Prefect's ``deployment`` table updated so far (PostgreSQL's statistics)."""
-    engine = create_async_engine(platform.settings.asyncpg_url)
-    try:
-        async with engine.connect() as conn:
-            count = await conn.scalar(
-                text("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'deployment'")
-            )
-    finally:
-        await engine.dispose()
-    return int(count or 0)
+    sql = "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'deployment'"
+    return sum(int(row[0] or 0) for row in await query(platform, sql))
 
 
 async def outcome(
