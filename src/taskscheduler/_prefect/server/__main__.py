@@ -19,6 +19,7 @@ from prefect.settings import (
 )
 
 from taskscheduler._prefect.server.app import create_app
+from taskscheduler._prefect.server.nodelay import NoDelayH11Protocol
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         "taskscheduler._prefect.server.app:factory",
         factory=True,
         workers=args.workers,
+        # The socket uvicorn binds for its workers leaves Nagle's algorithm on (nodelay.py).
+        http=NoDelayH11Protocol,
         **common,
     )
 
