@@ -14,6 +14,8 @@ Configurations, each on its own throwaway database, port and Redis db index:
   orchestration, the lane before the set-based path; measured beside it in one invocation.
 - **tuned-2@BENCH_ZOMBIE_AUTOMATION=true**: with Prefect's zombie automation added, as the
   platform had it before the watchdog crashed silent jobs itself (``_platform``).
+- **tuned-2@BENCH_NAGLE=on**: with Nagle's algorithm left on the Prefect API's connections, as
+  they were before the API processes turned it off (``_platform``).
 - **tuned-1**: the same with one API process: the API throughput comparison, and the fast lane
   too with ``--fast-on tuned-1,tuned-2``.
 

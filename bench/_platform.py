@@ -74,6 +74,8 @@ def platform(
             TASKS_REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
         )
     env.update(extra or {})
+    if env.get(NAGLE) == "on":
+        env["PYTHONPATH"] = str(Path(__file__).parent / "nagle")
     started = LocalPlatform(settings, extra_env=env)
     try:
         started.up()
@@ -122,3 +124,8 @@ async def add_zombie_automation(after_seconds: float) -> None:
     )
     async with get_client() as client:
         await client.create_automation(automation)
+
+
+# ``tuned-2@BENCH_NAGLE=on``: the multi-process Prefect API as it was before 2026-12-02, every
+# answer on a kept-alive connection held 40 ms by Nagle's algorithm (``nagle/sitecustomize.py``).
+NAGLE = "BENCH_NAGLE"
