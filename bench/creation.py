@@ -1,8 +1,10 @@
 """``python -m bench.creation``: creating jobs and tasks through the REST API, one by one and in
 bulk.
 
-One tuned platform (two API processes, Redis) on a throwaway database. Side by side, in turns,
-each for ``--seconds`` with ``--clients`` callers at once:
+One tuned platform (two API processes, Redis) on a throwaway database for each of
+``--configs`` (``tuned-2``; ``tuned-2@NAME=VALUE`` as ``python -m bench`` takes them, one after
+the other in one invocation). Side by side, in turns, each for ``--seconds`` with ``--clients``
+callers at once:
 
 - **jobs one by one**: ``POST /v1/tasks/{name}/schedule`` on one task of the fast pool, its
   jobs due in a day (none runs while they are counted): each job a call, Prefect's
@@ -34,11 +36,18 @@ from typing import Any
 import httpx
 
 from bench import _platform, _probe
-from bench.__main__ import RESULTS, TOPOLOGIES, Probe, flush_redis, pointing_at, report_start
+from bench.__main__ import (
+    RESULTS,
+    TOPOLOGIES,
+    Probe,
+    flush_redis,
+    pointing_at,
+    report_start,
+    split_config,
+)
 from taskscheduler.platform import LocalPlatform
 
 JSON = dict[str, Any]
-TOPOLOGY = "tuned-2"
 BULK = 1000
 
 
@@ -149,30 +158,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tasks-per-call", type=int, default=250)
     parser.add_argument("--what", nargs="+", choices=["jobs", "tasks"], default=["jobs", "tasks"])
+    parser.add_argument("--configs", default="tuned-2", help="comma-separated, as python -m bench")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    parsed = {name: split_config(name) for name in args.configs.split(",") if name}
+    if any(topology == "stock" for topology, _ in parsed.values()):
+        raise SystemExit("bench.creation: the stock platform has no bulk routes to measure")
     report = report_start(args)
-    redis_db = TOPOLOGIES[TOPOLOGY]
-    flush_redis(redis_db)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-create-") as work,
-        _platform.platform(Path(work) / "state", topology=TOPOLOGY, redis_db=redis_db) as p,
-        pointing_at(p),
-    ):
-        print("== creation: platform up", flush=True)
-        report["results"] = asyncio.run(scenarios(p, args))
-    flush_redis(redis_db)
+    report["results"] = {}
+    for name, (topology, own) in parsed.items():
+        redis_db = TOPOLOGIES[topology]
+        flush_redis(redis_db)
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-create-") as work,
+            _platform.platform(
+                Path(work) / "state", topology=topology, redis_db=redis_db, extra=own
+            ) as p,
+            pointing_at(p),
+        ):
+            print(f"== creation, {name}: platform up", flush=True)
+            report["results"][name] = asyncio.run(scenarios(p, args))
+        flush_redis(redis_db)
     report["calibration_ms_end"] = _probe.calibrate()
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     (args.out / f"creation-{stamp}.json").write_text(json.dumps(report, indent=1))
-    for name, rounds in report["results"].items():
-        for r in rounds:
-            print(
-                f"{name:<16} {r['items']:>7} {r['per_s']:>8,.1f}/s  server"
-                f" {r['server_ms_per_item']} ms each, api {r['api_ms_per_item']}, postgres"
-                f" {r['postgres_ms_per_item']}, machine {r['machine_ms_per_item']}"
-            )
+    for config, results in report["results"].items():
+        for name, rounds in results.items():
+            for r in rounds:
+                print(
+                    f"{config:<24} {name:<16} {r['items']:>7} {r['per_s']:>8,.1f}/s  server"
+                    f" {r['server_ms_per_item']} ms each, api {r['api_ms_per_item']}, postgres"
+                    f" {r['postgres_ms_per_item']}, machine {r['machine_ms_per_item']}"
+                )
     return 0
 
 
