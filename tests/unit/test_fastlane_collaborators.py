@@ -131,6 +131,24 @@ async def test_the_code_of_held_jobs_is_read_once_in_one_call() -> None:
     assert sorted(jobs.codes) == ["greet-v1", "greet-v2", "other-v1"]
 
 
+async def test_the_code_cache_drops_the_least_recently_used_versions_beyond_its_size() -> None:
+    api = Api()
+    jobs = Jobs(
+        FastLaneSettings(name="w1", code_cache_mb=1),
+        cast(_api.Api, api),
+        Reporter(cast(_api.Api, api), Proposals(cast(_api.Api, api)), set_based=False),
+    )
+    big = "x" * 300_000  # four of these do not fit in 1 MB
+    for name in ("a-v1", "b-v1", "c-v1"):
+        jobs.codes[name] = {"source": big}
+    assert jobs.codes.get("a-v1") is not None  # a used again: b is now the oldest
+    jobs.codes["d-v1"] = {"source": big}
+    assert sorted(jobs.codes) == ["a-v1", "c-v1", "d-v1"]
+    assert jobs.codes.currsize <= 2**20
+    await jobs.load_codes([job(code="b-v1")])  # dropped: read again when needed
+    assert api.calls == [("codes", ["b-v1"])]
+
+
 def test_the_run_message_prefers_the_code_blocks_entry() -> None:
     one = job(attempt=2, code="greet-v1", entry="other", parameters={"who": "ada"})
     one.secrets = {"TOKEN": "t0k"}

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import random
 import time
 from typing import TYPE_CHECKING
 
 import httpx
+from cachetools import LRUCache
 
 from taskscheduler._prefect import rest as _api
 from taskscheduler._prefect.rest import JSON
@@ -136,7 +138,10 @@ class Jobs:
         self.api = api
         self.reporter = reporter
         self.running: dict[str, Job] = {}
-        self.codes: dict[str, JSON] = {}  # code block documents by name (immutable)
+        # Code block documents by name (immutable), bounded by their size in JSON.
+        self.codes: LRUCache[str, JSON] = LRUCache(
+            settings.code_cache_mb * 2**20, getsizeof=_json_size
+        )
         self.started = 0
 
     # ---- before the start -------------------------------------------------------------------
@@ -291,3 +296,8 @@ class Jobs:
             return
         job.killed = "cancel" if state_type == "CANCELLING" else "gone"
         job.child.kill()
+
+
+def _json_size(document: JSON) -> int:
+    """A code document's weight in the cache: its length as JSON."""
+    return len(json.dumps(document))

@@ -123,6 +123,15 @@ class FastLaneSettings(BaseSettings):
             " low rate a run waits at most for one call's answer."
         ),
     )
+    code_cache_mb: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description=(
+            "Megabytes of code versions kept in memory, the least recently used dropped first"
+            " (a version is read again if a job needs it later)."
+        ),
+    )
     flush_interval: float = Field(
         default=0.2,
         gt=0,
