@@ -73,11 +73,13 @@ def job(attempt: int = 1, **params: Any) -> Job:
     )
 
 
-def collaborators(api: Api | None = None) -> tuple[Api, Proposals, Reporter, Jobs]:
+def collaborators(
+    api: Api | None = None, settings: FastLaneSettings | None = None
+) -> tuple[Api, Proposals, Reporter, Jobs]:
     api = api or Api()
     proposals = Proposals(cast(_api.Api, api))
     reporter = Reporter(cast(_api.Api, api), proposals, set_based=False)
-    jobs = Jobs(FastLaneSettings(name="w1"), cast(_api.Api, api), reporter)
+    jobs = Jobs(settings or FastLaneSettings(name="w1"), cast(_api.Api, api), reporter)
     return api, proposals, reporter, jobs
 
 
@@ -132,12 +134,7 @@ async def test_the_code_of_held_jobs_is_read_once_in_one_call() -> None:
 
 
 async def test_the_code_cache_drops_the_least_recently_used_versions_beyond_its_size() -> None:
-    api = Api()
-    jobs = Jobs(
-        FastLaneSettings(name="w1", code_cache_mb=1),
-        cast(_api.Api, api),
-        Reporter(cast(_api.Api, api), Proposals(cast(_api.Api, api)), set_based=False),
-    )
+    api, _, _, jobs = collaborators(settings=FastLaneSettings(name="w1", code_cache_mb=1))
     big = "x" * 300_000  # four of these do not fit in 1 MB
     for name in ("a-v1", "b-v1", "c-v1"):
         jobs.codes[name] = {"source": big}
