@@ -16,6 +16,9 @@ Configurations, each on its own throwaway database, port and Redis db index:
   platform had it before the watchdog crashed silent jobs itself (``_platform``).
 - **tuned-2@BENCH_NAGLE=on**: with Nagle's algorithm left on the Prefect API's connections, as
   they were before the API processes turned it off (``_platform``).
+- **tuned-2@BENCH_PENDULUM=on@BENCH_EVENT_READS=per-run**: with Prefect's pendulum timestamps
+  bound as they are, and the fast lane's events reading their related resources run by run, as
+  before ``_prefect.server.timestamps`` and ``_prefect.server.related`` (``_platform``).
 - **tuned-1**: the same with one API process: the API throughput comparison, and the fast lane
   too with ``--fast-on tuned-1,tuned-2``.
 

@@ -74,8 +74,8 @@ def platform(
             TASKS_REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
         )
     env.update(extra or {})
-    if env.get(NAGLE) == "on":
-        env["PYTHONPATH"] = str(Path(__file__).parent / "nagle")
+    if any(name in env for name in EARLIER):
+        env["PYTHONPATH"] = str(Path(__file__).parent / "before")
     started = LocalPlatform(settings, extra_env=env)
     try:
         started.up()
@@ -126,6 +126,9 @@ async def add_zombie_automation(after_seconds: float) -> None:
         await client.create_automation(automation)
 
 
-# ``tuned-2@BENCH_NAGLE=on``: the multi-process Prefect API as it was before 2026-12-02, every
-# answer on a kept-alive connection held 40 ms by Nagle's algorithm (``nagle/sitecustomize.py``).
-NAGLE = "BENCH_NAGLE"
+# ``tuned-2@BENCH_NAGLE=on``, ``@BENCH_PENDULUM=on``, ``@BENCH_EVENT_READS=per-run``: the
+# platform as it was before a change, to measure the change side by side with it
+# (``before/sitecustomize.py``): every answer on a kept-alive connection held 40 ms by Nagle's
+# algorithm; Prefect's pendulum timestamps bound as they are; the related resources of the fast
+# lane's events read by Prefect run by run.
+EARLIER = ("BENCH_NAGLE", "BENCH_PENDULUM", "BENCH_EVENT_READS")

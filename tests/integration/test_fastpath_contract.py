@@ -275,12 +275,16 @@ def test_the_fast_path_publishes_the_running_and_terminal_events_prefect_publish
     Pending) and the Running event for Completed, so Prefect's triggers never hold our end
     events waiting for one that will not come (a failed job's notification waited 15 min)."""
     pool = "contract-events"
-    deployment_id = deployment(server, pool)
+    deployment_id = deployment(server, pool, tags=["contract-tag"])
     due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    theirs, ours = (
-        scheduled_run(server, deployment_id, due),
-        scheduled_run(server, deployment_id, due),
-    )
+    theirs = scheduled_run(server, deployment_id, due)
+    # Created in bulk, as the fast lane's jobs are: no Scheduled event, so Prefect has cached
+    # nothing of the run, and the related resources of our events are those ``related`` reads.
+    [ours] = post(
+        server,
+        "taskscheduler/jobs/bulk",
+        {"deployment_id": deployment_id, "runs": [{"scheduled_time": due.isoformat(), "key": "k"}]},
+    )["ids"]
     prefects_path(server, theirs)
     our_path(server, pool, ours)
 
@@ -300,10 +304,10 @@ def test_the_fast_path_publishes_the_running_and_terminal_events_prefect_publish
         )["events"]
         return found[0] if found else None
 
-    def roles(event: dict[str, Any]) -> list[tuple[str, str]]:
-        return sorted(
-            (r["prefect.resource.role"], r["prefect.resource.id"]) for r in event["related"]
-        )
+    def related(event: dict[str, Any]) -> list[list[tuple[str, str]]]:
+        """Every related resource with every label (ids, names, roles, the pool's type, tags):
+        ours are read for the whole set at once (``related.py``), Prefect's one by one."""
+        return sorted(sorted(r.items()) for r in event["related"])
 
     found: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for name, before in (("Running", "PENDING"), ("Completed", "RUNNING")):
@@ -317,7 +321,14 @@ def test_the_fast_path_publishes_the_running_and_terminal_events_prefect_publish
         assert a["resource"].keys() == b["resource"].keys()
         keys = ("prefect.state-name", "prefect.state-type", "prefect.run-count")
         assert {k: a["resource"][k] for k in keys} == {k: b["resource"][k] for k in keys}
-        assert roles(a) == roles(b)
+        assert related(a) == related(b)
+        assert {r["prefect.resource.role"] for r in b["related"]} >= {
+            "flow",
+            "deployment",
+            "work-queue",
+            "work-pool",
+            "tag",
+        }
         assert (
             a["payload"]["intended"]
             == b["payload"]["intended"]

@@ -32,6 +32,7 @@ ALL = (SERVER, WORKER, DOCKER_WORKER, FAST_WORKER, SANDBOX_WORKER, API, WATCHDOG
 # Prefect's server with the fast lane's set-based endpoints in its API (what platforms started
 # before it ran `prefect server start`: still recognised as ours on `down`).
 SERVER_MODULE = "taskscheduler._prefect.server"
+SERVICES_MODULE = "taskscheduler._prefect.services"
 FAST_MODULE = "taskscheduler.fastlane"
 # The REST API and the web page (taskscheduler.web composes the two).
 API_MODULE = "taskscheduler.web"
@@ -53,6 +54,7 @@ GATE_TIMEOUT = 60.0
 # The services started as ``python -m MODULE``, recognised by that module in their command line.
 _MODULES = {
     SERVER: SERVER_MODULE,
+    SERVICES: SERVICES_MODULE,
     FAST_WORKER: FAST_MODULE,
     SANDBOX_WORKER: FAST_MODULE,
     API: API_MODULE,
@@ -74,7 +76,7 @@ def recognises(service: str, cmdline: list[str]) -> bool:
     if service == API:
         return FORMER_API_MODULE in cmdline
     if service == SERVER:
-        return prefect and "server" in cmdline and "start" in cmdline
-    if service == SERVICES:
+        return prefect and "server" in cmdline and "start" in cmdline and "services" not in cmdline
+    if service == SERVICES:  # what platforms started before it ran (prefect server services start)
         return "services" in cmdline and "server" in cmdline
     return prefect and "worker" in cmdline

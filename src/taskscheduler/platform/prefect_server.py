@@ -119,7 +119,7 @@ class PrefectServer:
     def start_services(self) -> None:
         """Prefect's services in their own process (the API processes run none)."""
         if self.supervisor.live_pid(catalogue.SERVICES) is None:
-            command = [str(self.executable), "server", "services", "start"]
+            command = [sys.executable, "-m", catalogue.SERVICES_MODULE]
             service = catalogue.SERVICES
             pid = self.supervisor.spawn(service, command, self.environments.server())
             time.sleep(POLL_SECONDS)

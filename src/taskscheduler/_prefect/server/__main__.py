@@ -2,7 +2,7 @@
 
 What ``prefect server start`` does in the foreground (its ``_run_in_foreground``), serving our
 ``app.create_app`` instead of Prefect's: one process with the services, or ``--workers N`` API
-processes without them (the platform then runs ``prefect server services start`` apart).
+processes without them (the platform then runs ``taskscheduler._prefect.services`` apart).
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ from fastapi import FastAPI
 from prefect.server.api.server import create_app as prefect_create_app
 from starlette.routing import Mount
 
-from taskscheduler._prefect.server import routes
+from taskscheduler._prefect.server import routes, timestamps
 
 
 def create_app(*, webserver_only: bool = False, final: bool = False) -> FastAPI:
-    """Prefect's server app (cached by Prefect per settings), with our routes added once."""
+    """Prefect's server app (cached by Prefect per settings), with our routes added once, in a
+    process whose timestamps bind as plain datetimes (``timestamps``)."""
+    timestamps.plain_timestamps()
     app = prefect_create_app(webserver_only=webserver_only, final=final)
     api = next(r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, FastAPI))
     if not any(getattr(r, "path", "").startswith(routes.PREFIX) for r in api.routes):

@@ -14,7 +14,10 @@ from prefect.server.database import PrefectDBInterface
 from prefect.server.events.clients import PrefectServerEventsClient
 from prefect.server.models import events as state_events
 from prefect.server.schemas import states
+from sqlalchemy import orm
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskscheduler._prefect.server import related
 
 
 def runs_table(db: PrefectDBInterface) -> sa.Table:
@@ -135,9 +138,20 @@ async def publish(
     """The state-change events of these transitions, built by Prefect's own function as its
     orchestration emits them (automations, notifications and the UI's event feed rely on
     them). ``follows=False``: the event names no event it follows (see ``fastpath.start``)."""
+    # Only the runs' own columns: their eager loads (the current state, the queue and pool)
+    # are not what the events name, and ``related`` reads those for the set at once.
     orm_runs = (
-        await session.execute(sa.select(db.FlowRun).where(db.FlowRun.id.in_(list(validated))))
-    ).scalars()
+        (
+            await session.execute(
+                sa.select(db.FlowRun)
+                .where(db.FlowRun.id.in_(list(validated)))
+                .options(orm.raiseload("*"))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    await related.remember(db, session, orm_runs)
     async with PrefectServerEventsClient() as events:
         for run in orm_runs:
             state = validated[run.id]

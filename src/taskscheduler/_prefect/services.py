@@ -1,0 +1,32 @@
+"""``python -m taskscheduler._prefect.services``: Prefect's services in one process, apart from
+the API processes, as ``prefect server services start`` runs them in the foreground, with the
+server's timestamps bound as plain datetimes (``server.timestamps``): the event persister
+writes every event's times, and binding Prefect's pendulum values was about a seventh of this
+process's CPU (py-spy, 4,000 jobs a minute).
+
+Prefect's command also refuses to start beside a services process it started in the background
+(its PID file); the platform's supervisor, which starts this one, already keeps one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from prefect.cli._server_utils import _run_all_services
+from prefect.server.services.base import Service
+
+from taskscheduler._prefect.server import timestamps
+
+
+def main() -> None:
+    """Run every enabled service until stopped."""
+    if not Service.enabled_services():
+        raise SystemExit("no Prefect service is enabled")
+    timestamps.plain_timestamps()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run_all_services())
+
+
+if __name__ == "__main__":
+    main()
