@@ -19,6 +19,10 @@ Configurations, each on its own throwaway database, port and Redis db index:
 - **tuned-2@BENCH_PENDULUM=on@BENCH_EVENT_READS=per-run**: with Prefect's pendulum timestamps
   bound as they are, and the fast lane's events reading their related resources run by run, as
   before ``_prefect.server.timestamps`` and ``_prefect.server.related`` (``_platform``).
+- **tuned-2@BENCH_CSRF=prefect@BENCH_DISTRIBUTOR=prefect**: with Prefect's CSRF middleware, a
+  database read on every state-changing call, and its events distributor reading one event a
+  round-trip in each API process and running in the services process too, as before
+  ``_prefect.server.csrf`` and ``_prefect.server.distributor`` (``_platform``).
 - **tuned-1**: the same with one API process: the API throughput comparison, and the fast lane
   too with ``--fast-on tuned-1,tuned-2``.
 
@@ -271,7 +275,12 @@ async def run_steady(
             _, since, until = await _drive.steady(
                 api, deployments, rate, minutes * 60, LEAD, bulk=bulk
             )
-            await _drive.wait_settled(p, deployments, timeout=max(120.0, minutes * 60))
+            # Up to the last run's time: ``steady`` returns ``LEAD`` s before it, and a lane that
+            # keeps up has nothing due left to wait for then (49 runs of 600 were counted as not
+            # ended, 2026-12-02 evening).
+            await _drive.wait_settled(
+                p, deployments, timeout=max(120.0, minutes * 60), due_before=until + 1
+            )
         result = await _drive.outcome(p, deployments, since - 1, until + 1)
     finally:
         await api.close()

@@ -126,9 +126,10 @@ async def add_zombie_automation(after_seconds: float) -> None:
         await client.create_automation(automation)
 
 
-# ``tuned-2@BENCH_NAGLE=on``, ``@BENCH_PENDULUM=on``, ``@BENCH_EVENT_READS=per-run``: the
-# platform as it was before a change, to measure the change side by side with it
-# (``before/sitecustomize.py``): every answer on a kept-alive connection held 40 ms by Nagle's
-# algorithm; Prefect's pendulum timestamps bound as they are; the related resources of the fast
-# lane's events read by Prefect run by run.
-EARLIER = ("BENCH_NAGLE", "BENCH_PENDULUM", "BENCH_EVENT_READS")
+# ``tuned-2@BENCH_NAGLE=on``, ``@BENCH_PENDULUM=on``, ``@BENCH_EVENT_READS=per-run``,
+# ``@BENCH_CSRF=prefect``, ``@BENCH_DISTRIBUTOR=prefect``: the platform as it was before a
+# change, to measure the change side by side with it (``before/sitecustomize.py``): every answer
+# on a kept-alive connection held 40 ms by Nagle's algorithm; Prefect's pendulum timestamps bound
+# as they are; the related resources of the fast lane's events read by Prefect run by run;
+# Prefect's CSRF check, a read a call; Prefect's events distributor, an event a read.
+EARLIER = ("BENCH_NAGLE", "BENCH_PENDULUM", "BENCH_EVENT_READS", "BENCH_CSRF", "BENCH_DISTRIBUTOR")

@@ -7,7 +7,12 @@ gives it, to measure what a change bought side by side with the platform as it i
 - ``BENCH_PENDULUM=on``: Prefect's pendulum timestamps bound to PostgreSQL as they are
   (``taskscheduler._prefect.server.timestamps`` not installed);
 - ``BENCH_EVENT_READS=per-run``: the fast lane's state events naming their related resources
-  through Prefect's reads, run by run (``taskscheduler._prefect.server.related`` skipped).
+  through Prefect's reads, run by run (``taskscheduler._prefect.server.related`` skipped);
+- ``BENCH_CSRF=prefect``: Prefect's own CSRF middleware, a database read on every state-changing
+  call (``taskscheduler._prefect.server.csrf`` not put in its place);
+- ``BENCH_DISTRIBUTOR=prefect``: Prefect's events distributor, reading one event a Redis
+  round-trip in each API process and running in the services process too
+  (``taskscheduler._prefect.server.distributor``, ``taskscheduler._prefect.services``).
 """
 
 import os
@@ -29,3 +34,17 @@ if os.environ.get("BENCH_EVENT_READS") == "per-run":
         return None
 
     related.remember = _per_run
+
+if os.environ.get("BENCH_CSRF") == "prefect":
+    from taskscheduler._prefect.server import csrf
+
+    csrf.take_over = lambda app: None
+
+if os.environ.get("BENCH_DISTRIBUTOR") == "prefect":
+    import contextlib
+
+    from taskscheduler._prefect import services
+    from taskscheduler._prefect.server import distributor
+
+    distributor.batched_distributor = lambda: None
+    services.without_distributor = contextlib.nullcontext

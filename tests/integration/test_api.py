@@ -104,6 +104,20 @@ def test_the_prefect_api_refuses_callers_without_its_auth_string(platform: Local
     # With the auth string but without a CSRF token, a state change is still refused.
     no_csrf = httpx.post(f"{platform.api_url}/flows/filter", json={}, auth=(user, password))
     assert no_csrf.status_code == 403
+    # The token the server hands this client (``_prefect/server/csrf`` checks it), used twice
+    # (the second check is answered from memory), then a guess for the same client.
+    client = unique("csrf-client")
+    token = httpx.get(
+        f"{platform.api_url}/csrf-token", params={"client": client}, auth=(user, password)
+    ).json()["token"]
+    for sent, status in ((token, 200), (token, 200), ("0" * 64, 403)):
+        answer = httpx.post(
+            f"{platform.api_url}/flows/filter",
+            json={},
+            auth=(user, password),
+            headers={"Prefect-Csrf-Token": sent, "Prefect-Csrf-Client": client},
+        )
+        assert answer.status_code == status, answer.text
     env = platform.server_env()
     assert env["PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED"] == "true"
     assert env["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] == platform.ui_url

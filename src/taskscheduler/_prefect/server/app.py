@@ -11,14 +11,17 @@ from fastapi import FastAPI
 from prefect.server.api.server import create_app as prefect_create_app
 from starlette.routing import Mount
 
-from taskscheduler._prefect.server import routes, timestamps
+from taskscheduler._prefect.server import csrf, distributor, routes, timestamps
 
 
 def create_app(*, webserver_only: bool = False, final: bool = False) -> FastAPI:
-    """Prefect's server app (cached by Prefect per settings), with our routes added once, in a
-    process whose timestamps bind as plain datetimes (``timestamps``)."""
+    """Prefect's server app (cached by Prefect per settings), with our routes added once and its
+    CSRF check done by ``csrf``, in a process whose timestamps bind as plain datetimes
+    (``timestamps``) and whose events distributor reads in batches (``distributor``)."""
     timestamps.plain_timestamps()
+    distributor.batched_distributor()
     app = prefect_create_app(webserver_only=webserver_only, final=final)
+    csrf.take_over(app)
     api = next(r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, FastAPI))
     if not any(getattr(r, "path", "").startswith(routes.PREFIX) for r in api.routes):
         api.include_router(routes.router)
