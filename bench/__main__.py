@@ -23,6 +23,8 @@ Configurations, each on its own throwaway database, port and Redis db index:
   database read on every state-changing call, and its events distributor reading one event a
   round-trip in each API process and running in the services process too, as before
   ``_prefect.server.csrf`` and ``_prefect.server.distributor`` (``_platform``).
+- **tuned-2@BENCH_COMMIT=REV**: every process of the platform running the package as it was
+  at commit REV, for a change no switch turns off (``_platform``).
 - **tuned-1**: the same with one API process: the API throughput comparison, and the fast lane
   too with ``--fast-on tuned-1,tuned-2``.
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,17 +76,50 @@ def platform(
             TASKS_REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
         )
     env.update(extra or {})
-    if any(name in env for name in EARLIER):
-        env["PYTHONPATH"] = str(Path(__file__).parent / "before")
-    started = LocalPlatform(settings, extra_env=env)
-    try:
-        started.up()
-        yield started
-    finally:
+    with contextlib.ExitStack() as stack:
+        paths = []
+        if COMMIT in env:
+            paths.append(str(stack.enter_context(source_at(env[COMMIT]))))
+        if any(name in env for name in EARLIER):
+            paths.append(str(Path(__file__).parent / "before"))
+        if paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths)
+        started = LocalPlatform(settings, extra_env=env)
         try:
-            started.down()
+            started.up()
+            yield started
         finally:
-            drop_database(settings.database_url)
+            try:
+                started.down()
+            finally:
+                drop_database(settings.database_url)
+
+
+# ``tuned-2@BENCH_COMMIT=REV``: every process of the platform runs the package as it was at
+# commit REV (its ``src`` first on their PYTHONPATH), to measure a change no switch turns off
+# side by side with the package as it is. The platform is started by today's package, so REV
+# must be recent enough to be started the same way.
+COMMIT = "BENCH_COMMIT"
+
+
+@contextlib.contextmanager
+def source_at(rev: str) -> Iterator[Path]:
+    """The ``src`` directory of the repository at ``rev``, in a temporary directory every user
+    may read (the run user's processes import it too)."""
+    repo = Path(__file__).resolve().parent.parent
+    tree = Path(tempfile.mkdtemp(prefix="bench-src-"))
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", "--format=tar", rev, "src"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        for path in [tree, *tree.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield tree / "src"
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 # ``tuned-2@BENCH_ZOMBIE_AUTOMATION=true``: the platform as it was before 2026-12-02, with

@@ -16,6 +16,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from taskscheduler import JobState, Task, TaskScheduler, errors
+from taskscheduler._prefect import session
 from taskscheduler.platform import LocalPlatform
 from tests.integration.helpers import scheduler, stored_in_prefect, unique, wait_for
 
@@ -265,6 +266,43 @@ def test_creating_a_task_twice_is_refused(ts: TaskScheduler) -> None:
     ts.create({"name": name, "code": HELLO})
     with pytest.raises(errors.TaskAlreadyExists):
         ts.create({"name": name, "code": HELLO})
+
+
+def test_a_created_task_is_answered_as_reading_it_answers(ts: TaskScheduler) -> None:
+    """A create answers from what it wrote and one read of the deployment, not the five reads
+    of a task's detail: the answer must be what a read of the task says."""
+    name = unique()
+    tomorrow = (now() + dt.timedelta(days=1)).isoformat()  # no job starts in between
+    made = ts.create(
+        {"name": name, "code": HELLO, "every": "10m", "start": tomorrow, "parameters": {"who": "x"}}
+    )
+    read = ts.get(name)
+    assert made == read
+    assert made.next_runs and made.last_job is None
+    assert [v.version for v in made.versions] == [1]
+
+
+def test_a_create_reads_again_the_ids_it_remembered_when_they_are_gone(
+    ts: TaskScheduler,
+) -> None:
+    """A gateway remembers the generic flow's and the code block's ids for the process; if the
+    objects were deleted and made again in Prefect, a create finds the ids gone, reads them
+    afresh and succeeds, and a read matches the task to its code again."""
+    name = unique()
+    ts.create({"name": name, "code": HELLO})  # the ids are known
+    known = session._KNOWN[session.api_url()]
+    remembered = (known.flow, known.code_block)
+    for stale in ({"flow": uuid.uuid4()}, {"code_block": (uuid.uuid4(), uuid.uuid4())}):
+        known.flow, known.code_block = remembered
+        for field, value in stale.items():
+            setattr(known, field, value)
+        again = unique()
+        made = ts.create({"name": again, "code": HELLO})
+        assert made.managed and made.version == 1
+        assert (known.flow, known.code_block) == remembered
+    known.flow = uuid.uuid4()  # reads of tasks on a flow not remembered read it afresh
+    assert ts.get(name).managed and ts.get(name).spec is not None
+    assert known.flow == remembered[0]
 
 
 def test_interval_runs_stop_at_end_and_none_start_before_start(ts: TaskScheduler) -> None:

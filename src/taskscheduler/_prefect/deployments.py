@@ -105,18 +105,31 @@ class Deployments(GatewayBase):
 
     async def create_deployments(
         self, session: Session, new: Sequence[NewDeployment]
-    ) -> tuple[list[uuid.UUID], dict[uuid.UUID, dt.datetime]]:
+    ) -> tuple[list[uuid.UUID], dict[uuid.UUID, list[dt.datetime]]]:
         """Create many tasks' deployments, with their first code versions and first jobs, in
         one call and one transaction of the Prefect server (``_prefect.server.new_deployments``):
         all of them or, if any is refused, none. Their ids in the order given, and when each
-        one's first job is due (those that have one)."""
+        one's first five jobs are due (those that have any)."""
         client = session.client
         for blocks in sorted({tuple(n.spec.notify) for n in new}):
             await automations.route_tasks(client, list(blocks))
-        flow_id = await self._flow_id(client)
-        documents = await version_documents(client, [(n.spec, 1) for n in new])
+        try:
+            answer = await self._create_deployments(client, new, fresh=False)
+        except _StaleId:
+            answer = await self._create_deployments(client, new, fresh=True)
+        due = {
+            uuid.UUID(i): [dt.datetime.fromisoformat(t) for t in times]
+            for i, times in answer["next_runs"].items()
+        }
+        return [uuid.UUID(i) for i in answer["ids"]], due
+
+    async def _create_deployments(
+        self, client: PrefectClient, new: Sequence[NewDeployment], *, fresh: bool
+    ) -> dict[str, Any]:
+        flow_id = await self._flow_id(client, fresh=fresh)
+        block = await self._code_block_ids(client, fresh=fresh)
         body = {
-            "documents": documents,
+            "documents": version_documents(block, [(n.spec, 1) for n in new]),
             "deployments": [
                 {
                     "deployment": DeploymentCreate(
@@ -138,13 +151,13 @@ class Deployments(GatewayBase):
             if status == 404 and said.get("missing_pool"):
                 pool = said["missing_pool"]
                 raise errors.InvalidTask("pool", f"no work pool named {pool!r}") from None
+            if status == 404 and not fresh and ("missing_flow" in said or "missing_block" in said):
+                raise _StaleId from None
             if status == 404:
                 raise _no_routes() from None
             raise
-        answer = response.json()
-        first = answer["first_runs"]
-        due = {uuid.UUID(i): dt.datetime.fromisoformat(t) for i, t in first.items()}
-        return [uuid.UUID(i) for i in answer["ids"]], due
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def _deployment_fields(
         self,
@@ -321,6 +334,10 @@ def _pool_bounds() -> Iterator[None]:
             raise
         field = _JOB_VARIABLE_FIELDS.get(found[1], found[1])
         raise errors.InvalidTask(field, f"outside the work pool's bounds: {found[2]}") from exc
+
+
+class _StaleId(Exception):
+    """The generic flow or the code block type or schema this gateway remembered is gone."""
 
 
 def _no_routes() -> errors.PlatformUnavailable:

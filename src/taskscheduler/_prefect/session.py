@@ -24,6 +24,7 @@ from prefect.settings import (
 from prefect.settings.legacy import Setting
 
 from taskscheduler import credentials, errors
+from taskscheduler._prefect.blocks import TaskCode
 from taskscheduler.policy import FLOW_NAME
 from taskscheduler.settings import DEFAULT_API_URL, Settings
 
@@ -42,12 +43,26 @@ class Session:
     client: PrefectClient
 
 
+@dataclass
+class _Known:
+    """Ids of one Prefect API that change only if someone deletes the object in Prefect (and
+    every task with it): read once, read again when a call finds them gone."""
+
+    flow: uuid.UUID | None = None
+    code_block: tuple[uuid.UUID, uuid.UUID] | None = None
+
+
+# Kept for the process, by Prefect API URL: the REST API makes a gateway for every request.
+_KNOWN: dict[str, _Known] = {}
+
+
 class GatewayBase:
     """The settings, the connection and the generic flow, for each part of the gateway."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url = api_url()
+        self._known = _KNOWN.setdefault(self.url, _Known())
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
@@ -82,9 +97,27 @@ class GatewayBase:
                 f"cannot reach the Prefect server at {self.url}: is the platform up (make up)?"
             ) from exc
 
-    async def _flow_id(self, client: PrefectClient) -> uuid.UUID:
-        """The generic flow's id (created on first use)."""
-        return await client.create_flow_from_name(FLOW_NAME)
+    async def _flow_id(self, client: PrefectClient, *, fresh: bool = False) -> uuid.UUID:
+        """The generic flow's id (created on first use), remembered: asking for it was a
+        write transaction of the Prefect server on every create and every read of a task."""
+        known = self._known
+        if fresh or known.flow is None:
+            known.flow = await client.create_flow_from_name(FLOW_NAME)
+        return known.flow
+
+    async def _code_block_ids(
+        self, client: PrefectClient, *, fresh: bool = False
+    ) -> tuple[uuid.UUID, uuid.UUID]:
+        """The ``TaskCode`` block type's and schema's ids (registered on first use),
+        remembered: registering read both on every create."""
+        known = self._known
+        if fresh or known.code_block is None:
+            await TaskCode.aregister_type_and_schema(client=client)
+            type_id, schema_id = TaskCode._block_type_id, TaskCode._block_schema_id
+            if type_id is None or schema_id is None:
+                raise errors.PlatformUnavailable("Prefect registered no TaskCode block type")
+            known.code_block = (type_id, schema_id)
+        return known.code_block
 
 
 @functools.cache

@@ -28,7 +28,9 @@ class CodeVersions(GatewayBase):
     ) -> uuid.UUID:
         """Store one version of a task's code (block documents are immutable once written);
         returns the document's id."""
-        [document] = await version_documents(session.client, [(spec, version)])
+        # Read afresh: Prefect's route would answer a stale id as a name conflict.
+        block = await self._code_block_ids(session.client, fresh=True)
+        [document] = version_documents(block, [(spec, version)])
         created = await session.client.create_block_document(
             BlockDocumentCreate.model_validate(document)
         )
@@ -54,6 +56,8 @@ class CodeVersions(GatewayBase):
         """The current code version of each deployment this platform made (None for the
         others), read in one call rather than one per task."""
         flow_id = await self._flow_id(session.client)
+        if any(d.flow_id != flow_id and mapping.version_of(d.version) for d in deployments):
+            flow_id = await self._flow_id(session.client, fresh=True)  # remembered one gone?
         names = {
             d.id: code_document(d.name, version)
             for d in deployments
@@ -115,23 +119,23 @@ class CodeVersions(GatewayBase):
                 return documents
 
 
-async def version_documents(
-    client: PrefectClient, versions: Sequence[tuple[models.TaskSpec, int]]
+def version_documents(
+    block: tuple[uuid.UUID, uuid.UUID], versions: Sequence[tuple[models.TaskSpec, int]]
 ) -> list[dict[str, Any]]:
-    """Prefect's ``BlockDocumentCreate`` of each version, as JSON; the block's type and schema
-    are registered once.
+    """Prefect's ``BlockDocumentCreate`` of each version, as JSON, for the ``TaskCode`` block
+    type and schema ids ``block``.
 
     What ``Block._to_block_document`` makes of a ``TaskCode`` (``asave``'s conversion, which
     regenerates the block's JSON schema for every field: 35 to 80 ms a version), built from the
     fields directly: a ``TaskCode`` holds no secrets and no nested blocks.
     ``tests/unit/test_code_documents.py`` holds the two equal."""
-    await TaskCode.aregister_type_and_schema(client=client)
+    type_id, schema_id = block
     return [
         {
             "name": code_document(spec.name, version),
             "data": document_data(mapping.version_block(spec, version)),
-            "block_schema_id": str(TaskCode._block_schema_id),
-            "block_type_id": str(TaskCode._block_type_id),
+            "block_schema_id": str(schema_id),
+            "block_type_id": str(type_id),
             "is_anonymous": False,
         }
         for spec, version in versions

@@ -40,10 +40,15 @@ class TaskOperations(SchedulerCore):
         gw = self._gateway
         async with gw.session() as session:
             await gw.require_secrets(session, spec.secrets)
-            await gw.create_deployments(
+            created = await self._create_tasks(
                 session, [gateway.NewDeployment(spec, plan, since(spec, when))]
             )
-            return await self._read_task(session, spec.name, detail=True)
+        if not created:  # deleted as soon as made
+            raise errors.TaskNotFound(spec.name)
+        made = created[0]
+        # The detail a read would add: a new task's one version, and no job yet.
+        made.versions = [models.CodeVersion(version=1, sha256=spec.code_sha256)]
+        return made
 
     async def create_many(self, tasks: Sequence[TaskInput]) -> builtins.list[models.Task]:
         """Create up to 500 tasks (``models.MAX_NEW_TASKS``) in one call and one transaction of
@@ -88,13 +93,25 @@ class TaskOperations(SchedulerCore):
         gw = self._gateway
         async with gw.session() as session:
             await gw.require_secrets(session, secrets)
-            ids, upcoming = await gw.create_deployments(session, new)
-            deployments = await gw.deployments_by_id(session, ids)
-            stored = await gw.current_versions(session, deployments)
-        made = [mapping.to_task(d, s) for d, s in zip(deployments, stored, strict=True)]
-        for one, deployment in zip(made, deployments, strict=True):
-            if first := upcoming.get(deployment.id):
-                one.next_runs = [first]
+            return await self._create_tasks(session, new)
+
+    async def _create_tasks(
+        self, session: gateway.Session, new: Sequence[gateway.NewDeployment]
+    ) -> builtins.list[models.Task]:
+        """Create the tasks' deployments and read them back: the tasks with their first five
+        jobs. Their code versions are those just stored (not read again); a deployment deleted
+        in between is left out."""
+        gw = self._gateway
+        ids, upcoming = await gw.create_deployments(session, new)
+        found = {d.id: d for d in await gw.deployments_by_id(session, ids)}
+        made = []
+        for one, deployment_id in zip(new, ids, strict=True):
+            if (deployment := found.get(deployment_id)) is None:
+                continue
+            stored = mapping.stored_version(mapping.version_block(one.spec, 1))
+            task = mapping.to_task(deployment, stored)
+            task.next_runs = upcoming.get(deployment_id, [])
+            made.append(task)
         return made
 
     def _new_task(

@@ -32,6 +32,8 @@ from taskscheduler._prefect.server import (
 PREFIX = "/taskscheduler"
 MAX_RUNS = 1000
 MAX_DEPLOYMENTS = models.MAX_NEW_TASKS
+# The next runs of each new deployment its creation answers: a task's detail shows five.
+NEXT_RUNS = 5
 
 router = APIRouter(prefix=PREFIX, tags=["taskscheduler"])
 
@@ -165,10 +167,12 @@ class DeploymentsBody(BaseModel):
 
 
 class DeploymentsAnswer(BaseModel):
-    """The deployments' ids, in the order asked, and when each one's first run is due."""
+    """The deployments' ids, in the order asked; when each one's first run is due, and its
+    first ``NEXT_RUNS``."""
 
     ids: list[uuid.UUID]
     first_runs: dict[uuid.UUID, dt.datetime]
+    next_runs: dict[uuid.UUID, list[dt.datetime]]
 
 
 @router.post("/deployments/bulk", status_code=status.HTTP_201_CREATED)
@@ -177,14 +181,15 @@ async def create_deployments(
 ) -> DeploymentsAnswer:
     """Create the documents and deployments, and their first runs, in one transaction; 409
     naming the names already taken (``taken``), 404 naming a missing work pool
-    (``missing_pool``)."""
+    (``missing_pool``), flow (``missing_flow``) or document block type or schema
+    (``missing_block``)."""
     wanted = [
         new_deployments.NewDeployment(d.deployment, d.schedule_from) for d in body.deployments
     ]
     try:
         async with db.session_context(begin_transaction=True) as session:
             ids = await new_deployments.create_deployments(db, session, body.documents, wanted)
-            first = await new_deployments.first_runs(db, session, ids)
+            runs = await new_deployments.next_runs(db, session, ids, limit=NEXT_RUNS)
     except new_deployments.NamesTaken as taken:
         raise HTTPException(status.HTTP_409_CONFLICT, {"taken": taken.names}) from None
     except sa.exc.IntegrityError:  # a name taken by a call at the same time
@@ -194,9 +199,12 @@ async def create_deployments(
         raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
     except new_deployments.PoolNotFound as missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, {"missing_pool": str(missing)}) from None
+    except new_deployments.FlowNotFound as missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, {"missing_flow": str(missing)}) from None
     except LookupError as missing:  # a document's block type or schema
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(missing)) from None
-    return DeploymentsAnswer(ids=ids, first_runs=first)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, {"missing_block": str(missing)}) from None
+    first = {i: times[0] for i, times in runs.items()}
+    return DeploymentsAnswer(ids=ids, first_runs=first, next_runs=runs)
 
 
 @router.delete("/deployments/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT)
