@@ -290,6 +290,32 @@ def test_task_lifecycle_through_every_task_endpoint(admin: httpx.Client) -> None
         assert expected in outcomes, expected
 
 
+def test_the_api_serves_its_requests_over_one_open_prefect_client(
+    admin: httpx.Client, platform: LocalPlatform
+) -> None:
+    """A Prefect client per request cost each state-changing request a new connection and a
+    CSRF token (a call, and a row of Prefect's database); the API keeps one client open for its
+    requests: five creates and five reads ask for one token at most (none if the client already
+    holds one)."""
+
+    async def tokens() -> set[str]:
+        url = "postgresql+asyncpg://" + platform.settings.database_url.split("://", 1)[1]
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return set((await conn.execute(text("SELECT client FROM csrf_token"))).scalars())
+        finally:
+            await engine.dispose()
+
+    before = asyncio.run(tokens())
+    for _ in range(5):
+        name = unique()
+        assert admin.post("/v1/tasks", json={"name": name, "code": HELLO}).status_code == 201
+        assert admin.get(f"/v1/tasks/{name}").status_code == 200
+        assert admin.delete(f"/v1/tasks/{name}").status_code == 204
+    assert len(asyncio.run(tokens()) - before) <= 1
+
+
 def test_run_now_completes_and_its_job_logs_and_list_are_readable(admin: httpx.Client) -> None:
     name = unique()
     assert admin.post("/v1/tasks", json={"name": name, "code": HELLO}).status_code == 201

@@ -19,7 +19,7 @@ from taskscheduler._prefect import rest
 from taskscheduler._prefect.deployments import Deployments, NewDeployment
 from taskscheduler._prefect.flow_runs import FlowRuns
 from taskscheduler._prefect.records import Deployment, Run, StoredVersion
-from taskscheduler._prefect.session import Session, api_url
+from taskscheduler._prefect.session import Connection, Session, api_url
 from taskscheduler._prefect.versions import CodeVersions
 
 
@@ -51,6 +51,7 @@ class Gateway(Deployments, CodeVersions, FlowRuns):
 
 
 __all__ = [
+    "Connection",
     "Deployment",
     "Gateway",
     "NewDeployment",

@@ -56,41 +56,44 @@ class _Known:
 _KNOWN: dict[str, _Known] = {}
 
 
+class Connection:
+    """One Prefect client kept open by a long-lived process (the REST API) and shared by every
+    gateway given it. A client per ``session()`` costs a new TCP connection and, on its first
+    state-changing call, a CSRF token (a call, and a write of Prefect's database) for every
+    request the process serves. Open it with ``async with``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = api_url()
+        self.client, self.updates = _client(settings, self.url)
+
+    async def __aenter__(self) -> Connection:
+        await self.client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.client.__aexit__(*exc_info)
+
+
 class GatewayBase:
     """The settings, the connection and the generic flow, for each part of the gateway."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, connection: Connection | None = None) -> None:
         self.settings = settings
         self.url = api_url()
+        self._connection = connection if connection and connection.url == self.url else None
         self._known = _KNOWN.setdefault(self.url, _Known())
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        """An open Prefect client; connection failures become ``PlatformUnavailable``."""
-        # Prefect's own setting first; else the secret `make up` generated for this platform.
-        auth_string = PREFECT_API_AUTH_STRING.value() or credentials.prefect_auth_string(
-            self.settings
-        )
-        client = PrefectClient(
-            self.url,
-            api_key=PREFECT_API_KEY.value(),
-            auth_string=auth_string,
-            httpx_settings={
-                "verify": _tls_context(
-                    bool(PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value()),
-                    PREFECT_API_SSL_CERT_FILE.value(),
-                )
-            },
-        )
-        # Prefect's helpers behind the client (block loads emit events, for one) read Prefect's
-        # settings, not the client: without this, an unset PREFECT_API_URL makes them start an
-        # ephemeral in-process server.
-        updates: dict[Setting, Any] = {PREFECT_API_URL: self.url}
-        if auth_string:
-            updates[PREFECT_API_AUTH_STRING] = auth_string
+        """An open Prefect client (the shared connection's, if the gateway was given one);
+        connection failures become ``PlatformUnavailable``."""
+        if self._connection is not None:
+            client, updates = self._connection.client, self._connection.updates
+        else:
+            client, updates = _client(self.settings, self.url)
         try:
             with _settings_with(updates):
-                async with client:
+                async with client:  # Prefect's client may be entered again while open
                     yield Session(client)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise errors.PlatformUnavailable(
@@ -118,6 +121,30 @@ class GatewayBase:
                 raise errors.PlatformUnavailable("Prefect registered no TaskCode block type")
             known.code_block = (type_id, schema_id)
         return known.code_block
+
+
+def _client(settings: Settings, url: str) -> tuple[PrefectClient, dict[Setting, Any]]:
+    """A Prefect client of ``url``, and the Prefect settings to hold while it is used."""
+    # Prefect's own setting first; else the secret `make up` generated for this platform.
+    auth_string = PREFECT_API_AUTH_STRING.value() or credentials.prefect_auth_string(settings)
+    client = PrefectClient(
+        url,
+        api_key=PREFECT_API_KEY.value(),
+        auth_string=auth_string,
+        httpx_settings={
+            "verify": _tls_context(
+                bool(PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value()),
+                PREFECT_API_SSL_CERT_FILE.value(),
+            )
+        },
+    )
+    # Prefect's helpers behind the client (block loads emit events, for one) read Prefect's
+    # settings, not the client: without this, an unset PREFECT_API_URL makes them start an
+    # ephemeral in-process server.
+    updates: dict[Setting, Any] = {PREFECT_API_URL: url}
+    if auth_string:
+        updates[PREFECT_API_AUTH_STRING] = auth_string
+    return client, updates
 
 
 @functools.cache

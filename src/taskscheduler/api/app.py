@@ -43,6 +43,7 @@ from taskscheduler.api.routes import health, jobs, schedules
 from taskscheduler.api.routes import status as status_routes
 from taskscheduler.api.routes import tasks as task_routes
 from taskscheduler.api.routes import tokens as token_routes
+from taskscheduler.sdk import PrefectConnection
 from taskscheduler.settings import Settings, get_settings
 
 log = logging.getLogger("taskscheduler.api")
@@ -72,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.audit_sink = audit.DatabaseSink(engine)
         sweeper = asyncio.create_task(_sweep_refusals(app))
         try:
-            yield
+            async with PrefectConnection(settings) as app.state.prefect:
+                yield
         finally:
             sweeper.cancel()
             await errors.record_summaries(app.state.audit_sink, app.state.refusal_limiter.drain())

@@ -14,9 +14,17 @@ operations, ``core`` what they share (audit, grants, gateway), ``scheduler`` the
 
 from __future__ import annotations
 
+from taskscheduler._prefect.gateway import Connection as PrefectConnection
 from taskscheduler.declarative import Applied
 from taskscheduler.models import LogLine
 from taskscheduler.sdk.core import TaskInput
 from taskscheduler.sdk.scheduler import AsyncTaskScheduler, TaskScheduler
 
-__all__ = ["Applied", "AsyncTaskScheduler", "LogLine", "TaskInput", "TaskScheduler"]
+__all__ = [
+    "Applied",
+    "AsyncTaskScheduler",
+    "LogLine",
+    "PrefectConnection",
+    "TaskInput",
+    "TaskScheduler",
+]

@@ -110,8 +110,8 @@ class SchedulerCore:
     ``actor`` is who acts (default: the local user, as the SDK), ``grants`` which work pools and
     Secret blocks its tasks may use (default: every one, for code trusted in-process) and
     ``audit_sink`` where each state-changing call is recorded (default: the audit table of the
-    platform's database); the REST API passes the token's identity and grants, its request id
-    and its shared sink.
+    platform's database); the REST API passes the token's identity and grants, its request id,
+    its shared sink and its open ``PrefectConnection``.
     """
 
     def __init__(
@@ -122,9 +122,10 @@ class SchedulerCore:
         grants: grants.Grants | None = None,
         audit_sink: audit.AuditSink | None = None,
         request_id: str | None = None,
+        connection: gateway.Connection | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self._gateway = gateway.Gateway(self.settings)
+        self._gateway = gateway.Gateway(self.settings, connection)
         self.actor = actor or audit.Actor.local(self.settings)
         self.grants = grants or _UNRESTRICTED
         self.request_id = request_id

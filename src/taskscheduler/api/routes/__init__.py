@@ -39,4 +39,5 @@ def scheduler(request: Request) -> AsyncTaskScheduler:
         grants=caller.token.grants,
         audit_sink=request.app.state.audit_sink,
         request_id=request.state.request_id,
+        connection=request.app.state.prefect,
     )

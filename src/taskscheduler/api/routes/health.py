@@ -26,7 +26,7 @@ CHECK_SECONDS = 5.0
 )
 async def healthz(request: Request) -> JSONResponse:
     """200 when the Prefect server and the database both answer; 503 naming what does not."""
-    prefect = await _check(AsyncTaskScheduler(request.app.state.settings).health())
+    prefect = await _check(_scheduler(request).health())
     database = await _check(_database(request))
     ok = prefect == database == "ok"
     body = schemas.Health(status="ok" if ok else "unavailable", prefect=prefect, database=database)
@@ -44,7 +44,7 @@ async def metrics(request: Request) -> Response:
     collected = request.app.state.metrics
     try:
         collected.jobs.counts = await asyncio.wait_for(
-            AsyncTaskScheduler(request.app.state.settings).job_counts(), CHECK_SECONDS
+            _scheduler(request).job_counts(), CHECK_SECONDS
         )
     except Exception:
         log.warning("could not count jobs for /metrics", exc_info=True)
@@ -66,3 +66,8 @@ async def _check(probe: object) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", said in words
         return f"unavailable: {type(exc).__name__}"
     return "ok"
+
+
+def _scheduler(request: Request) -> AsyncTaskScheduler:
+    """The SDK as the health checks use it: no caller, the app's Prefect connection."""
+    return AsyncTaskScheduler(request.app.state.settings, connection=request.app.state.prefect)
