@@ -166,5 +166,13 @@ async def add_zombie_automation(after_seconds: float) -> None:
 # change, to measure the change side by side with it (``before/sitecustomize.py``): every answer
 # on a kept-alive connection held 40 ms by Nagle's algorithm; Prefect's pendulum timestamps bound
 # as they are; the related resources of the fast lane's events read by Prefect run by run;
-# Prefect's CSRF check, a read a call; Prefect's events distributor, an event a read.
-EARLIER = ("BENCH_NAGLE", "BENCH_PENDULUM", "BENCH_EVENT_READS", "BENCH_CSRF", "BENCH_DISTRIBUTOR")
+# Prefect's CSRF check, a read a call; Prefect's events distributor, an event a read;
+# ``@BENCH_RECENT=prefect``: Prefect's recent-deployments scheduler re-making new tasks' runs.
+EARLIER = (
+    "BENCH_NAGLE",
+    "BENCH_PENDULUM",
+    "BENCH_EVENT_READS",
+    "BENCH_CSRF",
+    "BENCH_DISTRIBUTOR",
+    "BENCH_RECENT",
+)

@@ -12,7 +12,10 @@ gives it, to measure what a change bought side by side with the platform as it i
   call (``taskscheduler._prefect.server.csrf`` not put in its place);
 - ``BENCH_DISTRIBUTOR=prefect``: Prefect's events distributor, reading one event a Redis
   round-trip in each API process and running in the services process too
-  (``taskscheduler._prefect.server.distributor``, ``taskscheduler._prefect.services``).
+  (``taskscheduler._prefect.server.distributor``, ``taskscheduler._prefect.services``);
+- ``BENCH_RECENT=prefect``: Prefect's recent-deployments scheduler, generating again the runs of
+  every new deployment, which its creation made (``taskscheduler._prefect.server.
+  recent_deployments`` not installed).
 """
 
 import os
@@ -48,3 +51,8 @@ if os.environ.get("BENCH_DISTRIBUTOR") == "prefect":
 
     distributor.batched_distributor = lambda: None
     services.without_distributor = contextlib.nullcontext
+
+if os.environ.get("BENCH_RECENT") == "prefect":
+    from taskscheduler._prefect.server import recent_deployments
+
+    recent_deployments.only_lacking_runs = lambda: None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import json
 import os
 import subprocess
@@ -25,10 +26,13 @@ from unittest.mock import ANY
 
 import httpx
 import pytest
+from prefect.server.database import provide_database_interface
+from prefect.server.services import scheduler
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from taskscheduler._prefect.rest import run_heartbeat_events
+from taskscheduler._prefect.server import recent_deployments
 from taskscheduler.platform import drop_database, free_port
 from taskscheduler.policy import TASK_DELETED
 
@@ -753,6 +757,43 @@ def test_deployments_created_in_bulk_have_the_rows_prefects_routes_write(server:
             assert time.monotonic() < deadline, f"no {kind} created events within 60 s: {pair}"
             time.sleep(0.5)
         assert pair[0] == pair[1], kind
+
+
+def test_the_recent_scheduler_takes_a_new_deployment_only_if_it_lacks_runs(server: Server) -> None:
+    """Prefect's recent-deployments loop takes every deployment updated in its window; ours
+    (``recent_deployments``, in the server and services processes) only those its main loop
+    finds lacking runs. A deployment the bulk route made with its first runs is left alone; one
+    whose schedule can have no run yet (29 February, beyond the scheduler's horizon) is taken,
+    and Prefect's query takes both. The patch replaces what Prefect's loop calls by name."""
+    loop = inspect.unwrap(scheduler.schedule_recent_deployments)
+    assert "_get_select_recent_deployments_to_schedule_query" in loop.__code__.co_names
+    assert recent_deployments.PREFECTS.__module__ == scheduler.__name__
+    pool = "contract-recent"
+    never = {"schedule": {"cron": "0 0 29 2 *", "timezone": "UTC"}, "active": True}
+    lacking = deployment(server, pool, schedules=[never])
+    flow_id = post(server, "flows/", {"name": f"contract-{pool}"})["id"]
+    hourly = {"schedule": {"interval": 3600.0, "timezone": "UTC"}, "active": True}
+    made = {"name": f"d-{uuid.uuid4().hex[:6]}", "flow_id": flow_id, "work_pool_name": pool,
+            "schedules": [hourly]}  # fmt: skip
+    # From tomorrow: a first run due at once would pass in a moment and leave it lacking one.
+    since = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    body = {"deployments": [{"deployment": made, "schedule_from": since}]}
+    [with_runs] = post(server, "taskscheduler/deployments/bulk", body)["ids"]
+    db = provide_database_interface()
+
+    async def taken(query: Any) -> set[str]:
+        engine = create_async_engine(_asyncpg(server.url))
+        try:
+            async with engine.connect() as conn:
+                return {str(i) for i in (await conn.execute(query)).scalars()}
+        finally:
+            await engine.dispose()
+
+    window = 600.0  # both were updated seconds ago
+    theirs = asyncio.run(taken(recent_deployments.PREFECTS(db, 1000, window)))
+    ours = asyncio.run(taken(recent_deployments.query(db, 1000, window)))
+    assert {lacking, with_runs} <= theirs
+    assert lacking in ours and with_runs not in ours
 
 
 def test_a_claim_marks_its_pool_polled_and_its_deployments_ready_as_a_workers_poll_does(

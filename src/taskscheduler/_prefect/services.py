@@ -4,6 +4,9 @@ server's timestamps bound as plain datetimes (``server.timestamps``): the event 
 writes every event's times, and binding Prefect's pendulum values was about a seventh of this
 process's CPU (py-spy, 4,000 jobs a minute).
 
+Its scheduler's recent-deployments loop leaves alone the new deployments that already have their
+runs (``server.recent_deployments``): a task's creation makes them.
+
 Prefect's command also runs its events distributor here, a consumer of every event that hands
 each to this process's websocket subscribers; a process that serves no API has none, so it is
 left off (the API processes run theirs, ``server.distributor``).
@@ -21,7 +24,7 @@ from prefect.cli._server_utils import _run_all_services
 from prefect.server.services.base import Service
 from prefect.settings import PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED, temporary_settings
 
-from taskscheduler._prefect.server import timestamps
+from taskscheduler._prefect.server import recent_deployments, timestamps
 
 
 def main() -> None:
@@ -29,6 +32,7 @@ def main() -> None:
     if not Service.enabled_services():
         raise SystemExit("no Prefect service is enabled")
     timestamps.plain_timestamps()
+    recent_deployments.only_lacking_runs()
     with without_distributor(), contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run_all_services())
 

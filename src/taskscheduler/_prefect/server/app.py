@@ -11,15 +11,24 @@ from fastapi import FastAPI
 from prefect.server.api.server import create_app as prefect_create_app
 from starlette.routing import Mount
 
-from taskscheduler._prefect.server import csrf, distributor, routes, timestamps
+from taskscheduler._prefect.server import (
+    csrf,
+    distributor,
+    recent_deployments,
+    routes,
+    timestamps,
+)
 
 
 def create_app(*, webserver_only: bool = False, final: bool = False) -> FastAPI:
     """Prefect's server app (cached by Prefect per settings), with our routes added once and its
     CSRF check done by ``csrf``, in a process whose timestamps bind as plain datetimes
-    (``timestamps``) and whose events distributor reads in batches (``distributor``)."""
+    (``timestamps``), whose events distributor reads in batches (``distributor``) and whose
+    scheduler, if it runs here, re-schedules no new deployment that has its runs
+    (``recent_deployments``)."""
     timestamps.plain_timestamps()
     distributor.batched_distributor()
+    recent_deployments.only_lacking_runs()
     app = prefect_create_app(webserver_only=webserver_only, final=final)
     csrf.take_over(app)
     api = next(r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, FastAPI))
