@@ -151,8 +151,12 @@ class Deployments(GatewayBase):
             if status == 404 and said.get("missing_pool"):
                 pool = said["missing_pool"]
                 raise errors.InvalidTask("pool", f"no work pool named {pool!r}") from None
-            if status == 404 and not fresh and ("missing_flow" in said or "missing_block" in said):
-                raise _StaleId from None
+            if status == 404 and ("missing_flow" in said or "missing_block" in said):
+                if not fresh:
+                    raise _StaleId from None
+                raise errors.PlatformUnavailable(
+                    f"Prefect lost the platform's flow or code block while creating: {said}"
+                ) from None
             if status == 404:
                 raise _no_routes() from None
             raise

@@ -3,7 +3,8 @@
 Prefect's client API moves between releases; keeping every call in this wing keeps that blast
 radius small, and lets the domain model be tested without a server. ``Gateway`` gathers the
 operations of ``deployments``, ``versions`` (code versions) and ``flow_runs`` over one client
-per ``session()``; ``mapping`` turns Prefect's objects into ours. Prefect's exceptions become
+per ``session()``, or the one of a ``Connection`` a long-lived process keeps open for all of
+them (the REST API's); ``mapping`` turns Prefect's objects into ours. Prefect's exceptions become
 ``errors``; nothing Prefect-typed leaves: the gateway answers in ``models`` and ``records``, and
 its ``Session`` is only handed back to it.
 """
@@ -38,7 +39,8 @@ async def server_health(*, timeout: float) -> tuple[bool, str | None]:
 
 
 class Gateway(Deployments, CodeVersions, FlowRuns):
-    """Prefect operations in the platform's terms, over one client per ``session()``."""
+    """Prefect operations in the platform's terms, over one client per ``session()`` (the
+    ``Connection``'s, if given one)."""
 
     async def check_health(self, session: Session) -> None:
         """Raise ``PlatformUnavailable`` unless the Prefect API answers healthy."""

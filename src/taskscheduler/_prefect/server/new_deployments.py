@@ -191,7 +191,7 @@ async def _add_deployments(
             fields["work_queue_id"] = pool.default_queue_id
         deployment = schemas.core.Deployment(**fields)
         deployment.updated = now("UTC")  # type: ignore[assignment]  # as create_deployment does
-        deployment.labels = system_labels(deployment, flow_labels[deployment.flow_id])
+        deployment.labels = _system_labels(deployment, flow_labels[deployment.flow_id])
         values = deployment.model_dump_for_orm(
             exclude_unset=True, exclude={"schedules", "version_info"}
         )
@@ -214,7 +214,7 @@ async def _add_deployments(
     return rows
 
 
-def system_labels(
+def _system_labels(
     deployment: schemas.core.Deployment, flow_labels: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The labels ``with_system_labels_for_deployment`` gives a deployment, from its flow's
